@@ -1,0 +1,291 @@
+//! From a checkpoint to a `.dbrt` file: checks every tensor's shape against the config, does the
+//! input-independent work (relative-position projections and index), picks storage dtypes and
+//! writes metadata.
+
+use dbrt::format::{DType, FileWriter, MetaValue};
+use dbrt::model::config::{relative_position_index, RelEmbeddingNorm};
+use dbrt::Config;
+
+use crate::checkpoint::{Checkpoint, Tensor};
+use crate::error::{ConvertError, Result};
+
+/// Storage type of the large matrices. Vectors (biases, LayerNorms) always stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageType {
+    #[default]
+    F32,
+    F16,
+}
+
+impl StorageType {
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageType::F32 => "f32",
+            StorageType::F16 => "f16",
+        }
+    }
+}
+
+/// Reports progress while tensors are written (the CLI draws a bar).
+pub trait Progress {
+    fn start(&mut self, _total: usize) {}
+    fn step(&mut self, _name: &str) {}
+}
+
+impl Progress for () {}
+
+/// `y = x W^T + b` for `x: [n, in]`, `W: [out, in]`, accumulated in f64.
+fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let (n, inp, out) = (x.shape[0], x.shape[1], w.shape[0]);
+    let mut y = vec![0f32; n * out];
+    for i in 0..n {
+        let xi = &x.data[i * inp..(i + 1) * inp];
+        for o in 0..out {
+            let wo = &w.data[o * inp..(o + 1) * inp];
+            let acc: f64 = xi.iter().zip(wo).map(|(a, b)| *a as f64 * *b as f64).sum();
+            y[i * out + o] = (acc + b.map_or(0.0, |b| b.data[o] as f64)) as f32;
+        }
+    }
+    Tensor::new(vec![n, out], y)
+}
+
+fn layer_norm_rows(x: &Tensor, g: &Tensor, b: &Tensor, eps: f64) -> Tensor {
+    let mut out = x.clone();
+    for row in out.data.chunks_exact_mut(x.shape[1]) {
+        dbrt::kernels::scalar::layer_norm(row, &g.data, &b.data, eps as f32);
+    }
+    out
+}
+
+struct Out<'a> {
+    w: FileWriter,
+    storage: StorageType,
+    progress: &'a mut dyn Progress,
+}
+
+impl Out<'_> {
+    fn matrix(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        self.progress.step(name);
+        let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
+        match self.storage {
+            StorageType::F32 => self.w.add_f32(name, &shape, &t.data)?,
+            StorageType::F16 => {
+                let h: Vec<half::f16> = t.data.iter().map(|&v| half::f16::from_f32(v)).collect();
+                self.w
+                    .add_tensor(name, DType::F16, &shape, bytemuck::cast_slice(&h).to_vec())?
+            }
+        }
+        Ok(())
+    }
+
+    fn vector(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        self.progress.step(name);
+        self.w.add_f32(name, &[t.data.len() as u64], &t.data)?;
+        Ok(())
+    }
+}
+
+/// Everything a `.dbrt` file holds, ready to be written.
+pub fn build(
+    ck: &Checkpoint,
+    storage: StorageType,
+    progress: &mut dyn Progress,
+) -> Result<FileWriter> {
+    let c: &Config = &ck.config;
+    c.validate()?;
+    let (h, e, ah, inter) = (
+        c.hidden_size,
+        c.embedding_size,
+        c.all_head_size(),
+        c.intermediate_size,
+    );
+    let per_layer = 14 + 2 * c.relative_attention as usize;
+    progress.start(8 + c.num_hidden_layers * per_layer);
+    let mut out = Out {
+        w: FileWriter::new(),
+        storage,
+        progress,
+    };
+
+    // Embeddings
+    out.matrix(
+        "deberta.embeddings.word_embeddings.weight",
+        ck.get_shaped(
+            "deberta.embeddings.word_embeddings.weight",
+            &[c.vocab_size, e],
+        )?,
+    )?;
+    if c.position_biased_input {
+        let n = "deberta.embeddings.position_embeddings.weight";
+        out.matrix(n, ck.get_shaped(n, &[c.max_position_embeddings, e])?)?;
+    }
+    if c.type_vocab_size > 0 {
+        let n = "deberta.embeddings.token_type_embeddings.weight";
+        out.matrix(n, ck.get_shaped(n, &[c.type_vocab_size, e])?)?;
+    }
+    if e != h {
+        let n = "deberta.embeddings.embed_proj.weight";
+        out.matrix(n, ck.get_shaped(n, &[h, e])?)?;
+    }
+    for p in ["weight", "bias"] {
+        let n = format!("deberta.embeddings.LayerNorm.{p}");
+        out.vector(&n, ck.get_shaped(&n, &[h])?)?;
+    }
+
+    // Relative embeddings, normalized once here instead of at every forward pass.
+    let span = c.att_span();
+    let rel = if c.relative_attention {
+        let r = ck.get("deberta.encoder.rel_embeddings.weight")?;
+        if r.shape.len() != 2 || r.shape[1] != h || r.shape[0] < 2 * span {
+            return Err(ConvertError::Shape {
+                name: "deberta.encoder.rel_embeddings.weight".into(),
+                expected: vec![2 * span, h],
+                actual: r.shape.clone(),
+            });
+        }
+        let r = Tensor::new(vec![2 * span, h], r.data[..2 * span * h].to_vec());
+        Some(match c.norm_rel_ebd {
+            RelEmbeddingNorm::LayerNorm => layer_norm_rows(
+                &r,
+                ck.get_shaped("deberta.encoder.LayerNorm.weight", &[h])?,
+                ck.get_shaped("deberta.encoder.LayerNorm.bias", &[h])?,
+                c.layer_norm_eps,
+            ),
+            RelEmbeddingNorm::None => r,
+        })
+    } else {
+        None
+    };
+
+    for l in 0..c.num_hidden_layers {
+        let p = format!("deberta.encoder.layer.{l}");
+        let lin = |out: &mut Out<'_>, name: &str, o: usize, i: usize| -> Result<()> {
+            out.matrix(
+                &format!("{p}.{name}.weight"),
+                ck.get_shaped(&format!("{p}.{name}.weight"), &[o, i])?,
+            )?;
+            out.vector(
+                &format!("{p}.{name}.bias"),
+                ck.get_shaped(&format!("{p}.{name}.bias"), &[o])?,
+            )
+        };
+        lin(&mut out, "attention.self.query_proj", ah, h)?;
+        lin(&mut out, "attention.self.key_proj", ah, h)?;
+        lin(&mut out, "attention.self.value_proj", ah, h)?;
+        lin(&mut out, "attention.output.dense", h, ah)?;
+        lin(&mut out, "intermediate.dense", inter, h)?;
+        lin(&mut out, "output.dense", h, inter)?;
+        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            for q in ["weight", "bias"] {
+                let n = format!("{p}.{ln}.{q}");
+                out.vector(&n, ck.get_shaped(&n, &[h])?)?;
+            }
+        }
+        if let Some(r) = &rel {
+            // DisentangledSelfAttention.disentangled_attention_bias: the relative embeddings
+            // through key_proj/query_proj (share_att_key) or pos_key_proj/pos_query_proj.
+            let proj = |which: &str| -> Result<Tensor> {
+                let w = ck.get_shaped(&format!("{p}.attention.self.{which}.weight"), &[ah, h])?;
+                let b = ck.get_shaped(&format!("{p}.attention.self.{which}.bias"), &[ah])?;
+                Ok(linear(r, w, Some(b)))
+            };
+            let (k, q) = if c.share_att_key {
+                ("key_proj", "query_proj")
+            } else {
+                ("pos_key_proj", "pos_query_proj")
+            };
+            if c.pos_att.c2p {
+                out.matrix(&format!("{p}.attention.self.rel_pos_key"), &proj(k)?)?;
+            }
+            if c.pos_att.p2c {
+                out.matrix(&format!("{p}.attention.self.rel_pos_query"), &proj(q)?)?;
+            }
+        }
+    }
+    if c.relative_attention {
+        let idx = relative_position_index(c, c.max_position_embeddings);
+        out.w.add_tensor(
+            "deberta.encoder.rel_pos_index",
+            DType::I32,
+            &[idx.len() as u64],
+            bytemuck::cast_slice(&idx).to_vec(),
+        )?;
+    }
+
+    if c.num_labels > 0 {
+        let n = c.num_labels;
+        out.matrix(
+            "pooler.dense.weight",
+            ck.get_shaped("pooler.dense.weight", &[c.pooler_hidden_size, h])?,
+        )?;
+        out.vector(
+            "pooler.dense.bias",
+            ck.get_shaped("pooler.dense.bias", &[c.pooler_hidden_size])?,
+        )?;
+        out.matrix(
+            "classifier.weight",
+            ck.get_shaped("classifier.weight", &[n, c.pooler_hidden_size])?,
+        )?;
+        out.vector("classifier.bias", ck.get_shaped("classifier.bias", &[n])?)?;
+    }
+    if let Some(tok) = &ck.tokenizer_json {
+        out.w.add_tensor(
+            dbrt::tokenizer::TOKENIZER_TENSOR,
+            DType::U8,
+            &[tok.len() as u64],
+            tok.clone(),
+        )?;
+    }
+
+    let mut w = out.w;
+    let m = &mut w.metadata;
+    let arch = if c.num_labels > 0 {
+        "DebertaV2ForSequenceClassification"
+    } else {
+        "DebertaV2Model"
+    };
+    m.set("general.architecture", MetaValue::Str(arch.into()));
+    c.to_metadata(m);
+    m.set("labels.id2label", MetaValue::StrList(ck.labels.clone()));
+    if ck.tokenizer_json.is_some() {
+        m.set("tokenizer.kind", MetaValue::Str("hf-tokenizer-json".into()));
+        m.set(
+            "tokenizer.max_length",
+            MetaValue::U64(c.max_position_embeddings as u64),
+        );
+        m.set(
+            "tokenizer.truncation",
+            MetaValue::Str("longest_first".into()),
+        );
+        m.set("tokenizer.padding", MetaValue::Str("none".into()));
+    }
+    m.set("quant.weights", MetaValue::Str(storage.name().into()));
+    m.set("quant.vectors", MetaValue::Str("f32".into()));
+    m.set(
+        "provenance.converter",
+        MetaValue::Str(format!("dbrt-convert {}", env!("CARGO_PKG_VERSION"))),
+    );
+    m.set(
+        "provenance.source_kind",
+        MetaValue::Str(ck.source_kind.into()),
+    );
+    m.set(
+        "provenance.sources",
+        MetaValue::StrList(
+            ck.sources
+                .iter()
+                .map(|s| format!("{} sha256:{}", s.name, s.sha256))
+                .collect(),
+        ),
+    );
+    let dtypes: std::collections::BTreeSet<String> = ck
+        .source_dtypes
+        .values()
+        .map(|d| format!("{d:?}"))
+        .collect();
+    m.set(
+        "provenance.source_dtypes",
+        MetaValue::StrList(dtypes.into_iter().collect()),
+    );
+    Ok(w)
+}

@@ -1,0 +1,47 @@
+//! The one error type of the converter crate.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("missing tensor '{0}' in the checkpoint")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {actual:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+    #[error("no tokenizer found: {0}")]
+    NoTokenizer(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Runtime(#[from] dbrt::Error),
+}
+
+pub type Result<T, E = ConvertError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
+    move |source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn parse_err(path: &std::path::Path, message: impl std::fmt::Display) -> ConvertError {
+    ConvertError::Parse {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}

@@ -1,0 +1,52 @@
+//! dbrt-convert: reads a Hugging Face checkpoint or an ONNX export of a DeBERTa-v2/v3 model and
+//! writes one memory-mappable `.dbrt` file (weights, config, labels, tokenizer).
+
+pub mod build;
+pub mod checkpoint;
+pub mod error;
+pub mod hf;
+pub mod onnx;
+pub mod tokenizer_source;
+mod torch_bin;
+
+use std::path::Path;
+
+pub use build::{Progress, StorageType};
+pub use checkpoint::Checkpoint;
+pub use error::{ConvertError, Result};
+pub use onnx::OnnxOverrides;
+
+/// What to convert and how.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    pub storage: StorageType,
+    /// A tokenizer.json, spm.model, or a directory holding one; found beside the input otherwise.
+    pub tokenizer: Option<std::path::PathBuf>,
+    pub onnx: OnnxOverrides,
+}
+
+/// Reads a checkpoint: a Hugging Face directory, or an `.onnx` file.
+pub fn read_checkpoint(input: &Path, opts: &ConvertOptions) -> Result<Checkpoint> {
+    if input.is_dir() {
+        hf::read_dir(input, opts.tokenizer.as_deref())
+    } else if input.extension().is_some_and(|e| e == "onnx") {
+        onnx::read(input, opts.tokenizer.as_deref(), &opts.onnx)
+    } else {
+        Err(ConvertError::Invalid(format!(
+            "{}: expected a Hugging Face model directory or an .onnx file",
+            input.display()
+        )))
+    }
+}
+
+/// Converts `input` and writes `output`, returning the file's size in bytes.
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: &mut dyn Progress,
+) -> Result<u64> {
+    let ck = read_checkpoint(input, opts)?;
+    let writer = build::build(&ck, opts.storage, progress)?;
+    writer.write_to_path(output).map_err(error::io_err(output))
+}

