@@ -136,9 +136,13 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
 }
 
 fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
+    use std::fmt::Write as _;
     let file = dbrt::format::ModelFile::open(&path).map_err(|e| e.to_string())?;
     let h = file.header();
-    println!(
+    // Built as one string: a closed pipe (`| head`) then ends the output, not the process.
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
         "{}: .dbrt format {}.{}, {} bytes, {} tensors",
         path.display(),
         h.major,
@@ -146,30 +150,33 @@ fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
         h.file_len,
         h.tensor_count
     );
-    println!("\nmetadata:");
+    let _ = writeln!(o, "\nmetadata:");
     for (k, v) in file.metadata().entries() {
-        println!("  {k} = {v}");
+        let _ = writeln!(o, "  {k} = {v}");
     }
-    println!("\ntensors:");
+    let _ = writeln!(o, "\ntensors:");
     let mut total = 0u64;
     for r in file.records() {
         total += r.nbytes;
-        println!(
+        let shape = format!("{:?}", r.shape);
+        let _ = writeln!(
+            o,
             "  {:<64} {:>4} {:<18} {:>12} bytes",
             r.name,
             r.dtype.name(),
-            format!("{:?}", r.shape),
+            shape,
             r.nbytes
         );
     }
-    println!("\ntensor data: {:.2} MB", total as f64 / 1e6);
+    let _ = writeln!(o, "\ntensor data: {:.2} MB", total as f64 / 1e6);
     if verify {
         file.verify_data().map_err(|e| e.to_string())?;
-        println!("data checksums: ok");
+        let _ = writeln!(o, "data checksums: ok");
     }
     // Opening it as a model checks every tensor's shape against the config.
     let model = dbrt::Model::open(&path).map_err(|e| e.to_string())?;
-    println!("labels: {:?}", model.labels());
+    let _ = writeln!(o, "labels: {:?}", model.labels());
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.as_bytes());
     Ok(())
 }
 

@@ -25,7 +25,10 @@ fn record_at(b: &[u8], i: usize) -> usize {
 }
 
 /// Rewrites a valid file through the writer with `edit` applied to its metadata and tensors.
-fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut FileWriter, &ModelFile, &mut Vec<String>)) -> Vec<u8> {
+fn rewrite(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut FileWriter, &ModelFile, &mut Vec<String>),
+) -> Vec<u8> {
     let file = ModelFile::from_bytes_copied(bytes).unwrap();
     let mut w = FileWriter::new();
     w.metadata = file.metadata().clone();
@@ -36,7 +39,8 @@ fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut FileWriter, &ModelFile, &mut Vec
             continue;
         }
         let v = file.tensor(&r.name).unwrap();
-        w.add_tensor(&r.name, r.dtype, &r.shape, v.bytes.to_vec()).unwrap();
+        w.add_tensor(&r.name, r.dtype, &r.shape, v.bytes.to_vec())
+            .unwrap();
     }
     let mut out = Vec::new();
     w.write(&mut out).unwrap();
@@ -57,9 +61,15 @@ fn truncated_files() {
     for cut in [0, 4, 7] {
         assert!(matches!(open(&b[..cut]), Err(Error::BadMagic)), "cut {cut}");
     }
-    assert!(matches!(open(&b[..100]), Err(Error::Truncated { what: "header", .. })));
+    assert!(matches!(
+        open(&b[..100]),
+        Err(Error::Truncated { what: "header", .. })
+    ));
     for cut in [HEADER_LEN, 300, b.len() / 2, b.len() - 1] {
-        assert!(matches!(open(&b[..cut]), Err(Error::Truncated { what: "file", .. })), "cut {cut}");
+        assert!(
+            matches!(open(&b[..cut]), Err(Error::Truncated { what: "file", .. })),
+            "cut {cut}"
+        );
     }
 }
 
@@ -71,16 +81,24 @@ fn flipped_bytes_in_header_and_tables() {
     for at in 0..table_end {
         let mut m = b.clone();
         m[at] ^= 0x20;
-        let e = open(&m).err().unwrap_or_else(|| panic!("flip at {at} opened"));
+        let e = open(&m)
+            .err()
+            .unwrap_or_else(|| panic!("flip at {at} opened"));
         match at {
             0..=7 => assert!(matches!(e, Error::BadMagic), "{at}: {e}"),
             8..=9 => assert!(matches!(e, Error::UnsupportedVersion { .. }), "{at}: {e}"),
             12..=15 => assert!(matches!(e, Error::CorruptHeader(_)), "{at}: {e}"),
             20..=23 => assert!(matches!(e, Error::CorruptHeader(_)), "{at}: {e}"),
-            24..=31 => assert!(matches!(e, Error::Truncated { .. } | Error::CorruptHeader(_)), "{at}: {e}"),
+            24..=31 => assert!(
+                matches!(e, Error::Truncated { .. } | Error::CorruptHeader(_)),
+                "{at}: {e}"
+            ),
             // Everything else in the header, the metadata and the tensor table is covered by the
             // checksum (section bounds may fail first).
-            _ => assert!(matches!(e, Error::ChecksumMismatch { .. } | Error::CorruptHeader(_)), "{at}: {e}"),
+            _ => assert!(
+                matches!(e, Error::ChecksumMismatch { .. } | Error::CorruptHeader(_)),
+                "{at}: {e}"
+            ),
         }
     }
 }
@@ -91,14 +109,20 @@ fn flipped_data_byte_fails_verification() {
     let at = u64_at(&b, 72) as usize + 10;
     b[at] ^= 1;
     let f = ModelFile::from_bytes_copied(&b).unwrap();
-    assert!(matches!(f.verify_data(), Err(Error::DataChecksumMismatch { .. })));
+    assert!(matches!(
+        f.verify_data(),
+        Err(Error::DataChecksumMismatch { .. })
+    ));
 }
 
 #[test]
 fn unknown_major_version_and_byte_order() {
     let mut b = valid_bytes();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());
-    assert!(matches!(open(&b), Err(Error::UnsupportedVersion { major: 2, .. })));
+    assert!(matches!(
+        open(&b),
+        Err(Error::UnsupportedVersion { major: 2, .. })
+    ));
     let mut b = valid_bytes();
     b[10..12].copy_from_slice(&7u16.to_le_bytes()); // a newer minor version still reads
     reseal(&mut b).unwrap();
@@ -130,13 +154,19 @@ fn forged_records_behind_a_valid_checksum() {
     let n = u64_at(&m, r + 144);
     m[r + 144..r + 152].copy_from_slice(&(n + 4).to_le_bytes());
     reseal(&mut m).unwrap();
-    assert!(matches!(open(&m), Err(Error::CorruptTensorRecord { index: 3, .. })));
+    assert!(matches!(
+        open(&m),
+        Err(Error::CorruptTensorRecord { index: 3, .. })
+    ));
     // Unknown dtype.
     let mut m = b.clone();
     let r = record_at(&m, 0);
     m[r + 96] = 99;
     reseal(&mut m).unwrap();
-    assert!(matches!(open(&m), Err(Error::CorruptTensorRecord { index: 0, .. })));
+    assert!(matches!(
+        open(&m),
+        Err(Error::CorruptTensorRecord { index: 0, .. })
+    ));
     // Records out of order break binary search.
     let mut m = b.clone();
     let (r0, r1) = (record_at(&m, 0), record_at(&m, 1));
@@ -144,7 +174,10 @@ fn forged_records_behind_a_valid_checksum() {
     m.copy_within(r1..r1 + RECORD_LEN, r0);
     m[r1..r1 + RECORD_LEN].copy_from_slice(&first);
     reseal(&mut m).unwrap();
-    assert!(matches!(open(&m), Err(Error::CorruptTensorRecord { index: 1, .. })));
+    assert!(matches!(
+        open(&m),
+        Err(Error::CorruptTensorRecord { index: 1, .. })
+    ));
     // A metadata value type that does not exist.
     let mut m = b.clone();
     let key = b"general.architecture";
@@ -162,15 +195,29 @@ fn missing_and_misshapen_tensors() {
     let m = rewrite(&b, |w, _, _| {
         w.add_f32("pooler.dense.bias", &[31], &[0.0; 31]).unwrap();
     });
-    assert!(matches!(open(&m), Err(Error::TensorShape { name, .. }) if name == "pooler.dense.bias"));
+    assert!(
+        matches!(open(&m), Err(Error::TensorShape { name, .. }) if name == "pooler.dense.bias")
+    );
     let m = rewrite(&b, |w, _, _| {
-        w.add_tensor("pooler.dense.bias", dbrt::format::DType::I32, &[32], vec![0; 128]).unwrap();
+        w.add_tensor(
+            "pooler.dense.bias",
+            dbrt::format::DType::I32,
+            &[32],
+            vec![0; 128],
+        )
+        .unwrap();
     });
     assert!(matches!(open(&m), Err(Error::TensorDtype { .. })));
     let m = rewrite(&b, |w, f, _| {
         let n = 2 * f.metadata().u64("deberta.max_position_embeddings").unwrap() as usize - 1;
         let idx = vec![1000i32; n]; // rows that do not exist
-        w.add_tensor("deberta.encoder.rel_pos_index", dbrt::format::DType::I32, &[n as u64], bytemuck_cast(&idx)).unwrap();
+        w.add_tensor(
+            "deberta.encoder.rel_pos_index",
+            dbrt::format::DType::I32,
+            &[n as u64],
+            bytemuck_cast(&idx),
+        )
+        .unwrap();
     });
     assert!(matches!(open(&m), Err(Error::BadMetadata { .. })));
 }
@@ -184,17 +231,33 @@ fn missing_or_unsupported_config() {
     let b = valid_bytes();
     let m = rewrite(&b, |w, f, _| {
         let mut meta = dbrt::format::Metadata::new();
-        for (k, v) in f.metadata().entries().iter().filter(|(k, _)| k != "deberta.hidden_size") {
+        for (k, v) in f
+            .metadata()
+            .entries()
+            .iter()
+            .filter(|(k, _)| k != "deberta.hidden_size")
+        {
             meta.set(k, v.clone());
         }
         w.metadata = meta;
     });
-    assert!(matches!(open(&m), Err(Error::MissingMetadata { key }) if key == "deberta.hidden_size"));
-    let m = rewrite(&b, |w, _, _| w.metadata.set("deberta.hidden_act", MetaValue::Str("swish".into())));
+    assert!(
+        matches!(open(&m), Err(Error::MissingMetadata { key }) if key == "deberta.hidden_size")
+    );
+    let m = rewrite(&b, |w, _, _| {
+        w.metadata
+            .set("deberta.hidden_act", MetaValue::Str("swish".into()))
+    });
     assert!(matches!(open(&m), Err(Error::Unsupported(_))));
-    let m = rewrite(&b, |w, _, _| w.metadata.set("deberta.hidden_size", MetaValue::Str("32".into())));
+    let m = rewrite(&b, |w, _, _| {
+        w.metadata
+            .set("deberta.hidden_size", MetaValue::Str("32".into()))
+    });
     assert!(matches!(open(&m), Err(Error::BadMetadata { .. })));
-    let m = rewrite(&b, |w, _, _| w.metadata.set("general.architecture", MetaValue::Str("BertModel".into())));
+    let m = rewrite(&b, |w, _, _| {
+        w.metadata
+            .set("general.architecture", MetaValue::Str("BertModel".into()))
+    });
     assert!(matches!(open(&m), Err(Error::Unsupported(_))));
 }
 
@@ -212,8 +275,14 @@ fn buffers_and_paths() {
         }
     }
     let w = Window(v, shift, b.len());
-    assert!(matches!(ModelFile::from_buffer(w), Err(Error::MisalignedBuffer { required: 64 })));
-    assert!(matches!(Model::open("/nonexistent/model.dbrt"), Err(Error::Io { .. })));
+    assert!(matches!(
+        ModelFile::from_buffer(w),
+        Err(Error::MisalignedBuffer { required: 64 })
+    ));
+    assert!(matches!(
+        Model::open("/nonexistent/model.dbrt"),
+        Err(Error::Io { .. })
+    ));
 }
 
 /// Random damage to the first kilobytes (header, metadata, records), resealed or not: every
@@ -249,5 +318,8 @@ fn random_damage_never_panics() {
             Err(_) => panic!("iteration {i} panicked"),
         }
     }
-    assert!(errors > 1000, "only {errors} of 3000 damaged files were refused");
+    assert!(
+        errors > 1000,
+        "only {errors} of 3000 damaged files were refused"
+    );
 }
