@@ -35,6 +35,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tokenize every row of a JSONL file (`premise`, optional `hypothesis`) without running the
+    /// model; writes each row back with `input_ids` (and `token_type_ids` where the model has
+    /// token types).
+    Tokenize {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids`) and write it back
     /// with `input_ids` and `logits` added; prints agreement with `logits_fp32` where present.
     Eval {
@@ -82,6 +93,61 @@ fn classify(
     Ok(())
 }
 
+/// Reads JSONL rows, hands each to `f`, writes what it returns.
+fn map_jsonl(
+    data: &PathBuf,
+    out: &PathBuf,
+    mut f: impl FnMut(usize, Value) -> Result<Value, String>,
+) -> Result<usize, String> {
+    let input = std::fs::File::open(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let output = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut w = BufWriter::new(output);
+    let mut rows = 0;
+    for (n, line) in std::io::BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Value = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        writeln!(w, "{}", f(n + 1, row)?).map_err(|e| e.to_string())?;
+        rows += 1;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(rows)
+}
+
+fn tokenize(model: PathBuf, data: PathBuf, out: PathBuf) -> Result<(), String> {
+    let (model, mut session) = open(&model)?;
+    let with_types = model.config().type_vocab_size > 0;
+    let t0 = std::time::Instant::now();
+    let mut tokens = 0;
+    let rows = map_jsonl(&data, &out, |n, mut row| {
+        let premise = row
+            .get("premise")
+            .and_then(Value::as_str)
+            .ok_or(format!("line {n}: no premise"))?
+            .to_string();
+        let hyp = row
+            .get("hypothesis")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let (ids, types) = session
+            .tokenize(&premise, hyp.as_deref())
+            .map_err(|e| format!("line {n}: {e}"))?;
+        tokens += ids.len();
+        row["input_ids"] = json!(ids);
+        if with_types {
+            row["token_type_ids"] = json!(types);
+        }
+        Ok(row)
+    })?;
+    eprintln!(
+        "rows: {rows}, tokens: {tokens}, {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -116,11 +182,10 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
                     .and_then(Value::as_str)
                     .ok_or(format!("line {}: no premise", n + 1))?;
                 let hyp = row.get("hypothesis").and_then(Value::as_str);
-                let enc = model
-                    .tokenizer()
-                    .and_then(|t| t.encode(premise, hyp))
-                    .map_err(|e| e.to_string())?;
-                (enc.ids, Some(enc.type_ids))
+                let (ids, types) = session
+                    .tokenize(premise, hyp)
+                    .map_err(|e| format!("line {}: {e}", n + 1))?;
+                (ids.to_vec(), Some(types.to_vec()))
             }
         };
         let types = types.filter(|_| model.config().type_vocab_size > 0);
@@ -187,6 +252,7 @@ fn main() -> ExitCode {
             out,
             retokenize,
         } => eval(model, data, out, retokenize),
+        Command::Tokenize { model, data, out } => tokenize(model, data, out),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

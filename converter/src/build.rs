@@ -229,12 +229,14 @@ pub fn build(
         out.vector("classifier.bias", ck.get_shaped("classifier.bias", &[n])?)?;
     }
     if let Some(tok) = &ck.tokenizer_json {
-        out.w.add_tensor(
-            dbrt::tokenizer::TOKENIZER_TENSOR,
-            DType::U8,
-            &[tok.len() as u64],
-            tok.clone(),
-        )?;
+        let compiled = crate::tokenizer_compile::compile(tok, c.max_position_embeddings)?;
+        if compiled.max_id as usize >= c.vocab_size {
+            return Err(ConvertError::Invalid(format!(
+                "the tokenizer produces id {} but the model's vocabulary has {}",
+                compiled.max_id, c.vocab_size
+            )));
+        }
+        compiled.add_to(&mut out.w)?;
     }
 
     let mut w = out.w;
@@ -247,18 +249,6 @@ pub fn build(
     m.set("general.architecture", MetaValue::Str(arch.into()));
     c.to_metadata(m);
     m.set("labels.id2label", MetaValue::StrList(ck.labels.clone()));
-    if ck.tokenizer_json.is_some() {
-        m.set("tokenizer.kind", MetaValue::Str("hf-tokenizer-json".into()));
-        m.set(
-            "tokenizer.max_length",
-            MetaValue::U64(c.max_position_embeddings as u64),
-        );
-        m.set(
-            "tokenizer.truncation",
-            MetaValue::Str("longest_first".into()),
-        );
-        m.set("tokenizer.padding", MetaValue::Str("none".into()));
-    }
     m.set("quant.weights", MetaValue::Str(storage.name().into()));
     m.set("quant.vectors", MetaValue::Str("f32".into()));
     m.set(

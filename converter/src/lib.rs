@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod hf;
 pub mod onnx;
+pub mod tokenizer_compile;
 pub mod tokenizer_source;
 mod torch_bin;
 

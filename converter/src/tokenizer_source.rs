@@ -162,7 +162,8 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     tk.with_post_processor(Some(template));
     let specials: Vec<AddedToken> = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
         .iter()
-        .map(|t| AddedToken::from(*t, true))
+        // As transformers writes them: [UNK] is matched on normalized text, the others on raw.
+        .map(|t| AddedToken::from(*t, true).normalized(*t == "[UNK]"))
         .collect();
     tk.add_special_tokens(specials)
         .map_err(|e| parse_err(path, e))?;

@@ -24,7 +24,8 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use model::config::Config;
 pub use model::{Model, WeightType};
-pub use session::{softmax, Sequence, Session, SessionOptions};
+pub use session::{softmax, Sequence, Session, SessionOptions, DEFAULT_MAX_WORD_BYTES};
+pub use tokenizer::{Encoding, Truncation};
 
 /// The runtime's version, from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

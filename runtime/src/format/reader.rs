@@ -183,7 +183,8 @@ impl ModelFile {
         })
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
         (*self.storage).as_ref()
     }
 

@@ -29,6 +29,7 @@ pub enum DType {
     I8 = 4,
     U8 = 5,
     I32 = 6,
+    F64 = 7,
 }
 
 impl DType {
@@ -40,11 +41,13 @@ impl DType {
             4 => DType::I8,
             5 => DType::U8,
             6 => DType::I32,
+            7 => DType::F64,
             _ => return None,
         })
     }
     pub fn size(self) -> usize {
         match self {
+            DType::F64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::I8 | DType::U8 => 1,
@@ -58,6 +61,7 @@ impl DType {
             DType::I8 => "i8",
             DType::U8 => "u8",
             DType::I32 => "i32",
+            DType::F64 => "f64",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::format::{DType, ModelFile};
-use crate::tokenizer::TextTokenizer;
+use crate::tokenizer::{Encoding, Tokenizer};
 use config::Config;
 use deberta::Network;
 
@@ -26,7 +26,7 @@ pub struct Model {
     file: ModelFile,
     config: Config,
     labels: Vec<String>,
-    tokenizer: Option<TextTokenizer>,
+    tokenizer: Option<Tokenizer>,
     pub(crate) network: Network,
 }
 
@@ -67,13 +67,7 @@ impl Model {
             }
         };
         let network = Network::resolve(&file, &config)?;
-        let tokenizer = match file.get(crate::tokenizer::TOKENIZER_TENSOR) {
-            Some(v) => Some(TextTokenizer::from_json_bytes(
-                v.bytes,
-                config.max_position_embeddings,
-            )?),
-            None => None,
-        };
+        let tokenizer = Tokenizer::from_file(&file, config.max_position_embeddings)?;
         log::debug!(
             "opened DeBERTa model: {} layers, hidden {}, {} labels, tokenizer {}",
             config.num_hidden_layers,
@@ -103,10 +97,16 @@ impl Model {
         &self.file
     }
 
-    pub fn tokenizer(&self) -> Result<&TextTokenizer> {
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer
             .as_ref()
             .ok_or_else(|| Error::Tokenizer("the model file carries no tokenizer".into()))
+    }
+
+    /// Tokenizes a text or a pair, truncated longest-first to the model's maximum length.
+    /// Allocates its result and scratch: sessions tokenize without allocating.
+    pub fn encode(&self, a: &str, b: Option<&str>) -> Result<Encoding> {
+        self.tokenizer()?.encode(self.bytes(), a, b)
     }
 
     /// Precision of the word embedding, which sets the file's size.

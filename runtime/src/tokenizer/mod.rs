@@ -1,68 +1,823 @@
-//! Text → token ids. For now the `tokenizers` crate runs the `tokenizer.json` carried inside the
-//! model file; a tokenizer compiled into the file replaces it (issue 3).
+//! Text → token ids with the tokenizer compiled into the `.dbrt` file: the DeBERTa-v3 pipeline
+//! of Hugging Face `tokenizers` (added tokens, Strip, SentencePiece's precompiled charsmap, space
+//! collapsing, Metaspace, Unigram Viterbi, the `[CLS] A [SEP] B [SEP]` template, longest-first
+//! truncation), reproduced id for id, walking tables in the mapping and allocating nothing per
+//! call: all scratch memory comes from a [`TokenizerScratch`].
+//!
+//! Text is processed as a stream of words, each segmented as soon as it is complete, so memory
+//! is bounded by the longest word, not by the text: a megabyte of text needs no more scratch
+//! than a sentence. Only the first `max_tokens` ids of each text are kept; the rest are counted,
+//! since longest-first truncation needs the full lengths.
+
+mod charsmap;
+mod trie;
+
+use unicode_segmentation::UnicodeSegmentation;
 
 use crate::error::{Error, Result};
+use crate::format::{MetaValue, ModelFile};
+use charsmap::CharsMap;
+use trie::PieceTrie;
 
-/// Name of the U8 tensor that holds the tokenizer.json bytes.
-pub const TOKENIZER_TENSOR: &str = "tokenizer.json";
+/// SentencePiece's word-boundary mark.
+const METASPACE: char = '\u{2581}';
+const METASPACE_UTF8: &[u8] = "\u{2581}".as_bytes();
+/// `K_UNK_PENALTY` of tokenizers' Unigram: unknown characters score `min_score - 10`.
+const UNK_PENALTY: f64 = 10.0;
+/// Longest added token, in bytes (they are matched with a fixed-size window).
+const MAX_ADDED_TOKEN_BYTES: usize = 64;
 
-/// Token ids (and token type ids) of one encoded text or pair.
+/// Which of the pair to cut when it is too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Truncation {
+    /// Cut the longer one first (tokenizers' `longest_first`).
+    #[default]
+    LongestFirst,
+    OnlyFirst,
+    OnlySecond,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepend {
+    Always,
+    First,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Normalizers {
+    strip_left: bool,
+    strip_right: bool,
+    precompiled: bool,
+    collapse_spaces: bool,
+}
+
+/// An added token (`[CLS]`, `[MASK]`, ...), matched in the text before the model runs.
+#[derive(Debug, Clone)]
+struct AddedToken {
+    content: String,
+    id: u32,
+    /// Matched on the normalized text instead of the raw text.
+    normalized: bool,
+}
+
+/// Where the tokenizer's tables sit in the file: handles, resolved at open.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    scores: (usize, usize),
+    edge_start: (usize, usize),
+    labels: (usize, usize),
+    targets: (usize, usize),
+    values: (usize, usize),
+    charsmap: Option<(usize, usize)>,
+    normalizers: Normalizers,
+    prepend: Prepend,
+    split_words: bool,
+    unk_id: Option<u32>,
+    fuse_unk: bool,
+    min_score: f64,
+    added: Vec<AddedToken>,
+    cls_id: u32,
+    sep_id: u32,
+    max_len: usize,
+}
+
+/// Token ids of one encoded text or pair.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Encoding {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
 }
 
-/// A Hugging Face tokenizer with padding off and `longest_first` truncation at the model's
-/// maximum length, whatever the tokenizer.json had baked in.
-pub struct TextTokenizer {
-    inner: tokenizers::Tokenizer,
-    max_len: usize,
+/// Per-session scratch memory of the tokenizer.
+pub struct TokenizerScratch {
+    /// The word being assembled, with room for a prepended `▁` in front.
+    word: Vec<u8>,
+    lattice: Vec<LatticeNode>,
+    ids_a: Vec<u32>,
+    ids_b: Vec<u32>,
+    max_word_bytes: usize,
 }
 
-fn tok_err(e: impl std::fmt::Display) -> Error {
-    Error::Tokenizer(e.to_string())
+#[derive(Debug, Clone, Copy, Default)]
+struct LatticeNode {
+    score: f64,
+    start: u32,
+    id: u32,
 }
 
-impl TextTokenizer {
-    pub fn from_json_bytes(bytes: &[u8], max_len: usize) -> Result<TextTokenizer> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(tok_err)?;
-        inner.with_padding(None);
-        inner
-            .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: max_len,
-                strategy: tokenizers::TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: tokenizers::TruncationDirection::Right,
-            }))
-            .map_err(tok_err)?;
-        Ok(TextTokenizer { inner, max_len })
+const NO_START: u32 = u32::MAX;
+
+impl TokenizerScratch {
+    /// Scratch for words of up to `max_word_bytes` (normalized UTF-8) and up to `max_tokens`
+    /// kept ids per text.
+    pub fn new(max_word_bytes: usize, max_tokens: usize) -> TokenizerScratch {
+        TokenizerScratch {
+            word: vec![0; max_word_bytes + METASPACE_UTF8.len()],
+            lattice: vec![LatticeNode::default(); max_word_bytes + METASPACE_UTF8.len() + 1],
+            ids_a: vec![0; max_tokens],
+            ids_b: vec![0; max_tokens],
+            max_word_bytes,
+        }
+    }
+}
+
+/// Collects ids: keeps the first `buf.len()`, counts all.
+struct Sink<'a> {
+    buf: &'a mut [u32],
+    count: usize,
+}
+
+impl Sink<'_> {
+    #[inline]
+    fn push(&mut self, id: u32) {
+        if let Some(slot) = self.buf.get_mut(self.count) {
+            *slot = id;
+        }
+        self.count += 1;
+    }
+}
+
+/// The tables of one tokenizer viewed in the file's bytes.
+struct Tables<'a> {
+    t: &'a Tokenizer,
+    scores: &'a [f64],
+    trie: PieceTrie<'a>,
+    charsmap: Option<CharsMap<'a>>,
+}
+
+fn view<'a, T: bytemuck::AnyBitPattern>(bytes: &'a [u8], (off, n): (usize, usize)) -> &'a [T] {
+    bytemuck::cast_slice(&bytes[off..off + n * std::mem::size_of::<T>()])
+}
+
+impl Tokenizer {
+    /// Reads the `tokenizer.*` metadata and tables of `file`; `None` when it carries none.
+    pub fn from_file(file: &ModelFile, max_len: usize) -> Result<Option<Tokenizer>> {
+        let m = file.metadata();
+        let kind = match m.get("tokenizer.kind") {
+            None => return Ok(None),
+            Some(_) => m.str("tokenizer.kind")?,
+        };
+        if kind != "unigram" {
+            return Err(Error::Unsupported(format!(
+                "tokenizer kind '{kind}' (re-convert the model with this dbrt-convert)"
+            )));
+        }
+        let table = |name: &str, dtype: crate::format::DType| -> Result<(usize, usize)> {
+            let v = file.tensor(name)?;
+            if v.record.dtype != dtype || v.record.shape.len() != 1 {
+                return Err(Error::TensorDtype {
+                    name: name.into(),
+                    dtype: v.record.dtype.name(),
+                });
+            }
+            Ok((v.record.offset as usize, v.record.shape[0] as usize))
+        };
+        use crate::format::DType::*;
+        let mut normalizers = Normalizers {
+            strip_left: false,
+            strip_right: false,
+            precompiled: false,
+            collapse_spaces: false,
+        };
+        for n in m.str_list("tokenizer.normalizers")? {
+            match n.as_str() {
+                "strip" => (normalizers.strip_left, normalizers.strip_right) = (true, true),
+                "strip_left" => normalizers.strip_left = true,
+                "strip_right" => normalizers.strip_right = true,
+                "precompiled" => normalizers.precompiled = true,
+                "collapse_spaces" => normalizers.collapse_spaces = true,
+                other => {
+                    return Err(Error::Unsupported(format!(
+                        "tokenizer normalizer '{other}'"
+                    )))
+                }
+            }
+        }
+        let prepend = match m.str("tokenizer.metaspace.prepend")? {
+            "always" => Prepend::Always,
+            "first" => Prepend::First,
+            "never" => Prepend::Never,
+            s => {
+                return Err(Error::Unsupported(format!(
+                    "metaspace prepend scheme '{s}'"
+                )))
+            }
+        };
+        let list = |key: &str| -> Result<Vec<i64>> {
+            match m.get(key) {
+                Some(MetaValue::I64List(v)) => Ok(v.clone()),
+                _ => Err(Error::MissingMetadata { key: key.into() }),
+            }
+        };
+        let contents = m.str_list("tokenizer.added.tokens")?;
+        let ids = list("tokenizer.added.ids")?;
+        let normalized = list("tokenizer.added.normalized")?;
+        if ids.len() != contents.len() || normalized.len() != contents.len() {
+            return Err(Error::BadMetadata {
+                key: "tokenizer.added".into(),
+                reason: "list lengths differ".into(),
+            });
+        }
+        let id_ok = |id: i64| -> Result<u32> {
+            u32::try_from(id).map_err(|_| Error::BadMetadata {
+                key: "tokenizer".into(),
+                reason: format!("token id {id}"),
+            })
+        };
+        let mut added = Vec::with_capacity(contents.len());
+        for ((c, &id), &norm) in contents.iter().zip(&ids).zip(&normalized) {
+            if c.is_empty() || c.len() > MAX_ADDED_TOKEN_BYTES {
+                return Err(Error::BadMetadata {
+                    key: "tokenizer.added.tokens".into(),
+                    reason: format!("token '{c}'"),
+                });
+            }
+            added.push(AddedToken {
+                content: c.clone(),
+                id: id_ok(id)?,
+                normalized: norm != 0,
+            });
+        }
+        let unk = m.i64("tokenizer.unk_id")?;
+        let tok = Tokenizer {
+            scores: table("tokenizer.scores", F64)?,
+            edge_start: table("tokenizer.trie.edge_start", I32)?,
+            labels: table("tokenizer.trie.labels", U8)?,
+            targets: table("tokenizer.trie.targets", I32)?,
+            values: table("tokenizer.trie.values", I32)?,
+            charsmap: if normalizers.precompiled {
+                Some(table("tokenizer.charsmap", U8)?)
+            } else {
+                None
+            },
+            normalizers,
+            prepend,
+            split_words: m.bool("tokenizer.metaspace.split")?,
+            unk_id: if unk < 0 { None } else { Some(id_ok(unk)?) },
+            fuse_unk: m.bool("tokenizer.fuse_unk")?,
+            min_score: m.f64("tokenizer.min_score")?,
+            added,
+            cls_id: id_ok(m.u64("tokenizer.cls_id")? as i64)?,
+            sep_id: id_ok(m.u64("tokenizer.sep_id")? as i64)?,
+            max_len,
+        };
+        // Validate every table once, so that encoding can index without checks failing.
+        tok.tables(file.bytes(), true)?;
+        Ok(Some(tok))
     }
 
+    /// Views the tables; with `check`, validates them (once, at open).
+    fn tables<'a>(&'a self, bytes: &'a [u8], check: bool) -> Result<Tables<'a>> {
+        let parts = (
+            view(bytes, self.edge_start),
+            view(bytes, self.labels),
+            view(bytes, self.targets),
+            view(bytes, self.values),
+        );
+        let trie = if check {
+            PieceTrie::validate(parts.0, parts.1, parts.2, parts.3, self.scores.1)?
+        } else {
+            PieceTrie::view(parts.0, parts.1, parts.2, parts.3)
+        };
+        let charsmap = match self.charsmap {
+            Some(c) => Some(CharsMap::parse(view(bytes, c), check)?),
+            None => None,
+        };
+        Ok(Tables {
+            t: self,
+            scores: view(bytes, self.scores),
+            trie,
+            charsmap,
+        })
+    }
+
+    /// The longest encoding this tokenizer produces (the model's maximum).
     pub fn max_len(&self) -> usize {
         self.max_len
     }
 
-    /// Encodes `[CLS] a [SEP]` or, with `b`, `[CLS] a [SEP] b [SEP]`.
-    pub fn encode(&self, a: &str, b: Option<&str>) -> Result<Encoding> {
-        let e = match b {
-            Some(b) => self.inner.encode((a, b), true),
-            None => self.inner.encode(a, true),
+    /// Encodes `[CLS] a [SEP]`, or `[CLS] a [SEP] b [SEP]`, truncated to `max_len` tokens, into
+    /// `ids` (and `type_ids`: 0 for the first text, 1 for the second); returns the length.
+    /// Allocates nothing: `scratch` holds every intermediate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_into(
+        &self,
+        bytes: &[u8],
+        a: &str,
+        b: Option<&str>,
+        max_len: usize,
+        truncation: Truncation,
+        scratch: &mut TokenizerScratch,
+        ids: &mut [u32],
+        type_ids: &mut [u32],
+    ) -> Result<usize> {
+        let tables = self.tables_unchecked(bytes);
+        let TokenizerScratch {
+            word,
+            lattice,
+            ids_a,
+            ids_b,
+            max_word_bytes,
+        } = scratch;
+        let mut ws = WordScratch {
+            word,
+            lattice,
+            max_word_bytes: *max_word_bytes,
+        };
+        let special = if b.is_some() { 3 } else { 2 };
+        if max_len < special || max_len > ids.len() || max_len > type_ids.len() {
+            return Err(Error::InvalidArgument(format!(
+                "max_len {max_len} for output buffers of {}",
+                ids.len().min(type_ids.len())
+            )));
         }
-        .map_err(tok_err)?;
+        let mut sink_a = Sink {
+            buf: &mut ids_a[..],
+            count: 0,
+        };
+        tables.encode_text(a, &mut ws, &mut sink_a)?;
+        let n1 = sink_a.count;
+        let n2 = match b {
+            Some(b) => {
+                let mut sink_b = Sink {
+                    buf: &mut ids_b[..],
+                    count: 0,
+                };
+                tables.encode_text(b, &mut ws, &mut sink_b)?;
+                sink_b.count
+            }
+            None => 0,
+        };
+        let (k1, k2) = truncate(n1, b.map(|_| n2), max_len - special, truncation)?;
+        // The kept prefixes fit the scratch buffers, which hold max_len ids each.
+        let (k1, k2) = (k1.min(ids_a.len()), k2.min(ids_b.len()));
+        let mut at = 0;
+        let mut put = |id: u32, ty: u32| {
+            ids[at] = id;
+            type_ids[at] = ty;
+            at += 1;
+        };
+        put(self.cls_id, 0);
+        ids_a[..k1].iter().for_each(|&id| put(id, 0));
+        put(self.sep_id, 0);
+        if b.is_some() {
+            ids_b[..k2].iter().for_each(|&id| put(id, 1));
+            put(self.sep_id, 1);
+        }
+        Ok(at)
+    }
+
+    /// Allocating convenience over [`Tokenizer::encode_into`], with `longest_first` truncation
+    /// at the model's maximum; `file_bytes` are the bytes of the file the tokenizer came from.
+    pub fn encode(&self, file_bytes: &[u8], a: &str, b: Option<&str>) -> Result<Encoding> {
+        let max = self.max_len;
+        // A character normalizes to at most a few dozen bytes (ligatures, ﷺ): 20x is ample.
+        let mut scratch = TokenizerScratch::new((a.len() + b.map_or(0, str::len)) * 20 + 64, max);
+        let (mut ids, mut types) = (vec![0; max], vec![0; max]);
+        let n = self.encode_into(
+            file_bytes,
+            a,
+            b,
+            max,
+            Truncation::LongestFirst,
+            &mut scratch,
+            &mut ids,
+            &mut types,
+        )?;
+        ids.truncate(n);
+        types.truncate(n);
         Ok(Encoding {
-            ids: e.get_ids().to_vec(),
-            type_ids: e.get_type_ids().to_vec(),
+            ids,
+            type_ids: types,
         })
     }
 
-    /// Like [`TextTokenizer::encode`] for raw bytes, which must be UTF-8.
-    pub fn encode_bytes(&self, a: &[u8], b: Option<&[u8]>) -> Result<Encoding> {
-        let a = std::str::from_utf8(a).map_err(|_| Error::InvalidUtf8)?;
-        let b = b
-            .map(std::str::from_utf8)
-            .transpose()
-            .map_err(|_| Error::InvalidUtf8)?;
-        self.encode(a, b)
+    /// Tables were validated at open; building the views again cannot fail.
+    fn tables_unchecked<'a>(&'a self, bytes: &'a [u8]) -> Tables<'a> {
+        self.tables(bytes, false)
+            .expect("tokenizer tables were validated when the model was opened")
+    }
+}
+
+/// tokenizers' `truncate_encodings` on lengths: how many ids of each text to keep.
+fn truncate(
+    n1: usize,
+    n2: Option<usize>,
+    max: usize,
+    strategy: Truncation,
+) -> Result<(usize, usize)> {
+    let total = n1 + n2.unwrap_or(0);
+    if total <= max {
+        return Ok((n1, n2.unwrap_or(0)));
+    }
+    let remove = total - max;
+    match (strategy, n2) {
+        (_, None) => Ok((max, 0)),
+        (Truncation::LongestFirst, Some(n2)) => {
+            let (mut a, mut b) = (n1, n2);
+            let swap = a > b;
+            if swap {
+                std::mem::swap(&mut a, &mut b);
+            }
+            b = if a > max { a } else { a.max(max - a) };
+            if a + b > max {
+                a = max / 2;
+                b = a + max % 2;
+            }
+            if swap {
+                std::mem::swap(&mut a, &mut b);
+            }
+            Ok((a.min(n1), b.min(n2)))
+        }
+        (Truncation::OnlyFirst, Some(n2)) if n1 > remove => Ok((n1 - remove, n2)),
+        (Truncation::OnlySecond, Some(n2)) if n2 > remove => Ok((n1, n2 - remove)),
+        _ => Err(Error::InvalidArgument(
+            "the sequence to truncate is too short".into(),
+        )),
+    }
+}
+
+struct WordScratch<'s> {
+    word: &'s mut Vec<u8>,
+    lattice: &'s mut Vec<LatticeNode>,
+    max_word_bytes: usize,
+}
+
+/// State of the word being assembled from normalized characters.
+struct WordState {
+    /// Bytes of the word in `word[PRE..PRE + len]`.
+    len: usize,
+    /// The word's leading `▁` is to be synthesized (Metaspace's prepend), not in the text.
+    prepend: bool,
+    /// The last normalized character was a space (for collapsing runs).
+    prev_space: bool,
+    /// No character of the current split has arrived yet.
+    split_start: bool,
+    /// This split starts the text (for the `first` prepend scheme).
+    first_split: bool,
+}
+
+/// Room kept in front of a word for a synthesized `▁`.
+const PRE: usize = 3;
+
+impl<'a> Tables<'a> {
+    /// Splits raw text at non-normalized added tokens and encodes each segment.
+    fn encode_text(&self, text: &str, ws: &mut WordScratch<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        let mut rest = text;
+        let mut first = true;
+        while !rest.is_empty() {
+            match self.find_added(rest, false) {
+                Some((s, e, id)) => {
+                    self.encode_segment(&rest[..s], ws, sink, first)?;
+                    sink.push(id);
+                    rest = &rest[e..];
+                }
+                None => {
+                    self.encode_segment(rest, ws, sink, first)?;
+                    break;
+                }
+            }
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// Leftmost-longest match of an added token (raw or normalized set) in `s`.
+    fn find_added(&self, s: &str, normalized: bool) -> Option<(usize, usize, u32)> {
+        let tokens = self.t.added.iter().filter(|a| a.normalized == normalized);
+        let mut best: Option<(usize, usize, u32)> = None;
+        for a in tokens {
+            if let Some(p) = find_bytes(s.as_bytes(), a.content.as_bytes()) {
+                let cand = (p, p + a.content.len(), a.id);
+                best = match best {
+                    Some(b) if b.0 < cand.0 || (b.0 == cand.0 && b.1 >= cand.1) => Some(b),
+                    _ => Some(cand),
+                };
+            }
+        }
+        best
+    }
+
+    /// One segment between raw added tokens: normalize as a stream and segment word by word.
+    fn encode_segment(
+        &self,
+        raw: &str,
+        ws: &mut WordScratch<'_>,
+        sink: &mut Sink<'_>,
+        first: bool,
+    ) -> Result<()> {
+        let n = self.t.normalizers;
+        let mut seg = raw;
+        if n.strip_left {
+            seg = seg.trim_start_matches(char::is_whitespace);
+        }
+        if n.strip_right {
+            seg = seg.trim_end_matches(char::is_whitespace);
+        }
+        let mut st = WordState {
+            len: 0,
+            prepend: false,
+            prev_space: false,
+            split_start: true,
+            first_split: first,
+        };
+        match (&self.charsmap, n.precompiled) {
+            (Some(map), true) => {
+                for g in seg.graphemes(true) {
+                    // Precompiled::normalize: the whole grapheme if it is short and mapped,
+                    // else each character on its own.
+                    if g.len() < 6 {
+                        if let Some(norm) = map.transform(g) {
+                            for c in norm.chars() {
+                                self.push_char(c, &mut st, ws, sink)?;
+                            }
+                            continue;
+                        }
+                    }
+                    for (i, c) in g.char_indices() {
+                        match map.transform(&g[i..i + c.len_utf8()]) {
+                            Some(norm) => {
+                                for c in norm.chars() {
+                                    self.push_char(c, &mut st, ws, sink)?;
+                                }
+                            }
+                            None => self.push_char(c, &mut st, ws, sink)?,
+                        }
+                    }
+                }
+            }
+            _ => {
+                for c in seg.chars() {
+                    self.push_char(c, &mut st, ws, sink)?;
+                }
+            }
+        }
+        self.flush(&mut st, ws, sink)
+    }
+
+    /// Feeds one normalized character: collapses spaces, maps them to `▁`, cuts words.
+    #[inline]
+    fn push_char(
+        &self,
+        c: char,
+        st: &mut WordState,
+        ws: &mut WordScratch<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        if self.t.normalizers.collapse_spaces {
+            let space = c == ' ';
+            if space && st.prev_space {
+                return Ok(());
+            }
+            st.prev_space = space;
+        }
+        let c = if c == ' ' { METASPACE } else { c };
+        if st.split_start {
+            // Metaspace prepends `▁` to a split that does not start with one.
+            st.split_start = false;
+            st.prepend = c != METASPACE && self.prepends(st.first_split);
+        }
+        if c == METASPACE && self.t.split_words {
+            // MergedWithNext: a `▁` ends the word before it and starts the next one.
+            self.flush(st, ws, sink)?;
+            st.prepend = false;
+        }
+        self.append(c, st, ws)
+    }
+
+    fn prepends(&self, first_split: bool) -> bool {
+        match self.t.prepend {
+            Prepend::Always => true,
+            Prepend::First => first_split,
+            Prepend::Never => false,
+        }
+    }
+
+    #[inline]
+    fn append(&self, c: char, st: &mut WordState, ws: &mut WordScratch<'_>) -> Result<()> {
+        let n = c.len_utf8();
+        if st.len + n > ws.max_word_bytes {
+            return Err(Error::InputTooLong {
+                len: st.len + n,
+                max: ws.max_word_bytes,
+            });
+        }
+        c.encode_utf8(&mut ws.word[PRE + st.len..PRE + st.len + n]);
+        st.len += n;
+        Ok(())
+    }
+
+    /// Ends the current word: splits it at normalized added tokens, segments the pieces.
+    fn flush(
+        &self,
+        st: &mut WordState,
+        ws: &mut WordScratch<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        if st.len == 0 {
+            return Ok(());
+        }
+        let (mut start, end) = (PRE, PRE + st.len);
+        let mut prepend = st.prepend;
+        st.len = 0;
+        loop {
+            // The word is valid UTF-8: it was built from chars.
+            let part = std::str::from_utf8(&ws.word[start..end]).map_err(|_| Error::InvalidUtf8)?;
+            match self.find_added(part, true) {
+                Some((s, e, id)) => {
+                    self.segment(start, start + s, prepend, ws, sink);
+                    sink.push(id);
+                    start += e;
+                    // What follows an added token is a new split.
+                    prepend = self.prepends(false);
+                }
+                None => {
+                    self.segment(start, end, prepend, ws, sink);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Unigram Viterbi over `word[start..end]` (with a `▁` in front if `prepend`), as
+    /// tokenizers' `Unigram::encode_optimized`, then fuses unknowns and emits ids.
+    fn segment(
+        &self,
+        start: usize,
+        end: usize,
+        prepend: bool,
+        ws: &mut WordScratch<'_>,
+        sink: &mut Sink<'_>,
+    ) {
+        if start == end {
+            return;
+        }
+        let prepend = prepend && !ws.word[start..end].starts_with(METASPACE_UTF8);
+        let start = if prepend {
+            ws.word[start - PRE..start].copy_from_slice(METASPACE_UTF8);
+            start - PRE
+        } else {
+            start
+        };
+        let w = &ws.word[start..end];
+        let size = w.len();
+        let lattice = &mut ws.lattice[..size + 1];
+        lattice.fill(LatticeNode {
+            score: 0.0,
+            start: NO_START,
+            id: 0,
+        });
+        let unk_score = self.t.min_score - UNK_PENALTY;
+        let unk = self.t.unk_id.unwrap_or(0);
+        let mut pos = 0;
+        while pos < size {
+            let here = lattice[pos].score;
+            let mblen = utf8_len(w[pos]);
+            let mut single = false;
+            self.trie.common_prefixes(&w[pos..], |len, id| {
+                let target = &mut lattice[pos + len];
+                let cand = self.scores[id as usize] + here;
+                if target.start == NO_START || cand > target.score {
+                    *target = LatticeNode {
+                        score: cand,
+                        start: pos as u32,
+                        id,
+                    };
+                }
+                single |= len == mblen;
+            });
+            if !single {
+                let target = &mut lattice[(pos + mblen).min(size)];
+                let cand = unk_score + here;
+                if target.start == NO_START || cand > target.score {
+                    *target = LatticeNode {
+                        score: cand,
+                        start: pos as u32,
+                        id: unk,
+                    };
+                }
+            }
+            pos += mblen;
+        }
+        // Backtrack, storing the path in the lattice itself from the top down: the k-th token
+        // from the end goes to slot `size - k`, above every slot still to be read. A stored
+        // node keeps its span's end in `score` and `u32::MAX` as the id of a fused unknown.
+        let mut n = 0;
+        let mut e = size;
+        while e > 0 {
+            let node = lattice[e];
+            let s = node.start as usize;
+            let is_unk = self.t.fuse_unk && self.t.unk_id == Some(node.id);
+            if is_unk && n > 0 && lattice[size + 1 - n].id == u32::MAX {
+                // Consecutive unknowns fuse into one span.
+                lattice[size + 1 - n].start = s as u32;
+            } else {
+                lattice[size - n] = LatticeNode {
+                    score: e as f64,
+                    start: s as u32,
+                    id: if is_unk { u32::MAX } else { node.id },
+                };
+                n += 1;
+            }
+            e = s;
+        }
+        for node in &lattice[size + 1 - n..=size] {
+            let id = if node.id == u32::MAX {
+                // A fused unknown span is looked up as a string, as tokenizers does.
+                let span = &w[node.start as usize..node.score as usize];
+                self.trie.exact(span).unwrap_or(unk)
+            } else {
+                node.id
+            };
+            sink.push(id);
+        }
+    }
+}
+
+/// Length of the UTF-8 sequence a leading byte starts.
+#[inline]
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    let first = needle[0];
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        match hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)
+        {
+            Some(p) => {
+                i += p;
+                if &hay[i..i + needle.len()] == needle {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_follows_tokenizers() {
+        // Fits: untouched.
+        assert_eq!(
+            truncate(3, Some(4), 10, Truncation::LongestFirst).unwrap(),
+            (3, 4)
+        );
+        // Only the longer one is cut.
+        assert_eq!(
+            truncate(3, Some(20), 10, Truncation::LongestFirst).unwrap(),
+            (3, 7)
+        );
+        assert_eq!(
+            truncate(20, Some(3), 10, Truncation::LongestFirst).unwrap(),
+            (7, 3)
+        );
+        // Both are cut to halves; the second gets the odd one.
+        assert_eq!(
+            truncate(20, Some(30), 11, Truncation::LongestFirst).unwrap(),
+            (5, 6)
+        );
+        assert_eq!(
+            truncate(30, Some(20), 11, Truncation::LongestFirst).unwrap(),
+            (6, 5)
+        );
+        assert_eq!(
+            truncate(30, None, 11, Truncation::LongestFirst).unwrap(),
+            (11, 0)
+        );
+        assert_eq!(
+            truncate(8, Some(5), 10, Truncation::OnlyFirst).unwrap(),
+            (5, 5)
+        );
+        assert_eq!(
+            truncate(8, Some(5), 10, Truncation::OnlySecond).unwrap(),
+            (8, 2)
+        );
+        assert!(truncate(2, Some(20), 10, Truncation::OnlyFirst).is_err());
+    }
+
+    #[test]
+    fn find_bytes_finds_leftmost() {
+        assert_eq!(find_bytes(b"ab[CLS]x[CLS]", b"[CLS]"), Some(2));
+        assert_eq!(find_bytes(b"[CL", b"[CLS]"), None);
+        assert_eq!(find_bytes(b"", b"x"), None);
     }
 }

@@ -1,0 +1,111 @@
+//! The vocabulary trie, compiled by the converter: nodes with sorted outgoing edges, viewed in
+//! place. `edge_start[n]..edge_start[n + 1]` are node `n`'s edges; `labels`/`targets` give each
+//! edge's byte and child; `values[n]` is the piece id ending at `n`, or -1.
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PieceTrie<'a> {
+    edge_start: &'a [u32],
+    labels: &'a [u8],
+    targets: &'a [u32],
+    values: &'a [i32],
+}
+
+impl<'a> PieceTrie<'a> {
+    /// Views the tables without checking them: only for tables [`PieceTrie::validate`] passed.
+    pub fn view(
+        edge_start: &'a [u32],
+        labels: &'a [u8],
+        targets: &'a [u32],
+        values: &'a [i32],
+    ) -> Self {
+        PieceTrie {
+            edge_start,
+            labels,
+            targets,
+            values,
+        }
+    }
+
+    /// Checks everything a walk relies on, once, when the model is opened.
+    pub fn validate(
+        edge_start: &'a [u32],
+        labels: &'a [u8],
+        targets: &'a [u32],
+        values: &'a [i32],
+        vocab: usize,
+    ) -> Result<Self> {
+        let bad = |m: &str| Error::Tokenizer(format!("vocabulary trie: {m}"));
+        let nodes = values.len();
+        if nodes == 0 || edge_start.len() != nodes + 1 || labels.len() != targets.len() {
+            return Err(bad("table sizes"));
+        }
+        if edge_start[0] != 0
+            || edge_start[nodes] as usize != labels.len()
+            || edge_start.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(bad("edge ranges"));
+        }
+        // Children lie after their parent (the converter numbers nodes breadth first), so every
+        // walk terminates; labels are sorted within a node for the binary search.
+        for n in 0..nodes {
+            let (s, e) = (edge_start[n] as usize, edge_start[n + 1] as usize);
+            if targets[s..e]
+                .iter()
+                .any(|&t| t as usize <= n || t as usize >= nodes)
+                || labels[s..e].windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err(bad("edges"));
+            }
+        }
+        if values.iter().any(|&v| v < -1 || v >= vocab as i32) {
+            return Err(bad("piece ids"));
+        }
+        Ok(PieceTrie {
+            edge_start,
+            labels,
+            targets,
+            values,
+        })
+    }
+
+    #[inline]
+    fn child(&self, node: usize, byte: u8) -> Option<usize> {
+        let (s, e) = (
+            self.edge_start[node] as usize,
+            self.edge_start[node + 1] as usize,
+        );
+        let labels = &self.labels[s..e];
+        labels
+            .binary_search(&byte)
+            .ok()
+            .map(|i| self.targets[s + i] as usize)
+    }
+
+    /// Calls `f(length, piece_id)` for every piece that is a prefix of `bytes`, shortest first.
+    #[inline]
+    pub fn common_prefixes(&self, bytes: &[u8], mut f: impl FnMut(usize, u32)) {
+        let mut node = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            match self.child(node, b) {
+                Some(n) => node = n,
+                None => return,
+            }
+            let v = self.values[node];
+            if v >= 0 {
+                f(i + 1, v as u32);
+            }
+        }
+    }
+
+    /// The id of the piece equal to `bytes`.
+    pub fn exact(&self, bytes: &[u8]) -> Option<u32> {
+        let mut node = 0;
+        for &b in bytes {
+            node = self.child(node, b)?;
+        }
+        let v = self.values[node];
+        (v >= 0).then_some(v as u32)
+    }
+}
