@@ -29,6 +29,23 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Compare a model's compiled tokenizer with the `tokenizers` crate on every text of a JSONL
+    /// file: each text alone, and each pair in both orders.
+    CheckTokenizer(CheckTokenizerArgs),
+}
+
+#[derive(Args)]
+struct CheckTokenizerArgs {
+    /// The .dbrt file whose compiled tokenizer is checked.
+    #[arg(long)]
+    model: PathBuf,
+    /// The tokenizer.json (or spm.model) it was compiled from: the `tokenizers` crate runs it as
+    /// the reference.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// JSONL rows with `premise` and optional `hypothesis`.
+    #[arg(long)]
+    data: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,11 +197,73 @@ fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
     Ok(())
 }
 
+fn check_tokenizer(a: CheckTokenizerArgs) -> Result<(), String> {
+    use std::io::BufRead;
+    let model = dbrt::Model::open(&a.model).map_err(|e| e.to_string())?;
+    let (json, _) = dbrt_convert::tokenizer_source::find(&a.tokenizer, Some(&a.tokenizer))
+        .map_err(|e| e.to_string())?;
+    let mut oracle = tokenizers::Tokenizer::from_bytes(json.ok_or("no tokenizer")?)
+        .map_err(|e| e.to_string())?;
+    oracle.with_padding(None);
+    oracle
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: model.max_sequence_length(),
+            strategy: tokenizers::TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: tokenizers::TruncationDirection::Right,
+        }))
+        .map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(&a.data).map_err(|e| format!("{}: {e}", a.data.display()))?;
+    let (mut checked, mut differ) = (0usize, 0usize);
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let p = row["premise"]
+            .as_str()
+            .ok_or(format!("line {}: no premise", n + 1))?;
+        let h = row["hypothesis"].as_str();
+        let mut cases = vec![(p, None), (p, h)];
+        if let Some(h) = h {
+            cases.extend([(h, None), (h, Some(p))]);
+        }
+        for (x, y) in cases {
+            let ours = model.encode(x, y).map_err(|e| e.to_string())?;
+            let theirs = match y {
+                Some(y) => oracle.encode((x, y), true),
+                None => oracle.encode(x, true),
+            }
+            .map_err(|e| e.to_string())?;
+            checked += 1;
+            if ours.ids != theirs.get_ids() || ours.type_ids != theirs.get_type_ids() {
+                differ += 1;
+                if differ <= 5 {
+                    eprintln!(
+                        "line {}: {x:?} / {y:?}\n  dbrt:       {:?}\n  tokenizers: {:?}",
+                        n + 1,
+                        ours.ids,
+                        theirs.get_ids()
+                    );
+                }
+            }
+        }
+    }
+    println!("{checked} encodings checked, {differ} differ");
+    if differ > 0 {
+        return Err(format!("{differ} of {checked} encodings differ"));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let r = match cli.command {
         Some(Command::Inspect { model, verify }) => inspect(model, verify),
+        Some(Command::CheckTokenizer(a)) => check_tokenizer(a),
         None => convert(cli.convert),
     };
     match r {
