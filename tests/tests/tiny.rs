@@ -152,6 +152,7 @@ fn bad_inputs_are_typed_errors() {
         SessionOptions {
             max_sequence_length: Some(16),
             max_batch: 1,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -200,7 +201,8 @@ fn bad_inputs_are_typed_errors() {
         model,
         SessionOptions {
             max_sequence_length: Some(100_000),
-            max_batch: 1
+            max_batch: 1,
+            ..Default::default()
         }
     )
     .is_err());
