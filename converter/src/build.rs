@@ -2,7 +2,7 @@
 //! input-independent work (relative-position projections and index), picks storage dtypes and
 //! writes metadata.
 
-use dbrt::format::{DType, FileWriter, MetaValue};
+use dbrt::format::{DType, FileWriter, Layout, MetaValue};
 use dbrt::model::config::{relative_position_index, RelEmbeddingNorm};
 use dbrt::Config;
 
@@ -15,6 +15,10 @@ pub enum StorageType {
     #[default]
     F32,
     F16,
+    /// Linear weights symmetric int8 per output channel, pre-packed for the GEMM kernels; the
+    /// word embedding int8 with one scale per row; other matrices (relative-position
+    /// projections, position and type embeddings, classifier) f16.
+    Int8,
 }
 
 impl StorageType {
@@ -22,8 +26,33 @@ impl StorageType {
         match self {
             StorageType::F32 => "f32",
             StorageType::F16 => "f16",
+            StorageType::Int8 => "int8",
         }
     }
+}
+
+/// Symmetric int8 with one scale per row: `q = round(w / s)` in [-127, 127], `s = max|w| / 127`.
+fn quantize_rows(t: &Tensor) -> (Vec<i8>, Vec<f32>) {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut q = vec![0i8; rows * cols];
+    let mut scales = vec![0f32; rows];
+    dbrt::kernels::scalar::quantize_rows(&t.data, rows, cols, cols, &mut q, &mut scales);
+    (q, scales)
+}
+
+/// An `[out, in]` int8 matrix in `Layout::I8Panel8x4`: panels of 8 rows, groups of 4 columns,
+/// columns padded to a multiple of 32.
+pub fn pack_i8_panel8x4(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+    let (panels, groups) = (rows.div_ceil(8), cols.div_ceil(32) * 8);
+    let mut out = vec![0u8; panels * 8 * groups * 4];
+    for r in 0..rows {
+        let (p, j) = (r / 8, r % 8);
+        for c in 0..cols {
+            let (g, i) = (c / 4, c % 4);
+            out[((p * groups + g) * 8 + j) * 4 + i] = q[r * cols + c] as u8;
+        }
+    }
+    out
 }
 
 /// Reports progress while tensors are written (the CLI draws a bar).
@@ -69,12 +98,52 @@ impl Out<'_> {
         let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
         match self.storage {
             StorageType::F32 => self.w.add_f32(name, &shape, &t.data)?,
-            StorageType::F16 => {
+            StorageType::F16 | StorageType::Int8 => {
                 let h: Vec<half::f16> = t.data.iter().map(|&v| half::f16::from_f32(v)).collect();
                 self.w
                     .add_tensor(name, DType::F16, &shape, bytemuck::cast_slice(&h).to_vec())?
             }
         }
+        Ok(())
+    }
+
+    /// A linear layer's `[out, in]` weight: packed int8 + `{name}_scale` in int8 files.
+    fn linear_weight(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        if self.storage != StorageType::Int8 {
+            return self.matrix(name, t);
+        }
+        self.progress.step(name);
+        let (rows, cols) = (t.shape[0], t.shape[1]);
+        let (q, scales) = quantize_rows(t);
+        let packed = pack_i8_panel8x4(&q, rows, cols);
+        self.w.add_tensor_with_layout(
+            name,
+            DType::I8,
+            Layout::I8Panel8x4,
+            &[rows as u64, cols as u64],
+            packed,
+        )?;
+        self.w
+            .add_f32(&format!("{name}_scale"), &[rows as u64], &scales)?;
+        Ok(())
+    }
+
+    /// An embedding table: row-wise int8 + `{name}_scale` in int8 files.
+    fn embedding(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        if self.storage != StorageType::Int8 {
+            return self.matrix(name, t);
+        }
+        self.progress.step(name);
+        let (rows, cols) = (t.shape[0], t.shape[1]);
+        let (q, scales) = quantize_rows(t);
+        self.w.add_tensor(
+            name,
+            DType::I8,
+            &[rows as u64, cols as u64],
+            bytemuck::cast_slice(&q).to_vec(),
+        )?;
+        self.w
+            .add_f32(&format!("{name}_scale"), &[rows as u64], &scales)?;
         Ok(())
     }
 
@@ -108,7 +177,7 @@ pub fn build(
     };
 
     // Embeddings
-    out.matrix(
+    out.embedding(
         "deberta.embeddings.word_embeddings.weight",
         ck.get_shaped(
             "deberta.embeddings.word_embeddings.weight",
@@ -125,7 +194,7 @@ pub fn build(
     }
     if e != h {
         let n = "deberta.embeddings.embed_proj.weight";
-        out.matrix(n, ck.get_shaped(n, &[h, e])?)?;
+        out.linear_weight(n, ck.get_shaped(n, &[h, e])?)?;
     }
     for p in ["weight", "bias"] {
         let n = format!("deberta.embeddings.LayerNorm.{p}");
@@ -160,7 +229,7 @@ pub fn build(
     for l in 0..c.num_hidden_layers {
         let p = format!("deberta.encoder.layer.{l}");
         let lin = |out: &mut Out<'_>, name: &str, o: usize, i: usize| -> Result<()> {
-            out.matrix(
+            out.linear_weight(
                 &format!("{p}.{name}.weight"),
                 ck.get_shaped(&format!("{p}.{name}.weight"), &[o, i])?,
             )?;
@@ -214,7 +283,7 @@ pub fn build(
 
     if c.num_labels > 0 {
         let n = c.num_labels;
-        out.matrix(
+        out.linear_weight(
             "pooler.dense.weight",
             ck.get_shaped("pooler.dense.weight", &[c.pooler_hidden_size, h])?,
         )?;

@@ -52,6 +52,7 @@ struct CheckTokenizerArgs {
 enum Dtype {
     F32,
     F16,
+    Int8,
 }
 
 #[derive(Args)]
@@ -117,6 +118,7 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
         storage: match a.dtype {
             Dtype::F32 => StorageType::F32,
             Dtype::F16 => StorageType::F16,
+            Dtype::Int8 => StorageType::Int8,
         },
         tokenizer: a.tokenizer,
         onnx: OnnxOverrides {

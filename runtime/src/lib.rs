@@ -18,6 +18,7 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod model;
+mod pool;
 pub mod session;
 pub mod tokenizer;
 

@@ -1,10 +1,13 @@
-//! Sessions: the scratch memory for running a model, sized once at creation.
+//! Sessions: the scratch memory, kernels and worker threads for running a model, all set up
+//! once at creation. Running (tokenizing, encoding, classifying) allocates nothing.
 
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::deberta::Scratch;
+use crate::kernels::{Isa, Kernels};
+use crate::model::deberta::{Exec, Scratch};
 use crate::model::Model;
+use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
 
 /// Default longest word (in normalized UTF-8 bytes) a session's tokenizer takes: a single
@@ -23,6 +26,11 @@ pub struct SessionOptions {
     pub max_word_bytes: Option<usize>,
     /// How pairs are truncated to the maximum length.
     pub truncation: Truncation,
+    /// Threads a forward pass uses (the caller's included); `0` means 1. Results are
+    /// bit-identical for every thread count.
+    pub threads: usize,
+    /// Kernel tier; `None` means the best this CPU runs, or `DBRT_FORCE_ISA` when set.
+    pub isa: Option<Isa>,
 }
 
 /// One sequence of token ids, with token type ids for models that have them.
@@ -36,6 +44,8 @@ pub struct Sequence<'a> {
 pub struct Session {
     model: Arc<Model>,
     scratch: Scratch,
+    kernels: Kernels,
+    pool: Pool,
     max_len: usize,
     max_batch: usize,
     logits: Vec<f32>,
@@ -54,7 +64,16 @@ impl Session {
                 "max_sequence_length {max_len} must be in 1..={model_max}"
             )));
         }
-        let scratch = Scratch::new(model.config(), max_len);
+        let threads = options.threads.max(1);
+        if threads > 256 {
+            return Err(Error::InvalidArgument(format!(
+                "{threads} threads (at most 256)"
+            )));
+        }
+        let kernels = Kernels::select(options.isa)?;
+        let pool = Pool::new(threads)
+            .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
+        let scratch = Scratch::new(model.config(), &model.network, max_len, threads);
         let logits = vec![0.0; model.config().num_labels];
         let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         Ok(Session {
@@ -64,6 +83,8 @@ impl Session {
             truncation: options.truncation,
             model,
             scratch,
+            kernels,
+            pool,
             max_len,
             max_batch: options.max_batch.max(1),
             logits,
@@ -76,6 +97,15 @@ impl Session {
 
     pub fn max_sequence_length(&self) -> usize {
         self.max_len
+    }
+
+    /// The kernel tier this session runs.
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
     }
 
     fn check(&self, seq: &Sequence<'_>) -> Result<()> {
@@ -116,31 +146,44 @@ impl Session {
         Ok(())
     }
 
-    fn encode(&mut self, seq: &Sequence<'_>) -> Result<()> {
-        self.check(seq)?;
+    /// Runs the encoder on checked ids (`ids`/`types` may alias the session's own buffers, so
+    /// they are passed by range when they do).
+    fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>) {
         let m = &*self.model;
-        m.network.encode(
-            m.bytes(),
-            m.config(),
-            seq.ids,
-            seq.type_ids,
-            &mut self.scratch,
-        );
-        Ok(())
+        let ex = Exec {
+            k: self.kernels,
+            pool: &self.pool,
+        };
+        m.network
+            .encode(m.bytes(), m.config(), ids, types, &mut self.scratch, &ex);
+    }
+
+    fn run_head(&mut self, out: Option<&mut [f32]>) -> Result<()> {
+        let m = &*self.model;
+        let ex = Exec {
+            k: self.kernels,
+            pool: &self.pool,
+        };
+        let out = match out {
+            Some(o) => o,
+            None => &mut self.logits,
+        };
+        m.network
+            .classify(m.bytes(), m.config(), &mut self.scratch, out, &ex)
     }
 
     /// The encoder's last hidden state, `[tokens, hidden]` row-major.
     pub fn last_hidden_state(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
-        self.encode(&seq)?;
+        self.check(&seq)?;
+        self.run_encoder(seq.ids, seq.type_ids);
         Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
     }
 
     /// Classification logits of one sequence.
     pub fn logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
-        self.encode(&seq)?;
-        let m = &*self.model;
-        m.network
-            .classify(m.bytes(), m.config(), &mut self.scratch, &mut self.logits)?;
+        self.check(&seq)?;
+        self.run_encoder(seq.ids, seq.type_ids);
+        self.run_head(None)?;
         Ok(&self.logits)
     }
 
@@ -186,8 +229,20 @@ impl Session {
                 "ids, mask and token types must all be [batch, width]".into(),
             ));
         }
+        let n = self.model.config().num_labels;
         let batch = ids.len() / width;
-        let mut seqs = Vec::with_capacity(batch);
+        if batch > self.max_batch {
+            return Err(Error::BatchTooLarge {
+                len: batch,
+                max: self.max_batch,
+            });
+        }
+        if out.len() != batch * n {
+            return Err(Error::InvalidArgument(format!(
+                "output of {} for {batch} x {n} logits",
+                out.len()
+            )));
+        }
         for b in 0..batch {
             let m = &mask[b * width..(b + 1) * width];
             let len = m.iter().take_while(|&&v| v == 1).count();
@@ -197,19 +252,25 @@ impl Session {
                 )));
             }
             let span = b * width..b * width + len;
-            seqs.push(Sequence {
+            let seq = Sequence {
                 ids: &ids[span.clone()],
                 type_ids: type_ids.map(|t| &t[span]),
-            });
+            };
+            out[b * n..(b + 1) * n].copy_from_slice(self.logits(seq)?);
         }
-        self.run_batch(&seqs, out)
+        Ok(())
     }
 
     /// Tokenizes a text or a (premise, hypothesis) pair into the session's buffers: token ids
     /// and token type ids, truncated to the session's maximum length. Allocates nothing.
     pub fn tokenize(&mut self, text: &str, pair: Option<&str>) -> Result<(&[u32], &[u32])> {
+        let n = self.tokenize_in_place(text, pair)?;
+        Ok((&self.ids[..n], &self.type_ids[..n]))
+    }
+
+    fn tokenize_in_place(&mut self, text: &str, pair: Option<&str>) -> Result<usize> {
         let m = &*self.model;
-        let n = m.tokenizer()?.encode_into(
+        m.tokenizer()?.encode_into(
             m.bytes(),
             text,
             pair,
@@ -218,8 +279,7 @@ impl Session {
             &mut self.tokenizer,
             &mut self.ids,
             &mut self.type_ids,
-        )?;
-        Ok((&self.ids[..n], &self.type_ids[..n]))
+        )
     }
 
     /// Like [`Session::tokenize`] for bytes that must be UTF-8 (from C, JNI, files).
@@ -246,18 +306,15 @@ impl Session {
                 probs.len()
             )));
         }
-        let len = self.tokenize(text, pair)?.0.len();
-        let m = &*self.model;
-        let types = (m.config().type_vocab_size > 0).then_some(&self.type_ids[..len]);
-        m.network.encode(
-            m.bytes(),
-            m.config(),
-            &self.ids[..len],
-            types,
-            &mut self.scratch,
-        );
-        m.network
-            .classify(m.bytes(), m.config(), &mut self.scratch, probs)?;
+        let len = self.tokenize_in_place(text, pair)?;
+        // The ids live in the session: move them out of the way of the mutable borrow, and back.
+        let ids = std::mem::take(&mut self.ids);
+        let types = std::mem::take(&mut self.type_ids);
+        let with_types = self.model.config().type_vocab_size > 0;
+        self.run_encoder(&ids[..len], with_types.then_some(&types[..len]));
+        self.ids = ids;
+        self.type_ids = types;
+        self.run_head(Some(probs))?;
         crate::kernels::scalar::softmax(probs);
         Ok(())
     }

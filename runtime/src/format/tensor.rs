@@ -66,20 +66,43 @@ impl DType {
     }
 }
 
-/// How a tensor's elements are laid out. `RowMajor` is the only layout of format 1.0; packed
-/// panel layouts for the int8 kernels get their own ids.
+/// How a tensor's elements are laid out. Numbering is part of the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Layout {
     RowMajor = 0,
+    /// An int8 `[out, in]` matrix packed for the int8 GEMM kernels: panels of 8 output rows;
+    /// within a panel, for each group of 4 inputs, 8 × 4 bytes (output-major). `out` is padded
+    /// to a multiple of 8 and `in` to a multiple of 32 (the activation quantization block) with
+    /// zeros. An AVX2 register holds one
+    /// group (32 bytes); a NEON register half of one (4 outputs × 4 inputs, for `sdot`).
+    I8Panel8x4 = 1,
 }
 
 impl Layout {
     pub fn from_u16(v: u16) -> Option<Layout> {
         match v {
             0 => Some(Layout::RowMajor),
+            1 => Some(Layout::I8Panel8x4),
             _ => None,
         }
+    }
+}
+
+/// Bytes a tensor of `shape` takes in `layout`; `None` on overflow or a layout that does not
+/// fit the dtype and shape.
+pub fn storage_bytes(dtype: DType, layout: Layout, shape: &[u64]) -> Option<u64> {
+    match layout {
+        Layout::RowMajor => shape
+            .iter()
+            .try_fold(dtype.size() as u64, |a, &d| a.checked_mul(d)),
+        Layout::I8Panel8x4 => match (dtype, shape) {
+            (DType::I8, [rows, cols]) => rows
+                .div_ceil(8)
+                .checked_mul(8)?
+                .checked_mul(cols.div_ceil(32).checked_mul(32)?),
+            _ => None,
+        },
     }
 }
 
@@ -157,10 +180,8 @@ impl TensorRecord {
             offset,
             nbytes,
         };
-        let expect = rec
-            .numel()
-            .and_then(|n| n.checked_mul(dtype.size() as u64))
-            .ok_or_else(|| bad("shape overflows".into()))?;
+        let expect = storage_bytes(dtype, layout, &rec.shape)
+            .ok_or_else(|| bad("shape overflows or does not fit the layout".into()))?;
         if expect != nbytes {
             return Err(bad(format!(
                 "{nbytes} bytes for shape {:?} of {}",

@@ -27,11 +27,23 @@ impl FileWriter {
         Self::default()
     }
 
-    /// Adds a tensor. `data` holds its elements little-endian in `layout` order.
+    /// Adds a row-major tensor. `data` holds its elements little-endian.
     pub fn add_tensor(
         &mut self,
         name: &str,
         dtype: DType,
+        shape: &[u64],
+        data: Vec<u8>,
+    ) -> Result<()> {
+        self.add_tensor_with_layout(name, dtype, Layout::RowMajor, shape, data)
+    }
+
+    /// Adds a tensor stored in `layout` (see [`Layout`]).
+    pub fn add_tensor_with_layout(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        layout: Layout,
         shape: &[u64],
         data: Vec<u8>,
     ) -> Result<()> {
@@ -45,10 +57,9 @@ impl FileWriter {
                 shape.len()
             )));
         }
-        let numel: u64 = shape.iter().product();
-        if numel * dtype.size() as u64 != data.len() as u64 {
+        if super::storage_bytes(dtype, layout, shape) != Some(data.len() as u64) {
             return Err(bad(format!(
-                "{} bytes for shape {shape:?} of {}",
+                "{} bytes for shape {shape:?} of {} in {layout:?}",
                 data.len(),
                 dtype.name()
             )));
@@ -59,7 +70,7 @@ impl FileWriter {
         self.tensors.push(Pending {
             name: name.into(),
             dtype,
-            layout: Layout::RowMajor,
+            layout,
             shape: shape.to_vec(),
             data,
         });

@@ -1,4 +1,157 @@
-//! Compute kernels. `scalar` is the reference every faster tier is tested against; it is plain
-//! Rust, written so the compiler can vectorize it but never relying on it for correctness.
+//! Compute kernels. `scalar` is the reference every faster tier is tested against. A
+//! [`Kernels`] table starts from the scalar entries and is overwritten by the best the CPU
+//! offers (or by the tier `DBRT_FORCE_ISA` / the session options force); the choice is made once
+//! per session and logged.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+use crate::error::{Error, Result};
+pub use scalar::{MR, NR, QBLOCK};
+
+/// An instruction-set tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust, the reference.
+    Scalar,
+    /// x86_64 AVX2 + FMA.
+    Avx2,
+    /// aarch64 Advanced SIMD.
+    Neon,
+    /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
+    NeonDotprod,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Neon => "neon",
+            Isa::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Isa> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Isa::Scalar,
+            "avx2" => Isa::Avx2,
+            "neon" => Isa::Neon,
+            "neon-dotprod" | "dotprod" => Isa::NeonDotprod,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown ISA '{other}' (scalar, avx2, neon, neon-dotprod)"
+                )))
+            }
+        })
+    }
+
+    /// Whether this CPU can run the tier.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every tier this CPU runs, best last.
+    pub fn all_available() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2, Isa::Neon, Isa::NeonDotprod]
+            .into_iter()
+            .filter(|i| i.available())
+            .collect()
+    }
+}
+
+/// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
+pub type GemmI8Panel =
+    fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8], acc: &mut [[f32; NR]; MR]);
+/// Signature of the f32 dot product.
+pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
+
+/// The kernels a session runs with.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub isa: Isa,
+    pub gemm_i8_panel: GemmI8Panel,
+    pub dot_f32: DotF32,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).finish()
+    }
+}
+
+impl Kernels {
+    /// The table for `isa`; an error if this CPU cannot run it.
+    pub fn for_isa(isa: Isa) -> Result<Kernels> {
+        if !isa.available() {
+            return Err(Error::InvalidArgument(format!(
+                "this CPU cannot run the {} kernels",
+                isa.name()
+            )));
+        }
+        let mut k = Kernels {
+            isa,
+            gemm_i8_panel: scalar::gemm_i8_panel,
+            dot_f32: scalar::dot,
+        };
+        match isa {
+            Isa::Scalar => {}
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                k.gemm_i8_panel = x86_64::gemm_i8_panel_avx2;
+                k.dot_f32 = x86_64::dot_f32_avx2;
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => {
+                k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
+                k.dot_f32 = aarch64::dot_f32_neon;
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
+                k.dot_f32 = aarch64::dot_f32_neon;
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("available() admits only this architecture's tiers"),
+        }
+        Ok(k)
+    }
+
+    /// The best tier of this CPU, or the one `forced` (else `DBRT_FORCE_ISA`) names.
+    pub fn select(forced: Option<Isa>) -> Result<Kernels> {
+        let forced = match forced {
+            Some(i) => Some(i),
+            None => match std::env::var("DBRT_FORCE_ISA") {
+                Ok(s) if !s.is_empty() => Some(Isa::parse(&s)?),
+                _ => None,
+            },
+        };
+        let isa = forced.unwrap_or_else(|| *Isa::all_available().last().unwrap_or(&Isa::Scalar));
+        let k = Self::for_isa(isa)?;
+        log::info!(
+            "dbrt kernels: {}{}",
+            isa.name(),
+            if forced.is_some() { " (forced)" } else { "" }
+        );
+        Ok(k)
+    }
+}

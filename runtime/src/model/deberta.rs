@@ -1,47 +1,151 @@
 //! `DebertaV2ForSequenceClassification`, one struct per Hugging Face module, each naming the
 //! class it mirrors in
 //! <https://github.com/huggingface/transformers/blob/main/src/transformers/models/deberta_v2/modeling_deberta_v2.py>.
-//! This is the plain f32 reference: every faster path is tested against it.
+//! With f32/f16 weights and the scalar kernels this is the plain reference every faster path is
+//! tested against; with int8 weights, linear layers run the int8 GEMM kernels.
 //!
 //! Input-independent work happened in the converter: the relative embeddings were normalized and
 //! projected through the key/query weights (`rel_pos_key`, `rel_pos_query`), and the bucketed
 //! relative positions turned into an index table (`rel_pos_index`).
 
-use super::config::Config;
-use super::weights::{MatRef, VecRef};
+use super::config::{Activation, Config};
+use super::weights::{MatRef, PackedRef, VecRef};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
-use crate::kernels::scalar;
+use crate::kernels::{scalar, Kernels, MR, NR, QBLOCK};
+use crate::pool::{share, Pool, SharedMut};
 
-/// `nn.Linear`: `y = x W^T + b`, with `W` stored `[out, in]`.
+/// What a forward pass runs on: the session's kernels and threads.
+pub(crate) struct Exec<'a> {
+    pub k: Kernels,
+    pub pool: &'a Pool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Weight {
+    Float(MatRef),
+    Int8(PackedRef),
+}
+
+/// `nn.Linear`: `y = x W^T + b`, with `W` stored `[out, in]` (f32/f16/bf16, or packed int8).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Linear {
-    pub w: MatRef,
-    pub b: Option<VecRef>,
+    w: Weight,
+    b: Option<VecRef>,
+    rows: usize,
+    cols: usize,
+}
+
+/// Per-session work buffers of the linear layers.
+pub(crate) struct Work {
+    /// One widened weight row per thread.
+    row: Vec<f32>,
+    widest: usize,
+    /// Quantized input rows and their scales.
+    xq: Vec<i8>,
+    xs: Vec<f32>,
 }
 
 impl Linear {
     fn resolve(f: &ModelFile, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-        let w = MatRef::resolve(f, &format!("{prefix}.weight"), out, inp)?;
+        let name = format!("{prefix}.weight");
+        let w = match PackedRef::resolve(f, &name, out, inp)? {
+            Some(p) => Weight::Int8(p),
+            None => Weight::Float(MatRef::resolve(f, &name, out, inp)?),
+        };
         let b = if bias {
             Some(VecRef::resolve(f, &format!("{prefix}.bias"), out)?)
         } else {
             None
         };
-        Ok(Linear { w, b })
+        Ok(Linear {
+            w,
+            b,
+            rows: out,
+            cols: inp,
+        })
     }
 
-    /// `x`: `[t, in]` → `out`: `[t, out]`. `scratch` holds one widened weight row.
-    pub fn forward(&self, bytes: &[u8], x: &[f32], t: usize, out: &mut [f32], scratch: &mut [f32]) {
-        let (n_out, n_in) = (self.w.rows, self.w.cols);
-        let w = self.w.view(bytes);
+    /// `x`: `[t, in]` → `out`: `[t, out]`, then `act`. Output columns are split across threads.
+    pub fn forward(
+        &self,
+        bytes: &[u8],
+        x: &[f32],
+        t: usize,
+        out: &mut [f32],
+        act: Option<Activation>,
+        w: &mut Work,
+        ex: &Exec<'_>,
+    ) {
+        let (n_out, n_in) = (self.rows, self.cols);
         let b = self.b.map(|b| b.view(bytes));
-        for o in 0..n_out {
-            let row = w.row(o, n_in, scratch);
-            let bias = b.map_or(0.0, |b| b[o]);
-            for i in 0..t {
-                out[i * n_out + o] = scalar::dot(&x[i * n_in..(i + 1) * n_in], row) + bias;
+        let out = SharedMut::new(&mut out[..t * n_out]);
+        match self.w {
+            Weight::Float(m) => {
+                let wm = m.view(bytes);
+                let rows = SharedMut::new(&mut w.row);
+                let widest = w.widest;
+                let dot = ex.k.dot_f32;
+                ex.pool.run(&|ti, tn| {
+                    // SAFETY: thread ti owns its own widened-row slot.
+                    let scratch = unsafe { rows.slice(ti * widest..(ti + 1) * widest) };
+                    for o in share(n_out, ti, tn) {
+                        let row = wm.row(o, n_in, scratch);
+                        let bias = b.map_or(0.0, |b| b[o]);
+                        for i in 0..t {
+                            let v = dot(&x[i * n_in..(i + 1) * n_in], row) + bias;
+                            // SAFETY: column o belongs to this thread alone.
+                            unsafe { out.slice(i * n_out + o..i * n_out + o + 1)[0] = v };
+                        }
+                    }
+                });
+                if let Some(a) = act {
+                    // SAFETY: the threads are done; this is the only reference.
+                    scalar::activate(a, unsafe { out.slice(0..t * n_out) });
+                }
             }
+            Weight::Int8(p) => {
+                let kp = p.kp;
+                let nb = kp / QBLOCK;
+                scalar::quantize_blocks(x, t, n_in, kp, &mut w.xq, &mut w.xs);
+                let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
+                let ws = p.scales.view(bytes);
+                let gemm = ex.k.gemm_i8_panel;
+                ex.pool.run(&|ti, tn| {
+                    let mut acc = [[0f32; NR]; MR];
+                    for panel in share(p.panels, ti, tn) {
+                        let pw = p.panel(bytes, panel);
+                        let o0 = panel * NR;
+                        let cols = NR.min(n_out - o0);
+                        for r0 in (0..t).step_by(MR) {
+                            let m = MR.min(t - r0);
+                            gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc);
+                            for (r, a) in acc.iter().enumerate().take(m) {
+                                // Epilogue: dequantize, add the bias, activate.
+                                let mut y = [0f32; NR];
+                                for j in 0..cols {
+                                    y[j] = a[j] * ws[o0 + j] + b.map_or(0.0, |b| b[o0 + j]);
+                                }
+                                match act {
+                                    Some(Activation::Gelu) => scalar::gelu_fast(&mut y[..cols]),
+                                    Some(a) => scalar::activate(a, &mut y[..cols]),
+                                    None => {}
+                                }
+                                let at = (r0 + r) * n_out + o0;
+                                // SAFETY: columns o0..o0+cols belong to this thread's panel.
+                                unsafe { out.slice(at..at + cols).copy_from_slice(&y[..cols]) };
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn kp(&self) -> usize {
+        match self.w {
+            Weight::Int8(p) => p.kp,
+            Weight::Float(_) => 0,
         }
     }
 }
@@ -131,15 +235,17 @@ pub(crate) struct Scratch {
     ctx: Vec<f32>,
     attn_out: Vec<f32>,
     inter: Vec<f32>,
+    /// One row of attention scores per thread.
     scores: Vec<f32>,
     rel_k: Vec<f32>,
     rel_q: Vec<f32>,
-    row: Vec<f32>,
     pooled: Vec<f32>,
+    work: Work,
+    max_len: usize,
 }
 
 impl Scratch {
-    pub fn new(c: &Config, max_len: usize) -> Scratch {
+    pub fn new(c: &Config, net: &Network, max_len: usize, threads: usize) -> Scratch {
         let (h, ah) = (c.hidden_size, c.all_head_size());
         let widest = [
             h,
@@ -159,6 +265,7 @@ impl Scratch {
                 Vec::new()
             }
         };
+        let max_kp = net.max_kp();
         Scratch {
             hidden: vec![0.0; max_len * h],
             emb: vec![0.0; max_len * c.embedding_size],
@@ -168,11 +275,17 @@ impl Scratch {
             ctx: vec![0.0; max_len * ah],
             attn_out: vec![0.0; max_len * h],
             inter: vec![0.0; max_len * c.intermediate_size],
-            scores: vec![0.0; max_len],
+            scores: vec![0.0; max_len * threads],
             rel_k: rel(c.pos_att.c2p),
             rel_q: rel(c.pos_att.p2c),
-            row: vec![0.0; widest],
             pooled: vec![0.0; c.pooler_hidden_size],
+            work: Work {
+                row: vec![0.0; widest * threads],
+                widest,
+                xq: vec![0; max_len * max_kp],
+                xs: vec![0.0; max_len * max_kp.div_ceil(QBLOCK)],
+            },
+            max_len,
         }
     }
 }
@@ -323,6 +436,28 @@ impl Network {
         })
     }
 
+    /// Widest quantized input row of any int8 layer (0 without int8 layers).
+    fn max_kp(&self) -> usize {
+        let mut kp = self.embeddings.embed_proj.map_or(0, |l| l.kp());
+        for l in &self.layers {
+            let a = &l.attention;
+            for lin in [
+                &a.query,
+                &a.key,
+                &a.value,
+                &a.output,
+                &l.intermediate,
+                &l.output,
+            ] {
+                kp = kp.max(lin.kp());
+            }
+        }
+        if let Some(h) = &self.head {
+            kp = kp.max(h.pooler.kp()).max(h.classifier.kp());
+        }
+        kp
+    }
+
     /// Runs the encoder over one sequence; the last hidden state is left in `s.hidden[..t*H]`.
     /// Ids were checked against the vocabulary and token types by the caller.
     pub fn encode(
@@ -332,6 +467,7 @@ impl Network {
         ids: &[u32],
         types: Option<&[u32]>,
         s: &mut Scratch,
+        ex: &Exec<'_>,
     ) {
         let t = ids.len();
         let (h, e) = (c.hidden_size, c.embedding_size);
@@ -340,18 +476,19 @@ impl Network {
         let word = emb.word.view(bytes);
         let pos = emb.position.map(|m| m.view(bytes));
         let typ = emb.token_type.map(|m| m.view(bytes));
+        let row = &mut s.work.row[..s.work.widest];
         let target = if emb.embed_proj.is_some() {
             &mut s.emb[..t * e]
         } else {
             &mut s.hidden[..t * h]
         };
         for (i, out) in target.chunks_exact_mut(e).enumerate() {
-            out.copy_from_slice(word.row(ids[i] as usize, e, &mut s.row));
+            out.copy_from_slice(word.row(ids[i] as usize, e, row));
             if let Some(p) = &pos {
-                scalar::axpy(1.0, p.row(i, e, &mut s.row), out);
+                scalar::axpy(1.0, p.row(i, e, row), out);
             }
             if let (Some(tt), Some(types)) = (&typ, types) {
-                scalar::axpy(1.0, tt.row(types[i] as usize, e, &mut s.row), out);
+                scalar::axpy(1.0, tt.row(types[i] as usize, e, row), out);
             }
         }
         if let Some(proj) = &emb.embed_proj {
@@ -360,13 +497,15 @@ impl Network {
                 &s.emb[..t * e],
                 t,
                 &mut s.hidden[..t * h],
-                &mut s.row,
+                None,
+                &mut s.work,
+                ex,
             );
         }
         emb.norm.forward(bytes, &mut s.hidden[..t * h]);
         // DebertaV2Encoder
         for layer in &self.layers {
-            layer.forward(self, bytes, c, t, s);
+            layer.forward(self, bytes, c, t, s, ex);
         }
     }
 
@@ -377,17 +516,24 @@ impl Network {
         c: &Config,
         s: &mut Scratch,
         logits: &mut [f32],
+        ex: &Exec<'_>,
     ) -> Result<()> {
         let head = self
             .head
             .as_ref()
             .ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
         let h = c.hidden_size;
-        head.pooler
-            .forward(bytes, &s.hidden[..h], 1, &mut s.pooled, &mut s.row);
-        scalar::activate(c.pooler_hidden_act, &mut s.pooled);
+        head.pooler.forward(
+            bytes,
+            &s.hidden[..h],
+            1,
+            &mut s.pooled,
+            Some(c.pooler_hidden_act),
+            &mut s.work,
+            ex,
+        );
         head.classifier
-            .forward(bytes, &s.pooled, 1, logits, &mut s.row);
+            .forward(bytes, &s.pooled, 1, logits, None, &mut s.work, ex);
         Ok(())
     }
 
@@ -400,17 +546,32 @@ impl Network {
 }
 
 impl Layer {
-    fn forward(&self, net: &Network, bytes: &[u8], c: &Config, t: usize, s: &mut Scratch) {
+    fn forward(
+        &self,
+        net: &Network,
+        bytes: &[u8],
+        c: &Config,
+        t: usize,
+        s: &mut Scratch,
+        ex: &Exec<'_>,
+    ) {
         let h = c.hidden_size;
-        self.attention.forward(net, bytes, c, t, s);
-        // DebertaV2Intermediate
+        self.attention.forward(net, bytes, c, t, s, ex);
+        // DebertaV2Intermediate (the activation fused into the linear layer)
         let inter = &mut s.inter[..t * c.intermediate_size];
-        self.intermediate
-            .forward(bytes, &s.attn_out[..t * h], t, inter, &mut s.row);
-        scalar::activate(c.hidden_act, inter);
+        self.intermediate.forward(
+            bytes,
+            &s.attn_out[..t * h],
+            t,
+            inter,
+            Some(c.hidden_act),
+            &mut s.work,
+            ex,
+        );
         // DebertaV2Output: LayerNorm(dense(x) + attention_output)
         let out = &mut s.hidden[..t * h];
-        self.output.forward(bytes, inter, t, out, &mut s.row);
+        self.output
+            .forward(bytes, inter, t, out, None, &mut s.work, ex);
         for (o, r) in out.iter_mut().zip(&s.attn_out[..t * h]) {
             *o += r;
         }
@@ -419,20 +580,29 @@ impl Layer {
 }
 
 impl Attention {
-    fn forward(&self, net: &Network, bytes: &[u8], c: &Config, t: usize, s: &mut Scratch) {
+    fn forward(
+        &self,
+        net: &Network,
+        bytes: &[u8],
+        c: &Config,
+        t: usize,
+        s: &mut Scratch,
+        ex: &Exec<'_>,
+    ) {
         let (h, ah, d) = (c.hidden_size, c.all_head_size(), c.attention_head_size);
         let x = &s.hidden[..t * h];
         self.query
-            .forward(bytes, x, t, &mut s.q[..t * ah], &mut s.row);
+            .forward(bytes, x, t, &mut s.q[..t * ah], None, &mut s.work, ex);
         self.key
-            .forward(bytes, x, t, &mut s.k[..t * ah], &mut s.row);
+            .forward(bytes, x, t, &mut s.k[..t * ah], None, &mut s.work, ex);
         self.value
-            .forward(bytes, x, t, &mut s.v[..t * ah], &mut s.row);
+            .forward(bytes, x, t, &mut s.v[..t * ah], None, &mut s.work, ex);
 
         // Relative projections for the 2t-1 distances that occur, as f32 rows indexed by
         // (i - j) + t - 1: never all 2 * att_span rows.
         let index = net.rel_index(bytes);
         let max_len = c.max_position_embeddings;
+        let row = &mut s.work.row[..s.work.widest];
         let gather = |m: &Option<MatRef>, dst: &mut [f32], row: &mut [f32]| {
             if let Some(m) = m {
                 let view = m.view(bytes);
@@ -442,39 +612,50 @@ impl Attention {
                 }
             }
         };
-        gather(&self.rel_key, &mut s.rel_k, &mut s.row);
-        gather(&self.rel_query, &mut s.rel_q, &mut s.row);
+        gather(&self.rel_key, &mut s.rel_k, row);
+        gather(&self.rel_query, &mut s.rel_q, row);
 
         let scale = 1.0 / ((d * c.pos_att.scale_factor()) as f32).sqrt();
-        let ctx = &mut s.ctx[..t * ah];
-        ctx.fill(0.0);
-        for head in 0..c.num_attention_heads {
-            let hd = head * d..(head + 1) * d;
-            for i in 0..t {
-                let qi = &s.q[i * ah..][hd.clone()];
-                let scores = &mut s.scores[..t];
-                for (j, sc) in scores.iter_mut().enumerate() {
-                    let kj = &s.k[j * ah..][hd.clone()];
-                    let r = (i + t - 1 - j) * ah;
-                    let mut v = scalar::dot(qi, kj);
-                    if self.rel_key.is_some() {
-                        v += scalar::dot(qi, &s.rel_k[r..][hd.clone()]);
+        let dot = ex.k.dot_f32;
+        let (c2p, p2c) = (self.rel_key.is_some(), self.rel_query.is_some());
+        let (q, k, v, rel_k, rel_q) = (&s.q, &s.k, &s.v, &s.rel_k, &s.rel_q);
+        let ctx = SharedMut::new(&mut s.ctx[..t * ah]);
+        let scores_all = SharedMut::new(&mut s.scores);
+        let max_rows = s.max_len;
+        // Heads are split across threads: each writes its own columns of the context.
+        ex.pool.run(&|ti, tn| {
+            // SAFETY: thread ti owns its own row of scores.
+            let scores = unsafe { scores_all.slice(ti * max_rows..ti * max_rows + t) };
+            for head in share(c.num_attention_heads, ti, tn) {
+                let hd = head * d..(head + 1) * d;
+                for i in 0..t {
+                    let qi = &q[i * ah..][hd.clone()];
+                    for (j, sc) in scores.iter_mut().enumerate() {
+                        let kj = &k[j * ah..][hd.clone()];
+                        let r = (i + t - 1 - j) * ah;
+                        let mut val = dot(qi, kj);
+                        if c2p {
+                            val += dot(qi, &rel_k[r..][hd.clone()]);
+                        }
+                        if p2c {
+                            val += dot(kj, &rel_q[r..][hd.clone()]);
+                        }
+                        *sc = val * scale;
                     }
-                    if self.rel_query.is_some() {
-                        v += scalar::dot(kj, &s.rel_q[r..][hd.clone()]);
+                    scalar::softmax(scores);
+                    // SAFETY: columns hd of row i belong to this thread's head.
+                    let ci = unsafe { ctx.slice(i * ah + hd.start..i * ah + hd.end) };
+                    ci.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        scalar::axpy(p, &v[j * ah..][hd.clone()], ci);
                     }
-                    *sc = v * scale;
-                }
-                scalar::softmax(scores);
-                let ci = &mut ctx[i * ah..][hd.clone()];
-                for (j, &p) in scores.iter().enumerate() {
-                    scalar::axpy(p, &s.v[j * ah..][hd.clone()], ci);
                 }
             }
-        }
+        });
         // DebertaV2SelfOutput: LayerNorm(dense(context) + input)
         let out = &mut s.attn_out[..t * h];
-        self.output.forward(bytes, ctx, t, out, &mut s.row);
+        self.output
+            .forward(bytes, &s.ctx[..t * ah], t, out, None, &mut s.work, ex);
         for (o, r) in out.iter_mut().zip(&s.hidden[..t * h]) {
             *o += r;
         }

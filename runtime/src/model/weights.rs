@@ -4,18 +4,32 @@
 use half::{bf16, f16};
 
 use crate::error::{Error, Result};
-use crate::format::{DType, ModelFile, TensorView};
+use crate::format::{DType, Layout, ModelFile, TensorView};
+use crate::kernels::{NR, QBLOCK};
 
-/// A row-major `[rows, cols]` matrix of f32, f16 or bf16 in the file.
+/// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 with one scale per row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MatRef {
     offset: usize,
     pub rows: usize,
     pub cols: usize,
     dtype: DType,
+    /// Row scales of an int8 matrix.
+    scales: Option<VecRef>,
 }
 
-/// An f32 vector in the file (biases, LayerNorm parameters).
+/// An int8 `[rows, cols]` matrix packed in `Layout::I8Panel8x4`, with one scale per row
+/// (output channel).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedRef {
+    offset: usize,
+    /// `cols` rounded up to a multiple of [`QBLOCK`]: the bytes per row of a quantized input.
+    pub kp: usize,
+    pub panels: usize,
+    pub scales: VecRef,
+}
+
+/// An f32 vector in the file (biases, LayerNorm parameters, scales).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct VecRef {
     offset: usize,
@@ -27,6 +41,7 @@ pub(crate) enum Matrix<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
     BF16(&'a [bf16]),
+    I8(&'a [i8], &'a [f32]),
 }
 
 fn expect_shape(v: &TensorView<'_>, shape: &[usize]) -> Result<()> {
@@ -42,20 +57,23 @@ fn expect_shape(v: &TensorView<'_>, shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// Tensor records hold absolute file offsets, so a handle is just that offset.
-fn offset_in(v: &TensorView<'_>) -> usize {
-    v.record.offset as usize
-}
-
 impl MatRef {
     pub fn resolve(file: &ModelFile, name: &str, rows: usize, cols: usize) -> Result<MatRef> {
         let v = file.tensor(name)?;
         expect_shape(&v, &[rows, cols])?;
+        if v.record.layout != Layout::RowMajor {
+            return Err(Error::TensorDtype {
+                name: name.into(),
+                dtype: "a packed layout",
+            });
+        }
+        let mut scales = None;
         // Cast once here so that an unaligned tensor is an error at open, not at run time.
         match v.record.dtype {
             DType::F32 => drop(v.f32()?),
             DType::F16 => drop(v.f16()?),
             DType::BF16 => drop(v.bf16()?),
+            DType::I8 => scales = Some(VecRef::resolve(file, &format!("{name}_scale"), rows)?),
             dtype => {
                 return Err(Error::TensorDtype {
                     name: name.into(),
@@ -64,10 +82,11 @@ impl MatRef {
             }
         }
         Ok(MatRef {
-            offset: offset_in(&v),
+            offset: v.record.offset as usize,
             rows,
             cols,
             dtype: v.record.dtype,
+            scales,
         })
     }
 
@@ -75,11 +94,43 @@ impl MatRef {
         let n = self.rows * self.cols * self.dtype.size();
         let b = &bytes[self.offset..self.offset + n];
         // The casts were checked when the model was opened; the bytes never change.
-        match self.dtype {
-            DType::F32 => Matrix::F32(bytemuck::cast_slice(b)),
-            DType::F16 => Matrix::F16(bytemuck::cast_slice(b)),
+        match (self.dtype, self.scales) {
+            (DType::F32, _) => Matrix::F32(bytemuck::cast_slice(b)),
+            (DType::F16, _) => Matrix::F16(bytemuck::cast_slice(b)),
+            (DType::I8, Some(s)) => Matrix::I8(bytemuck::cast_slice(b), s.view(bytes)),
             _ => Matrix::BF16(bytemuck::cast_slice(b)),
         }
+    }
+}
+
+impl PackedRef {
+    /// A packed int8 weight named `name` (`[rows, cols]`) with its `{name}_scale`, if the
+    /// file stores it so; `None` for any other storage.
+    pub fn resolve(
+        file: &ModelFile,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<PackedRef>> {
+        let v = file.tensor(name)?;
+        if v.record.layout != Layout::I8Panel8x4 {
+            return Ok(None);
+        }
+        expect_shape(&v, &[rows, cols])?;
+        let scales = VecRef::resolve(file, &format!("{name}_scale"), rows)?;
+        Ok(Some(PackedRef {
+            offset: v.record.offset as usize,
+            kp: cols.div_ceil(QBLOCK) * QBLOCK,
+            panels: rows.div_ceil(NR),
+            scales,
+        }))
+    }
+
+    /// Panel `p`: `kp · 8` bytes.
+    #[inline]
+    pub fn panel<'a>(&self, bytes: &'a [u8], p: usize) -> &'a [i8] {
+        let len = self.kp * NR;
+        bytemuck::cast_slice(&bytes[self.offset + p * len..self.offset + (p + 1) * len])
     }
 }
 
@@ -89,7 +140,7 @@ impl VecRef {
         expect_shape(&v, &[len])?;
         v.f32()?;
         Ok(VecRef {
-            offset: offset_in(&v),
+            offset: v.record.offset as usize,
             len,
         })
     }
@@ -100,7 +151,7 @@ impl VecRef {
 }
 
 impl<'a> Matrix<'a> {
-    /// Row `r` as f32: in place for f32 storage, else widened into `scratch`.
+    /// Row `r` as f32: in place for f32 storage, else widened (or dequantized) into `scratch`.
     #[inline]
     pub fn row<'s>(&'s self, r: usize, cols: usize, scratch: &'s mut [f32]) -> &'s [f32] {
         let span = r * cols..(r + 1) * cols;
@@ -114,6 +165,14 @@ impl<'a> Matrix<'a> {
             Matrix::BF16(d) => {
                 let out = &mut scratch[..cols];
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(&d[span], out);
+                out
+            }
+            Matrix::I8(d, s) => {
+                let out = &mut scratch[..cols];
+                let scale = s[r];
+                for (o, &q) in out.iter_mut().zip(&d[span]) {
+                    *o = q as f32 * scale;
+                }
                 out
             }
         }

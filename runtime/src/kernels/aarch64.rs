@@ -1,0 +1,195 @@
+//! aarch64 kernels: Advanced SIMD, and the dot-product extension (`sdot`, emitted with `asm!`
+//! because its intrinsic is not stable Rust yet). The safe entry points are only put in a
+//! [`super::Kernels`] table after the features were detected.
+
+use std::arch::aarch64::*;
+
+use super::{MR, NR, QBLOCK};
+
+/// Scales one block's i32 sums into the f32 sums: a multiply and an add, as the scalar kernel.
+#[inline(always)]
+unsafe fn scale_block(f: &mut [float32x4_t; 2], lo: int32x4_t, hi: int32x4_t, s: f32) {
+    let s = vdupq_n_f32(s);
+    f[0] = vaddq_f32(f[0], vmulq_f32(vcvtq_f32_s32(lo), s));
+    f[1] = vaddq_f32(f[1], vmulq_f32(vcvtq_f32_s32(hi), s));
+}
+
+/// Plain NEON: `smull` to i16 (|product| ≤ 127·127, exact), pairwise-add-accumulate to i32.
+#[target_feature(enable = "neon")]
+unsafe fn gemm_i8_panel_neon_impl<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+    panel: *const i8,
+    acc: &mut [[f32; NR]; MR],
+) {
+    let nb = kp / QBLOCK;
+    let mut f = [[vdupq_n_f32(0.0); 2]; M];
+    for b in 0..nb {
+        // Per row, four accumulators of pair sums: outputs 0-1, 2-3, 4-5, 6-7.
+        let mut c = [[vdupq_n_s32(0); 4]; M];
+        for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
+            // SAFETY: the caller checked the panel holds kp·8 bytes and each row kp bytes.
+            let (w0, w1) = unsafe {
+                (
+                    vld1q_s8(panel.add(g * 32)),
+                    vld1q_s8(panel.add(g * 32 + 16)),
+                )
+            };
+            for (r, cr) in c.iter_mut().enumerate() {
+                // SAFETY: as above; an unaligned 4-byte read of row r at input 4g.
+                let x4 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i32) };
+                let xb = vreinterpret_s8_s32(vdup_n_s32(x4));
+                cr[0] = vpadalq_s16(cr[0], vmull_s8(vget_low_s8(w0), xb));
+                cr[1] = vpadalq_s16(cr[1], vmull_s8(vget_high_s8(w0), xb));
+                cr[2] = vpadalq_s16(cr[2], vmull_s8(vget_low_s8(w1), xb));
+                cr[3] = vpadalq_s16(cr[3], vmull_s8(vget_high_s8(w1), xb));
+            }
+        }
+        for (r, cr) in c.iter().enumerate() {
+            // SAFETY: the caller checked xs holds nb scales per row.
+            let s = unsafe { *xs.add(r * nb + b) };
+            // SAFETY: register arithmetic only.
+            unsafe {
+                scale_block(
+                    &mut f[r],
+                    vpaddq_s32(cr[0], cr[1]),
+                    vpaddq_s32(cr[2], cr[3]),
+                    s,
+                )
+            };
+        }
+    }
+    store(&f, acc);
+}
+
+#[inline(always)]
+fn store<const M: usize>(f: &[[float32x4_t; 2]; M], acc: &mut [[f32; NR]; MR]) {
+    for (r, fr) in f.iter().enumerate() {
+        // SAFETY: acc[r] holds 8 f32.
+        unsafe {
+            vst1q_f32(acc[r].as_mut_ptr(), fr[0]);
+            vst1q_f32(acc[r].as_mut_ptr().add(4), fr[1]);
+        }
+    }
+}
+
+/// `sdot`: each 32-bit lane accumulates the dot product of 4 bytes with 4 bytes.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+    panel: *const i8,
+    acc: &mut [[f32; NR]; MR],
+) {
+    let nb = kp / QBLOCK;
+    let mut f = [[vdupq_n_f32(0.0); 2]; M];
+    for b in 0..nb {
+        let mut c = [[vdupq_n_s32(0); 2]; M];
+        for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
+            // SAFETY: as in the NEON kernel.
+            let (w0, w1) = unsafe {
+                (
+                    vld1q_s8(panel.add(g * 32)),
+                    vld1q_s8(panel.add(g * 32 + 16)),
+                )
+            };
+            for (r, cr) in c.iter_mut().enumerate() {
+                // SAFETY: as in the NEON kernel.
+                let x4 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i32) };
+                let xb = vreinterpretq_s8_s32(vdupq_n_s32(x4));
+                // SAFETY: register-only instructions; `dotprod` is enabled on this function.
+                unsafe {
+                    core::arch::asm!("sdot {c:v}.4s, {w:v}.16b, {x:v}.16b", c = inout(vreg) cr[0], w = in(vreg) w0, x = in(vreg) xb, options(pure, nomem, nostack));
+                    core::arch::asm!("sdot {c:v}.4s, {w:v}.16b, {x:v}.16b", c = inout(vreg) cr[1], w = in(vreg) w1, x = in(vreg) xb, options(pure, nomem, nostack));
+                }
+            }
+        }
+        for (r, cr) in c.iter().enumerate() {
+            // SAFETY: the caller checked xs holds nb scales per row.
+            let s = unsafe { *xs.add(r * nb + b) };
+            // SAFETY: register arithmetic only.
+            unsafe { scale_block(&mut f[r], cr[0], cr[1], s) };
+        }
+    }
+    store(&f, acc);
+}
+
+macro_rules! dispatch_m {
+    ($f:ident, $m:expr, $x:expr, $s:expr, $kp:expr, $p:expr, $acc:expr) => {
+        match $m {
+            1 => $f::<1>($x, $s, $kp, $p, $acc),
+            2 => $f::<2>($x, $s, $kp, $p, $acc),
+            3 => $f::<3>($x, $s, $kp, $p, $acc),
+            4 => $f::<4>($x, $s, $kp, $p, $acc),
+            _ => {}
+        }
+    };
+}
+
+fn check(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8]) {
+    assert!(
+        m <= MR
+            && kp % QBLOCK == 0
+            && xq.len() >= m * kp
+            && xs.len() >= m * (kp / QBLOCK)
+            && panel.len() >= kp * NR
+    );
+}
+
+pub fn gemm_i8_panel_neon(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &[i8],
+    acc: &mut [[f32; NR]; MR],
+) {
+    check(xq, xs, m, kp, panel);
+    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    // SAFETY: lengths checked above; NEON presence is the table's invariant.
+    unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, acc) }
+}
+
+pub fn gemm_i8_panel_dotprod(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &[i8],
+    acc: &mut [[f32; NR]; MR],
+) {
+    check(xq, xs, m, kp, panel);
+    debug_assert!(super::Isa::NeonDotprod.available());
+    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    // SAFETY: lengths checked above; dotprod presence is the table's invariant.
+    unsafe { dispatch_m!(gemm_i8_panel_dotprod_impl, m, x, s, kp, p, acc) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dot_f32_neon_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut s = [vdupq_n_f32(0.0); 4];
+    let mut i = 0;
+    while i + 16 <= n {
+        for (j, sj) in s.iter_mut().enumerate() {
+            // SAFETY: i + 4j + 4 ≤ n.
+            let (x, y) = unsafe { (vld1q_f32(pa.add(i + 4 * j)), vld1q_f32(pb.add(i + 4 * j))) };
+            *sj = vfmaq_f32(*sj, x, y);
+        }
+        i += 16;
+    }
+    let mut total = vaddvq_f32(vaddq_f32(vaddq_f32(s[0], s[1]), vaddq_f32(s[2], s[3])));
+    while i < n {
+        total += a[i] * b[i];
+        i += 1;
+    }
+    total
+}
+
+pub fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: NEON presence is the table's invariant; reads are bounded by the shorter slice.
+    unsafe { dot_f32_neon_impl(a, b) }
+}
