@@ -1,29 +1,25 @@
-//! Creating a session may allocate; tokenizing and classifying may not. Proven with a counting
-//! global allocator that counts the allocations of the test's own thread.
+//! Creating a session may allocate; tokenizing and classifying may not, on one thread or many.
+//! Proven with a counting global allocator that counts every thread's allocations (this file
+//! holds one test, so nothing else runs while it counts).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dbrt_tests::*;
 
 struct Counting;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 fn note() {
-    // try_with: the allocator may run while thread-locals are being torn down.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
+    if COUNTING.load(Ordering::SeqCst) {
+        COUNT.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialized thread-locals, which never allocate.
+// atomics, which never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
@@ -45,18 +41,31 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 fn allocations_during(f: impl FnOnce()) -> usize {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|on| on.set(true));
+    COUNT.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
     f();
-    COUNTING.with(|on| on.set(false));
-    COUNT.with(|c| c.get())
+    COUNTING.store(false, Ordering::SeqCst);
+    COUNT.load(Ordering::SeqCst)
 }
 
 #[test]
 fn tokenize_and_classify_allocate_nothing() {
-    let (_d, path) = convert(&real_model_onnx(), dbrt_convert::StorageType::F16);
+    for (storage, threads) in [
+        (dbrt_convert::StorageType::F16, 1),
+        (dbrt_convert::StorageType::Int8, 2),
+    ] {
+        check(storage, threads);
+    }
+}
+
+fn check(storage: dbrt_convert::StorageType, threads: usize) {
+    let (_d, path) = convert(&real_model_onnx(), storage);
     let model = open(&path);
-    let mut session = dbrt::Session::new(model.clone(), Default::default()).unwrap();
+    let opts = dbrt::SessionOptions {
+        threads,
+        ..Default::default()
+    };
+    let mut session = dbrt::Session::new(model.clone(), opts).unwrap();
     let rows = real_rows("rte_dev.goldens.jsonl");
     let long = "word ".repeat(20_000);
     let mut probs = vec![0f32; model.config().num_labels];

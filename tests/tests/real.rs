@@ -12,6 +12,7 @@ struct Converted {
     _dirs: Vec<tempfile::TempDir>,
     f32: PathBuf,
     f16: PathBuf,
+    int8: PathBuf,
 }
 
 fn converted() -> &'static Converted {
@@ -20,10 +21,12 @@ fn converted() -> &'static Converted {
         let onnx = real_model_onnx();
         let (d1, f32) = convert(&onnx, StorageType::F32);
         let (d2, f16) = convert(&onnx, StorageType::F16);
+        let (d3, int8) = convert(&onnx, StorageType::Int8);
         Converted {
-            _dirs: vec![d1, d2],
+            _dirs: vec![d1, d2, d3],
             f32,
             f16,
+            int8,
         }
     })
 }
@@ -167,4 +170,117 @@ fn memory_buffer_equals_mapping() {
         .unwrap()
         .to_vec();
     assert_eq!(a, b);
+}
+
+fn int8_model() -> Arc<dbrt::Model> {
+    static M: OnceLock<Arc<dbrt::Model>> = OnceLock::new();
+    M.get_or_init(|| open(&converted().int8)).clone()
+}
+
+fn mean_abs_dp(a: &[f32], b: &[f32]) -> f64 {
+    let (pa, pb) = (dbrt::softmax(a), dbrt::softmax(b));
+    pa.iter()
+        .zip(&pb)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .sum::<f64>()
+        / pa.len() as f64
+}
+
+/// The int8 file on every real row: argmax agreement ≥ 99.5% and mean |Δp| ≤ 0.005 against
+/// transformers' fp32 logits, and both better than onnxruntime's per-channel int8 on the same
+/// rows.
+#[test]
+fn real_int8_fidelity_beats_onnxruntime() {
+    let model = int8_model();
+    let mut s = Session::new(model, Default::default()).unwrap();
+    let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
+        .iter()
+        .flat_map(|f| real_rows(f))
+        .collect();
+    let (mut agree, mut ort_agree, mut dp, mut ort_dp) = (0, 0, 0.0, 0.0);
+    for r in &rows {
+        let logits = s
+            .logits(Sequence {
+                ids: &r.input_ids,
+                type_ids: None,
+            })
+            .unwrap();
+        agree += (argmax(logits) == argmax(&r.logits_fp32)) as usize;
+        ort_agree += (argmax(&r.logits_ort_int8_per_channel) == argmax(&r.logits_fp32)) as usize;
+        dp += mean_abs_dp(logits, &r.logits_fp32);
+        ort_dp += mean_abs_dp(&r.logits_ort_int8_per_channel, &r.logits_fp32);
+    }
+    let n = rows.len();
+    let (dp, ort_dp) = (dp / n as f64, ort_dp / n as f64);
+    eprintln!("int8 ({}): agreement {agree}/{n}, mean |dp| {dp:.5}; onnxruntime per-channel: {ort_agree}/{n}, {ort_dp:.5}", s.isa().name());
+    assert!(
+        agree as f64 >= 0.995 * n as f64,
+        "argmax agreement {agree}/{n}"
+    );
+    assert!(dp <= 0.005, "mean |dp| {dp}");
+    assert!(
+        agree > ort_agree && dp < ort_dp,
+        "not better than onnxruntime per-channel"
+    );
+}
+
+fn int8_logits(isa: dbrt::kernels::Isa, threads: usize, rows: &[RealRow]) -> Vec<Vec<f32>> {
+    let opts = dbrt::SessionOptions {
+        isa: Some(isa),
+        threads,
+        ..Default::default()
+    };
+    let mut s = Session::new(int8_model(), opts).unwrap();
+    rows.iter()
+        .map(|r| {
+            s.logits(Sequence {
+                ids: &r.input_ids,
+                type_ids: None,
+            })
+            .unwrap()
+            .to_vec()
+        })
+        .collect()
+}
+
+/// Every kernel tier computes the scalar tier's logits, bit for bit, on every real row (so the
+/// same argmax): integer sums are exact and every float step runs in one order in all tiers.
+#[test]
+fn real_int8_every_tier_equals_scalar() {
+    let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
+        .iter()
+        .flat_map(|f| real_rows(f))
+        .collect();
+    // Two threads give the same bits as one (tested below) in half the time.
+    let reference = int8_logits(dbrt::kernels::Isa::Scalar, 2, &rows);
+    for isa in dbrt::kernels::Isa::all_available()
+        .into_iter()
+        .filter(|&i| i != dbrt::kernels::Isa::Scalar)
+    {
+        let got = int8_logits(isa, 2, &rows);
+        for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
+            assert_eq!(a, b, "{} row {i} differs from scalar", isa.name());
+        }
+        eprintln!("{} equals scalar on all {} rows", isa.name(), rows.len());
+    }
+}
+
+/// Every thread count computes the same bits as one thread, on every tier.
+#[test]
+fn real_int8_threads_are_bit_identical() {
+    let rows: Vec<RealRow> = real_rows("rte_dev.goldens.jsonl")
+        .into_iter()
+        .take(20)
+        .collect();
+    for isa in dbrt::kernels::Isa::all_available() {
+        let one = int8_logits(isa, 1, &rows);
+        for threads in [2, 3] {
+            assert_eq!(
+                int8_logits(isa, threads, &rows),
+                one,
+                "{} with {threads} threads differs from one thread",
+                isa.name()
+            );
+        }
+    }
 }

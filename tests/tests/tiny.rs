@@ -207,3 +207,58 @@ fn bad_inputs_are_typed_errors() {
     )
     .is_err());
 }
+
+/// int8 storage of the tiny models: logits near transformers' and, on every kernel tier this CPU
+/// runs (NEON and dotprod under qemu in CI) and every thread count, the same bits as scalar.
+#[test]
+fn int8_storage_close_and_identical_across_tiers_and_threads() {
+    for name in ["v3-style", "separate-pos-proj", "v2-absolute-pos"] {
+        let (_d, path) = convert(&fixtures().join("tiny").join(name), StorageType::Int8);
+        let model = open(&path);
+        let has_types = model.config().type_vocab_size > 0;
+        let goldens = tiny_goldens(name);
+        let run = |isa: dbrt::kernels::Isa, threads: usize| -> Vec<Vec<f32>> {
+            let opts = SessionOptions {
+                isa: Some(isa),
+                threads,
+                ..Default::default()
+            };
+            let mut s = Session::new(model.clone(), opts).unwrap();
+            goldens
+                .cases
+                .iter()
+                .map(|c| {
+                    let seq = Sequence {
+                        ids: &c.input_ids,
+                        type_ids: has_types.then_some(&c.token_type_ids[..]),
+                    };
+                    s.logits(seq).unwrap().to_vec()
+                })
+                .collect()
+        };
+        let reference = run(dbrt::kernels::Isa::Scalar, 1);
+        let mut worst = 0f32;
+        for (got, case) in reference.iter().zip(&goldens.cases) {
+            worst = worst.max(max_abs_diff(got, &case.logits));
+        }
+        // These random weights are drawn wide on purpose; the real-model tests hold int8 to the
+        // fidelity bars. Here: within 5% of the largest logit.
+        let largest = goldens
+            .cases
+            .iter()
+            .flat_map(|c| c.logits.iter())
+            .fold(1f32, |a, &v| a.max(v.abs()));
+        eprintln!("{name} int8: worst max |dlogit| {worst:e} (largest |logit| {largest})");
+        assert!(worst < 0.05 * largest, "{name} int8: max |dlogit| {worst}");
+        for isa in dbrt::kernels::Isa::all_available() {
+            for threads in [1, 2, 3] {
+                assert_eq!(
+                    run(isa, threads),
+                    reference,
+                    "{name}: {} with {threads} threads",
+                    isa.name()
+                );
+            }
+        }
+    }
+}

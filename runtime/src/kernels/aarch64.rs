@@ -171,24 +171,34 @@ pub fn gemm_i8_panel_dotprod(
 unsafe fn dot_f32_neon_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut s = [vdupq_n_f32(0.0); 4];
+    let (mut lo, mut hi) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
     let mut i = 0;
-    while i + 16 <= n {
-        for (j, sj) in s.iter_mut().enumerate() {
-            // SAFETY: i + 4j + 4 ≤ n.
-            let (x, y) = unsafe { (vld1q_f32(pa.add(i + 4 * j)), vld1q_f32(pb.add(i + 4 * j))) };
-            *sj = vfmaq_f32(*sj, x, y);
-        }
-        i += 16;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        let (x0, y0, x1, y1) = unsafe {
+            (
+                vld1q_f32(pa.add(i)),
+                vld1q_f32(pb.add(i)),
+                vld1q_f32(pa.add(i + 4)),
+                vld1q_f32(pb.add(i + 4)),
+            )
+        };
+        lo = vaddq_f32(lo, vmulq_f32(x0, y0));
+        hi = vaddq_f32(hi, vmulq_f32(x1, y1));
+        i += 8;
     }
-    let mut total = vaddvq_f32(vaddq_f32(vaddq_f32(s[0], s[1]), vaddq_f32(s[2], s[3])));
+    let mut tail = 0f32;
     while i < n {
-        total += a[i] * b[i];
+        tail += a[i] * b[i];
         i += 1;
     }
-    total
+    // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar dot.
+    let s = vaddq_f32(lo, hi);
+    let t = vadd_f32(vget_low_f32(s), vget_high_f32(s));
+    (vget_lane_f32::<0>(t) + vget_lane_f32::<1>(t)) + tail
 }
 
+/// f32 dot product with NEON, in the scalar dot's exact order (see [`super::scalar::dot`]).
 pub fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: NEON presence is the table's invariant; reads are bounded by the shorter slice.
     unsafe { dot_f32_neon_impl(a, b) }

@@ -17,7 +17,7 @@ pub use scalar::{MR, NR, QBLOCK};
 pub enum Isa {
     /// Portable Rust, the reference.
     Scalar,
-    /// x86_64 AVX2 + FMA.
+    /// x86_64 AVX2.
     Avx2,
     /// aarch64 Advanced SIMD.
     Neon,

@@ -2,8 +2,10 @@
 
 use crate::model::config::Activation;
 
-/// Dot product with eight independent partial sums, combined in a fixed order: deterministic,
-/// and open to vectorization by the compiler.
+/// Dot product in the one order every tier follows, so that all tiers compute the same bits:
+/// eight lanes, lane `l` summing `a[i]·b[i]` for `i ≡ l (mod 8)` over whole chunks of eight
+/// (a multiply, then an add: no fused multiply-add), lanes combined as
+/// `((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))`, then the tail summed from zero and added.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
@@ -21,7 +23,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         tail += x * y;
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    let s = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    ((s[0] + s[2]) + (s[1] + s[3])) + tail
 }
 
 /// `y += alpha * x`.
@@ -118,11 +126,18 @@ pub fn gemm_i8_panel(
         for b in 0..nb {
             let mut block = [0i32; NR];
             for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
-                let xk = &x[g * 4..g * 4 + 4];
+                let xk = [
+                    x[g * 4] as i32,
+                    x[g * 4 + 1] as i32,
+                    x[g * 4 + 2] as i32,
+                    x[g * 4 + 3] as i32,
+                ];
                 let group = &panel[g * 4 * NR..(g + 1) * 4 * NR];
-                for (j, o) in block.iter_mut().enumerate() {
-                    let w = &group[j * 4..j * 4 + 4];
-                    *o += (0..4).map(|i| xk[i] as i32 * w[i] as i32).sum::<i32>();
+                for (o, w) in block.iter_mut().zip(group.chunks_exact(4)) {
+                    *o += xk[0] * w[0] as i32
+                        + xk[1] * w[1] as i32
+                        + xk[2] * w[2] as i32
+                        + xk[3] * w[3] as i32;
                 }
             }
             let s = xs[r * nb + b];
@@ -215,6 +230,8 @@ pub fn gelu_fast(x: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn erf_fast_is_close_to_erf() {
         let mut worst = 0f32;
@@ -255,6 +272,41 @@ mod tests {
                     acc[r][j]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn dot_matches_naive_on_all_tails() {
+        for n in 0..40 {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let naive: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - naive).abs() < 1e-5, "n={n}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_and_softmax() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        layer_norm(&mut x, &[1.0; 4], &[0.5; 4], 0.0);
+        let mean: f32 = x.iter().sum::<f32>() / 4.0;
+        assert!((mean - 0.5).abs() < 1e-6);
+        assert!((x[3] - x[0] - 2.0 * 1.5 / 1.118034).abs() < 1e-5);
+        let mut s = vec![1.0, 2.0, 3.0, f32::MIN];
+        softmax(&mut s);
+        assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(s[3], 0.0);
+        assert!(s[2] > s[1] && s[1] > s[0]);
+    }
+
+    #[test]
+    fn gelu_is_exact_erf_form() {
+        let mut x = vec![-3.0f32, -1.0, 0.0, 0.5, 2.0];
+        activate(Activation::Gelu, &mut x);
+        // Reference values of x * Phi(x).
+        let want = [-0.004049695, -0.15865526, 0.0, 0.34573123, 1.9544997];
+        for (a, b) in x.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
     }
 }

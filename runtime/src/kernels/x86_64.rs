@@ -1,4 +1,4 @@
-//! x86_64 kernels: AVX2 + FMA. Each is one `#[inline(always)]` body under a
+//! x86_64 kernels: AVX2. Each is one `#[inline(always)]` body under a
 //! `#[target_feature]` wrapper; the safe entry points are only put in a [`super::Kernels`]
 //! table after the features were detected.
 
@@ -79,47 +79,34 @@ pub fn gemm_i8_panel_avx2(
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2")]
 unsafe fn dot_f32_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut s = [_mm256_setzero_ps(); 4];
+    let mut acc = _mm256_setzero_ps();
     let mut i = 0;
-    while i + 32 <= n {
-        for (j, sj) in s.iter_mut().enumerate() {
-            // SAFETY: i + 8j + 8 ≤ n.
-            let (x, y) = unsafe {
-                (
-                    _mm256_loadu_ps(pa.add(i + 8 * j)),
-                    _mm256_loadu_ps(pb.add(i + 8 * j)),
-                )
-            };
-            *sj = _mm256_fmadd_ps(x, y, *sj);
-        }
-        i += 32;
-    }
     while i + 8 <= n {
         // SAFETY: i + 8 ≤ n.
         let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
-        s[0] = _mm256_fmadd_ps(x, y, s[0]);
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
         i += 8;
     }
-    let v = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
-    let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    let mut total = _mm_cvtss_f32(h);
+    let mut tail = 0f32;
     while i < n {
-        total += a[i] * b[i];
+        tail += a[i] * b[i];
         i += 1;
     }
-    total
+    // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar dot.
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let r = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    _mm_cvtss_f32(r) + tail
 }
 
-/// f32 dot product with AVX2 + FMA (four 8-wide accumulators).
+/// f32 dot product with AVX2, in the scalar dot's exact order (see [`super::scalar::dot`]).
 pub fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
     debug_assert!(super::Isa::Avx2.available());
-    // SAFETY: AVX2 and FMA presence is the table's invariant; the body bounds its reads by the
-    // shorter slice.
+    // SAFETY: AVX2 presence is the table's invariant; the body bounds its reads by the shorter
+    // slice.
     unsafe { dot_f32_avx2_impl(a, b) }
 }

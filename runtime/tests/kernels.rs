@@ -1,0 +1,135 @@
+//! Every SIMD kernel against its scalar twin, on every tier this CPU runs: random shapes,
+//! tails, one row, empty input. The int8 GEMM must match bit for bit.
+
+use dbrt::kernels::{scalar, Isa, Kernels, MR, NR, QBLOCK};
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn tiers() -> Vec<Kernels> {
+    Isa::all_available()
+        .into_iter()
+        .map(|i| Kernels::for_isa(i).unwrap())
+        .collect()
+}
+
+/// CI names the tiers its machine must run (`DBRT_EXPECT_ISA=avx2`, `neon,neon-dotprod`), so
+/// that a tier that silently never ran fails the build.
+#[test]
+fn expected_tiers_are_available() {
+    let Ok(list) = std::env::var("DBRT_EXPECT_ISA") else {
+        return;
+    };
+    for name in list.split(',').filter(|s| !s.trim().is_empty()) {
+        let isa = Isa::parse(name).unwrap();
+        assert!(
+            isa.available(),
+            "{} expected on this machine but not available",
+            isa.name()
+        );
+    }
+}
+
+#[test]
+fn gemm_i8_panel_matches_scalar_bit_for_bit() {
+    let mut next = rng(7);
+    for k in tiers() {
+        for _ in 0..2000 {
+            let m = 1 + (next() % MR as u64) as usize;
+            let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
+            let nb = kp / QBLOCK;
+            let xq: Vec<i8> = (0..m * kp)
+                .map(|_| (next() % 255) as i8 as i16 as i8)
+                .map(|v| v.max(-127))
+                .collect();
+            let xs: Vec<f32> = (0..m * nb)
+                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
+                .collect();
+            let panel: Vec<i8> = (0..kp * NR)
+                .map(|_| ((next() % 255) as i64 - 127) as i8)
+                .collect();
+            let (mut want, mut got) = ([[0f32; NR]; MR], [[1f32; NR]; MR]);
+            scalar::gemm_i8_panel(&xq, &xs, m, kp, &panel, &mut want);
+            (k.gemm_i8_panel)(&xq, &xs, m, kp, &panel, &mut got);
+            for r in 0..m {
+                for j in 0..NR {
+                    assert_eq!(
+                        want[r][j].to_bits(),
+                        got[r][j].to_bits(),
+                        "{:?} m={m} kp={kp} r={r} j={j}",
+                        k.isa
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_values_do_not_saturate() {
+    // ±127 everywhere: the largest pair sums maddubs can see.
+    for k in tiers() {
+        for (xv, wv) in [(127i8, 127i8), (-127, 127), (127, -127), (-127, -127)] {
+            let kp = 4 * QBLOCK;
+            let xq = vec![xv; MR * kp];
+            let xs = vec![1.0f32; MR * 4];
+            let panel = vec![wv; kp * NR];
+            let mut got = [[0f32; NR]; MR];
+            (k.gemm_i8_panel)(&xq, &xs, MR, kp, &panel, &mut got);
+            let want = (xv as i32 * wv as i32 * kp as i32) as f32;
+            assert!(
+                got.iter().flatten().all(|&v| v == want),
+                "{:?}: {got:?} vs {want}",
+                k.isa
+            );
+        }
+    }
+}
+
+#[test]
+fn dot_f32_matches_scalar_bit_for_bit() {
+    let mut next = rng(11);
+    for k in tiers() {
+        for n in (0..130).chain([511, 1536]) {
+            let a: Vec<f32> = (0..n)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let want = scalar::dot(&a, &b);
+            let got = (k.dot_f32)(&a, &b);
+            // The same order of operations in every tier: the same bits.
+            assert_eq!(
+                want.to_bits(),
+                got.to_bits(),
+                "{:?} n={n}: {got} vs {want}",
+                k.isa
+            );
+        }
+    }
+}
+
+#[test]
+fn forcing_a_tier() {
+    // The only test that touches the variable.
+    std::env::set_var("DBRT_FORCE_ISA", "scalar");
+    assert_eq!(Kernels::select(None).unwrap().isa, Isa::Scalar);
+    std::env::set_var("DBRT_FORCE_ISA", "sse9");
+    assert!(Kernels::select(None).is_err());
+    std::env::remove_var("DBRT_FORCE_ISA");
+    let best = Kernels::select(None).unwrap().isa;
+    assert_eq!(Some(&best), Isa::all_available().last());
+    // An explicit choice wins over the variable; a tier the CPU lacks is an error.
+    assert_eq!(Kernels::select(Some(Isa::Scalar)).unwrap().isa, Isa::Scalar);
+    for isa in [Isa::Avx2, Isa::Neon, Isa::NeonDotprod] {
+        assert_eq!(Kernels::for_isa(isa).is_ok(), isa.available());
+    }
+}
