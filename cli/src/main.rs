@@ -46,6 +46,27 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Measure latency percentiles, throughput, open time, time to first result and peak RSS
+    /// for every combination of sequence length, batch size and thread count.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
+        seq: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        batch: Vec<usize>,
+        /// Timed iterations per configuration (after one warm-up).
+        #[arg(long, default_value = "20")]
+        iters: usize,
+        /// Kernel tier (default: the best this CPU runs; DBRT_FORCE_ISA also works).
+        #[arg(long)]
+        isa: Option<String>,
+        /// One JSON object per configuration and line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids`) and write it back
     /// with `input_ids` and `logits` added; prints agreement with `logits_fp32` where present.
     Eval {
@@ -145,6 +166,107 @@ fn tokenize(model: PathBuf, data: PathBuf, out: PathBuf) -> Result<(), String> {
         "rows: {rows}, tokens: {tokens}, {:.1} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct BenchArgs {
+    model: PathBuf,
+    seq: Vec<usize>,
+    threads: Vec<usize>,
+    batch: Vec<usize>,
+    iters: usize,
+    isa: Option<String>,
+    json: bool,
+}
+
+fn bench(a: BenchArgs) -> Result<(), String> {
+    use std::time::Instant;
+    let isa = a
+        .isa
+        .as_deref()
+        .map(dbrt::kernels::Isa::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    for &seq in &a.seq {
+        for &threads in &a.threads {
+            for &batch in &a.batch {
+                // Open anew for each configuration: open time and time to first result are part
+                // of what is measured.
+                let t0 = Instant::now();
+                let model = Arc::new(Model::open(&a.model).map_err(|e| e.to_string())?);
+                let open_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let seq = seq.min(model.max_sequence_length());
+                let opts = dbrt::SessionOptions {
+                    max_sequence_length: Some(seq),
+                    max_batch: batch,
+                    threads,
+                    isa,
+                    ..Default::default()
+                };
+                let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
+                // Real token ids: a long text through the model's own tokenizer, cut to `seq`.
+                let text = "The quick brown fox jumps over the lazy dog while the committee reviews its annual budget. ".repeat(64);
+                let ids: Vec<u32> = match s.tokenize(&text, None) {
+                    Ok((ids, _)) => ids.to_vec(),
+                    Err(_) => (0..seq as u32)
+                        .map(|i| 1 + i % (model.config().vocab_size as u32 - 1))
+                        .collect(),
+                };
+                let seqs: Vec<Sequence<'_>> = (0..batch)
+                    .map(|_| Sequence {
+                        ids: &ids,
+                        type_ids: None,
+                    })
+                    .collect();
+                let mut out = vec![0f32; batch * model.config().num_labels];
+                s.run_batch(&seqs, &mut out).map_err(|e| e.to_string())?;
+                let first_result_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let mut times: Vec<f64> = (0..a.iters.max(1))
+                    .map(|_| {
+                        let t = Instant::now();
+                        s.run_batch(&seqs, &mut out).expect("ran once already");
+                        t.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                let (p50, p90) = (percentile(&times, 0.5), percentile(&times, 0.9));
+                let row = json!({
+                    "seq": ids.len(), "batch": batch, "threads": threads, "isa": s.isa().name(),
+                    "weights": format!("{:?}", model.weight_type()).to_lowercase(),
+                    "p50_ms": p50, "p90_ms": p90, "min_ms": times[0],
+                    "throughput_seq_per_s": batch as f64 * 1e3 / p50,
+                    "open_ms": open_ms, "first_result_ms": first_result_ms, "peak_rss_mb": peak_rss_mb(),
+                });
+                if a.json {
+                    println!("{row}");
+                } else {
+                    println!(
+                        "seq {:>3} batch {batch} threads {threads} {:<12} p50 {p50:7.2} ms  p90 {p90:7.2} ms  {:7.1} seq/s  open {open_ms:.1} ms  first {first_result_ms:.1} ms  peak RSS {:.1} MB",
+                        ids.len(),
+                        s.isa().name(),
+                        batch as f64 * 1e3 / p50,
+                        peak_rss_mb()
+                    );
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -253,6 +375,23 @@ fn main() -> ExitCode {
             retokenize,
         } => eval(model, data, out, retokenize),
         Command::Tokenize { model, data, out } => tokenize(model, data, out),
+        Command::Bench {
+            model,
+            seq,
+            threads,
+            batch,
+            iters,
+            isa,
+            json,
+        } => bench(BenchArgs {
+            model,
+            seq,
+            threads,
+            batch,
+            iters,
+            isa,
+            json,
+        }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

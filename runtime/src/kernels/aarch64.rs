@@ -203,3 +203,75 @@ pub fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: NEON presence is the table's invariant; reads are bounded by the shorter slice.
     unsafe { dot_f32_neon_impl(a, b) }
 }
+
+#[target_feature(enable = "neon")]
+unsafe fn dot4_f32_neon_impl(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
+    let n = a[0].len();
+    let mut lo = [vdupq_n_f32(0.0); 4];
+    let mut hi = [vdupq_n_f32(0.0); 4];
+    let mut i = 0;
+    while i + 8 <= n {
+        for d in 0..4 {
+            let (pa, pb) = (a[d].as_ptr(), b[d].as_ptr());
+            // SAFETY: i + 8 ≤ n, and every slice has length n (checked by the caller).
+            let (x0, y0, x1, y1) = unsafe {
+                (
+                    vld1q_f32(pa.add(i)),
+                    vld1q_f32(pb.add(i)),
+                    vld1q_f32(pa.add(i + 4)),
+                    vld1q_f32(pb.add(i + 4)),
+                )
+            };
+            lo[d] = vaddq_f32(lo[d], vmulq_f32(x0, y0));
+            hi[d] = vaddq_f32(hi[d], vmulq_f32(x1, y1));
+        }
+        i += 8;
+    }
+    let mut out = [0f32; 4];
+    for d in 0..4 {
+        let mut tail = 0f32;
+        for k in i..n {
+            tail += a[d][k] * b[d][k];
+        }
+        let s = vaddq_f32(lo[d], hi[d]);
+        let t = vadd_f32(vget_low_f32(s), vget_high_f32(s));
+        out[d] = (vget_lane_f32::<0>(t) + vget_lane_f32::<1>(t)) + tail;
+    }
+    out
+}
+
+/// Four f32 dot products with NEON, each in the scalar dot's exact order.
+pub fn dot4_f32_neon(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
+    if (0..4).any(|d| a[d].len() != a[0].len() || b[d].len() != a[0].len()) {
+        return super::scalar::dot4(a, b);
+    }
+    // SAFETY: NEON presence is the table's invariant; all slices have one length.
+    unsafe { dot4_f32_neon_impl(a, b) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn axpy_f32_neon_impl(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let a = vdupq_n_f32(alpha);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: i + 4 ≤ n ≤ both lengths.
+        unsafe {
+            let v = vaddq_f32(
+                vld1q_f32(y.as_ptr().add(i)),
+                vmulq_f32(a, vld1q_f32(x.as_ptr().add(i))),
+            );
+            vst1q_f32(y.as_mut_ptr().add(i), v);
+        }
+        i += 4;
+    }
+    for k in i..n {
+        y[k] += alpha * x[k];
+    }
+}
+
+/// `y += alpha * x` with NEON, element for element the scalar arithmetic.
+pub fn axpy_f32_neon(alpha: f32, x: &[f32], y: &mut [f32]) {
+    // SAFETY: NEON presence is the table's invariant; the body bounds its accesses.
+    unsafe { axpy_f32_neon_impl(alpha, x, y) }
+}

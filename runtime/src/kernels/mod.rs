@@ -19,6 +19,8 @@ pub enum Isa {
     Scalar,
     /// x86_64 AVX2.
     Avx2,
+    /// x86_64 AVX-512 (F, BW) with VNNI for the int8 GEMM; AVX2 for the rest.
+    Avx512Vnni,
     /// aarch64 Advanced SIMD.
     Neon,
     /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
@@ -30,6 +32,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "neon-dotprod",
         }
@@ -39,11 +42,12 @@ impl Isa {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Isa::Scalar,
             "avx2" => Isa::Avx2,
+            "avx512" | "avx512vnni" => Isa::Avx512Vnni,
             "neon" => Isa::Neon,
             "neon-dotprod" | "dotprod" => Isa::NeonDotprod,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown ISA '{other}' (scalar, avx2, neon, neon-dotprod)"
+                    "unknown ISA '{other}' (scalar, avx2, avx512vnni, neon, neon-dotprod)"
                 )))
             }
         })
@@ -54,9 +58,13 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
                 std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
@@ -72,10 +80,16 @@ impl Isa {
 
     /// Every tier this CPU runs, best last.
     pub fn all_available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Neon, Isa::NeonDotprod]
-            .into_iter()
-            .filter(|i| i.available())
-            .collect()
+        [
+            Isa::Scalar,
+            Isa::Avx2,
+            Isa::Avx512Vnni,
+            Isa::Neon,
+            Isa::NeonDotprod,
+        ]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect()
     }
 }
 
@@ -84,6 +98,10 @@ pub type GemmI8Panel =
     fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8], acc: &mut [[f32; NR]; MR]);
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
+/// Signature of `y += alpha * x` (see [`scalar::axpy`]).
+pub type AxpyF32 = fn(alpha: f32, x: &[f32], y: &mut [f32]);
+/// Signature of four independent f32 dot products (see [`scalar::dot4`]).
+pub type Dot4F32 = fn(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4];
 
 /// The kernels a session runs with.
 #[derive(Clone, Copy)]
@@ -91,6 +109,8 @@ pub struct Kernels {
     pub isa: Isa,
     pub gemm_i8_panel: GemmI8Panel,
     pub dot_f32: DotF32,
+    pub dot4_f32: Dot4F32,
+    pub axpy_f32: AxpyF32,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -112,6 +132,8 @@ impl Kernels {
             isa,
             gemm_i8_panel: scalar::gemm_i8_panel,
             dot_f32: scalar::dot,
+            dot4_f32: scalar::dot4,
+            axpy_f32: scalar::axpy,
         };
         match isa {
             Isa::Scalar => {}
@@ -119,16 +141,29 @@ impl Kernels {
             Isa::Avx2 => {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx2;
                 k.dot_f32 = x86_64::dot_f32_avx2;
+                k.dot4_f32 = x86_64::dot4_f32_avx2;
+                k.axpy_f32 = x86_64::axpy_f32_avx2;
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
+                k.dot_f32 = x86_64::dot_f32_avx2;
+                k.dot4_f32 = x86_64::dot4_f32_avx2;
+                k.axpy_f32 = x86_64::axpy_f32_avx2;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
                 k.dot_f32 = aarch64::dot_f32_neon;
+                k.dot4_f32 = aarch64::dot4_f32_neon;
+                k.axpy_f32 = aarch64::axpy_f32_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
                 k.dot_f32 = aarch64::dot_f32_neon;
+                k.dot4_f32 = aarch64::dot4_f32_neon;
+                k.axpy_f32 = aarch64::axpy_f32_neon;
             }
             #[allow(unreachable_patterns)]
             _ => unreachable!("available() admits only this architecture's tiers"),

@@ -32,7 +32,19 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((s[0] + s[2]) + (s[1] + s[3])) + tail
 }
 
-/// `y += alpha * x`.
+/// Four independent dot products, each exactly as [`dot`] computes it.
+#[inline]
+pub fn dot4(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
+    [
+        dot(a[0], b[0]),
+        dot(a[1], b[1]),
+        dot(a[2], b[2]),
+        dot(a[3], b[3]),
+    ]
+}
+
+/// `y += alpha * x`, element by element: a multiply, then an add (no fused multiply-add), as
+/// every tier does it.
 #[inline]
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
@@ -194,8 +206,12 @@ fn quantize_span(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
     let inv = 1.0 / scale;
+    // Round half to even by adding and subtracting 1.5·2^23: plain f32 arithmetic, so the loop
+    // vectorizes (`f32::round` is a libm call on baseline x86_64).
+    const MAGIC: f32 = 12_582_912.0;
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        let r = (v * inv).clamp(-127.0, 127.0);
+        *o = ((r + MAGIC) - MAGIC) as i8;
     }
     scale
 }

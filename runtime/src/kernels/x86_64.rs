@@ -79,6 +79,89 @@ pub fn gemm_i8_panel_avx2(
     }
 }
 
+/// The int8 panel GEMM with AVX-512 VNNI: a 64-byte load holds two input groups of one panel
+/// (8 outputs × 8 inputs), `vpdpbusd` multiplies |x| (u8) by w with x's sign (AVX-512 has no
+/// `vpsignb`: the sign comes from a byte mask and a masked subtract) and sums four products
+/// per lane straight into i32. The two groups' lanes are added at the end of each block: integer
+/// sums, so the result is the scalar kernel's to the bit.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+    panel: *const i8,
+    acc: &mut [[f32; NR]; MR],
+) {
+    // Lanes 0-7 take input group g (bytes 0-3 of the 8 loaded), lanes 8-15 group g + 1.
+    let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    let zero = _mm512_setzero_si512();
+    let nb = kp / QBLOCK;
+    let mut f = [_mm256_setzero_ps(); M];
+    for b in 0..nb {
+        let mut c = [_mm512_setzero_si512(); M];
+        let mut g = b * QBLOCK / 4;
+        while g < (b + 1) * QBLOCK / 4 {
+            // SAFETY: the caller checked that the panel holds kp·8 bytes; groups g, g + 1 are
+            // 64 contiguous bytes inside it.
+            let w = unsafe { _mm512_loadu_si512(panel.add(g * 32) as *const _) };
+            for (r, cr) in c.iter_mut().enumerate() {
+                // SAFETY: an unaligned 8-byte read of row r at input 4g, inside the row.
+                let x8 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i64) };
+                let xv =
+                    _mm512_permutexvar_epi32(halves, _mm512_castsi128_si512(_mm_cvtsi64_si128(x8)));
+                let ax = _mm512_abs_epi8(xv);
+                let sw = _mm512_mask_sub_epi8(w, _mm512_movepi8_mask(xv), zero, w);
+                *cr = _mm512_dpbusd_epi32(*cr, ax, sw);
+            }
+            g += 2;
+        }
+        for (r, fr) in f.iter_mut().enumerate() {
+            let sum = _mm256_add_epi32(
+                _mm512_castsi512_si256(c[r]),
+                _mm512_extracti64x4_epi64::<1>(c[r]),
+            );
+            // SAFETY: the caller checked xs holds nb scales per row.
+            let s = _mm256_set1_ps(unsafe { *xs.add(r * nb + b) });
+            *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(sum), s));
+        }
+    }
+    for (r, fr) in f.iter().enumerate() {
+        // SAFETY: acc[r] is 8 f32 = 32 bytes.
+        unsafe { _mm256_storeu_ps(acc[r].as_mut_ptr(), *fr) };
+    }
+}
+
+/// Safe entry of the AVX-512 VNNI kernel; only reachable through a table built after the
+/// features were detected.
+pub fn gemm_i8_panel_avx512vnni(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &[i8],
+    acc: &mut [[f32; NR]; MR],
+) {
+    assert!(
+        m <= MR
+            && kp % QBLOCK == 0
+            && xq.len() >= m * kp
+            && xs.len() >= m * (kp / QBLOCK)
+            && panel.len() >= kp * NR
+    );
+    debug_assert!(super::Isa::Avx512Vnni.available());
+    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    // SAFETY: lengths checked above; AVX-512 F/BW/VNNI presence is the table's invariant.
+    unsafe {
+        match m {
+            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, p, acc),
+            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, p, acc),
+            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, p, acc),
+            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, p, acc),
+            _ => {}
+        }
+    }
+}
+
 #[target_feature(enable = "avx2")]
 unsafe fn dot_f32_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -109,4 +192,82 @@ pub fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: AVX2 presence is the table's invariant; the body bounds its reads by the shorter
     // slice.
     unsafe { dot_f32_avx2_impl(a, b) }
+}
+
+/// Horizontal sum of one 8-lane accumulator in the scalar dot's order.
+#[inline(always)]
+unsafe fn reduce8(acc: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)))
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn dot4_f32_avx2_impl(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
+    let n = (0..4)
+        .map(|i| a[i].len().min(b[i].len()))
+        .min()
+        .unwrap_or(0);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 8 <= n {
+        for d in 0..4 {
+            // SAFETY: i + 8 ≤ n ≤ every slice's length.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(a[d].as_ptr().add(i)),
+                    _mm256_loadu_ps(b[d].as_ptr().add(i)),
+                )
+            };
+            acc[d] = _mm256_add_ps(acc[d], _mm256_mul_ps(x, y));
+        }
+        i += 8;
+    }
+    let mut out = [0f32; 4];
+    for d in 0..4 {
+        let mut tail = 0f32;
+        for k in i..a[d].len().min(b[d].len()) {
+            tail += a[d][k] * b[d][k];
+        }
+        // SAFETY: register arithmetic only.
+        out[d] = unsafe { reduce8(acc[d]) } + tail;
+    }
+    out
+}
+
+/// Four f32 dot products with AVX2, each in the scalar dot's exact order; four independent
+/// accumulators keep the adds from waiting on each other.
+pub fn dot4_f32_avx2(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
+    if (0..4).any(|d| a[d].len() != a[0].len() || b[d].len() != a[0].len()) {
+        return super::scalar::dot4(a, b);
+    }
+    // SAFETY: AVX2 presence is the table's invariant; all slices have one length.
+    unsafe { dot4_f32_avx2_impl(a, b) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_f32_avx2_impl(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let a = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n ≤ both lengths.
+        unsafe {
+            let v = _mm256_add_ps(
+                _mm256_loadu_ps(y.as_ptr().add(i)),
+                _mm256_mul_ps(a, _mm256_loadu_ps(x.as_ptr().add(i))),
+            );
+            _mm256_storeu_ps(y.as_mut_ptr().add(i), v);
+        }
+        i += 8;
+    }
+    for k in i..n {
+        y[k] += alpha * x[k];
+    }
+}
+
+/// `y += alpha * x` with AVX2, element for element the scalar arithmetic.
+pub fn axpy_f32_avx2(alpha: f32, x: &[f32], y: &mut [f32]) {
+    // SAFETY: AVX2 presence is the table's invariant; the body bounds its accesses.
+    unsafe { axpy_f32_avx2_impl(alpha, x, y) }
 }

@@ -120,11 +120,17 @@ impl Linear {
                         for r0 in (0..t).step_by(MR) {
                             let m = MR.min(t - r0);
                             gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc);
+                            let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
                             for (r, a) in acc.iter().enumerate().take(m) {
                                 // Epilogue: dequantize, add the bias, activate.
                                 let mut y = [0f32; NR];
-                                for j in 0..cols {
-                                    y[j] = a[j] * ws[o0 + j] + b.map_or(0.0, |b| b[o0 + j]);
+                                for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
+                                    *yj = aj * wj;
+                                }
+                                if let Some(bp) = bp {
+                                    for (yj, bj) in y.iter_mut().zip(bp) {
+                                        *yj += bj;
+                                    }
                                 }
                                 match act {
                                     Some(Activation::Gelu) => scalar::gelu_fast(&mut y[..cols]),
@@ -616,7 +622,7 @@ impl Attention {
         gather(&self.rel_query, &mut s.rel_q, row);
 
         let scale = 1.0 / ((d * c.pos_att.scale_factor()) as f32).sqrt();
-        let dot = ex.k.dot_f32;
+        let (dot, dot4, axpy) = (ex.k.dot_f32, ex.k.dot4_f32, ex.k.axpy_f32);
         let (c2p, p2c) = (self.rel_key.is_some(), self.rel_query.is_some());
         let (q, k, v, rel_k, rel_q) = (&s.q, &s.k, &s.v, &s.rel_k, &s.rel_q);
         let ctx = SharedMut::new(&mut s.ctx[..t * ah]);
@@ -630,24 +636,47 @@ impl Attention {
                 let hd = head * d..(head + 1) * d;
                 for i in 0..t {
                     let qi = &q[i * ah..][hd.clone()];
-                    for (j, sc) in scores.iter_mut().enumerate() {
-                        let kj = &k[j * ah..][hd.clone()];
-                        let r = (i + t - 1 - j) * ah;
-                        let mut val = dot(qi, kj);
+                    let kj = |j: usize| &k[j * ah..][hd.clone()];
+                    // Row of the relative projections for key j: distance (i - j) + t - 1.
+                    fn rel_row(m: &[f32], at: usize, hd: std::ops::Range<usize>) -> &[f32] {
+                        &m[at..][hd]
+                    }
+                    let rel = |m, j: usize| rel_row(m, (i + t - 1 - j) * ah, hd.clone());
+                    let mut j = 0;
+                    // Four keys at a time; each score is the same sum in the same order as the
+                    // one-at-a-time tail below, so grouping changes no bits.
+                    while j + 4 <= t {
+                        let js = [j, j + 1, j + 2, j + 3];
+                        let mut v = dot4([qi; 4], js.map(kj));
                         if c2p {
-                            val += dot(qi, &rel_k[r..][hd.clone()]);
+                            let r = dot4([qi; 4], js.map(|j| rel(rel_k, j)));
+                            v = [v[0] + r[0], v[1] + r[1], v[2] + r[2], v[3] + r[3]];
                         }
                         if p2c {
-                            val += dot(kj, &rel_q[r..][hd.clone()]);
+                            let r = dot4(js.map(kj), js.map(|j| rel(rel_q, j)));
+                            v = [v[0] + r[0], v[1] + r[1], v[2] + r[2], v[3] + r[3]];
                         }
-                        *sc = val * scale;
+                        for (sc, val) in scores[j..j + 4].iter_mut().zip(v) {
+                            *sc = val * scale;
+                        }
+                        j += 4;
+                    }
+                    for j in j..t {
+                        let mut val = dot(qi, kj(j));
+                        if c2p {
+                            val += dot(qi, rel(rel_k, j));
+                        }
+                        if p2c {
+                            val += dot(kj(j), rel(rel_q, j));
+                        }
+                        scores[j] = val * scale;
                     }
                     scalar::softmax(scores);
                     // SAFETY: columns hd of row i belong to this thread's head.
                     let ci = unsafe { ctx.slice(i * ah + hd.start..i * ah + hd.end) };
                     ci.fill(0.0);
                     for (j, &p) in scores.iter().enumerate() {
-                        scalar::axpy(p, &v[j * ah..][hd.clone()], ci);
+                        axpy(p, &v[j * ah..][hd.clone()], ci);
                     }
                 }
             }
