@@ -94,9 +94,13 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn matrix(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        self.matrix_as(name, t, self.storage)
+    }
+
+    fn matrix_as(&mut self, name: &str, t: &Tensor, storage: StorageType) -> Result<()> {
         self.progress.step(name);
         let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
-        match self.storage {
+        match storage {
             StorageType::F32 => self.w.add_f32(name, &shape, &t.data)?,
             StorageType::F16 | StorageType::Int8 => {
                 let h: Vec<half::f16> = t.data.iter().map(|&v| half::f16::from_f32(v)).collect();
@@ -105,6 +109,18 @@ impl Out<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A precomputed relative-position projection: f32 in int8 files, where every attention
+    /// score reads it and f16 rounding measurably costs argmax agreement; as `--dtype` says
+    /// otherwise.
+    fn rel_projection(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        let storage = if self.storage == StorageType::Int8 {
+            StorageType::F32
+        } else {
+            self.storage
+        };
+        self.matrix_as(name, t, storage)
     }
 
     /// A linear layer's `[out, in]` weight: packed int8 + `{name}_scale` in int8 files.
@@ -116,6 +132,17 @@ impl Out<'_> {
         let (rows, cols) = (t.shape[0], t.shape[1]);
         let (q, scales) = quantize_rows(t);
         let packed = pack_i8_panel8x4(&q, rows, cols);
+        let kp = cols.div_ceil(32) * 32;
+        let sums: Vec<i32> = bytemuck::cast_slice::<u8, i8>(&packed)
+            .chunks_exact(kp * 8)
+            .flat_map(|panel| dbrt::kernels::scalar::panel_block_sums(panel, kp))
+            .collect();
+        self.w.add_tensor(
+            &format!("{name}_bsum"),
+            DType::I32,
+            &[sums.len() as u64],
+            bytemuck::cast_slice(&sums).to_vec(),
+        )?;
         self.w.add_tensor_with_layout(
             name,
             DType::I8,
@@ -264,10 +291,10 @@ pub fn build(
                 ("pos_key_proj", "pos_query_proj")
             };
             if c.pos_att.c2p {
-                out.matrix(&format!("{p}.attention.self.rel_pos_key"), &proj(k)?)?;
+                out.rel_projection(&format!("{p}.attention.self.rel_pos_key"), &proj(k)?)?;
             }
             if c.pos_att.p2c {
-                out.matrix(&format!("{p}.attention.self.rel_pos_query"), &proj(q)?)?;
+                out.rel_projection(&format!("{p}.attention.self.rel_pos_query"), &proj(q)?)?;
             }
         }
     }

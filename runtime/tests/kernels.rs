@@ -56,8 +56,9 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
                 .map(|_| ((next() % 255) as i64 - 127) as i8)
                 .collect();
             let (mut want, mut got) = ([[0f32; NR]; MR], [[1f32; NR]; MR]);
-            scalar::gemm_i8_panel(&xq, &xs, m, kp, &panel, &mut want);
-            (k.gemm_i8_panel)(&xq, &xs, m, kp, &panel, &mut got);
+            let bsum = scalar::panel_block_sums(&panel, kp);
+            scalar::gemm_i8_panel(&xq, &xs, m, kp, &panel, &bsum, &mut want);
+            (k.gemm_i8_panel)(&xq, &xs, m, kp, &panel, &bsum, &mut got);
             for r in 0..m {
                 for j in 0..NR {
                     assert_eq!(
@@ -82,7 +83,15 @@ fn extreme_values_do_not_saturate() {
             let xs = vec![1.0f32; MR * 4];
             let panel = vec![wv; kp * NR];
             let mut got = [[0f32; NR]; MR];
-            (k.gemm_i8_panel)(&xq, &xs, MR, kp, &panel, &mut got);
+            (k.gemm_i8_panel)(
+                &xq,
+                &xs,
+                MR,
+                kp,
+                &panel,
+                &scalar::panel_block_sums(&panel, kp),
+                &mut got,
+            );
             let want = (xv as i32 * wv as i32 * kp as i32) as f32;
             assert!(
                 got.iter().flatten().all(|&v| v == want),

@@ -129,6 +129,7 @@ macro_rules! dispatch_m {
 }
 
 fn check(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8]) {
+    // These kernels multiply signed bytes directly: no block sums needed.
     assert!(
         m <= MR
             && kp % QBLOCK == 0
@@ -144,9 +145,11 @@ pub fn gemm_i8_panel_neon(
     m: usize,
     kp: usize,
     panel: &[i8],
+    bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
     check(xq, xs, m, kp, panel);
+    let _ = bsum;
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; NEON presence is the table's invariant.
     unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, acc) }
@@ -158,9 +161,11 @@ pub fn gemm_i8_panel_dotprod(
     m: usize,
     kp: usize,
     panel: &[i8],
+    bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
     check(xq, xs, m, kp, panel);
+    let _ = bsum;
     debug_assert!(super::Isa::NeonDotprod.available());
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; dotprod presence is the table's invariant.

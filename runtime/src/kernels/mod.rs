@@ -94,8 +94,15 @@ impl Isa {
 }
 
 /// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
-pub type GemmI8Panel =
-    fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8], acc: &mut [[f32; NR]; MR]);
+pub type GemmI8Panel = fn(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &[i8],
+    bsum: &[i32],
+    acc: &mut [[f32; NR]; MR],
+);
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of `y += alpha * x` (see [`scalar::axpy`]).

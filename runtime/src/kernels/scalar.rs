@@ -118,19 +118,38 @@ pub const NR: usize = 8;
 /// agreement on the real model.
 pub const QBLOCK: usize = 32;
 
+/// Per-block sums of a packed panel's weights, `[kp / QBLOCK][NR]`: what a kernel that feeds
+/// activations as unsigned bytes (x + 128) subtracts (128 · sum) to get back Σ x·w. Stored in
+/// the file next to each packed weight (`<name>_bsum`).
+pub fn panel_block_sums(panel: &[i8], kp: usize) -> Vec<i32> {
+    let mut out = vec![0i32; kp / QBLOCK * NR];
+    for g in 0..kp / 4 {
+        let b = g * 4 / QBLOCK;
+        for j in 0..NR {
+            for i in 0..4 {
+                out[b * NR + j] += panel[g * 4 * NR + j * 4 + i] as i32;
+            }
+        }
+    }
+    out
+}
+
 /// `acc[r][j] = Σ_b xs[r·nb + b] · Σ_{k in block b} xq[r·kp + k] · panel[j, k]` for the first
 /// `m ≤ MR` rows of `xq` (each `kp` bytes, a multiple of [`QBLOCK`]; `nb = kp / QBLOCK` scales
 /// per row) and the 8 outputs of one packed panel (`kp · 8` bytes). Integer sums are exact; the
 /// float steps (one multiply, one add per block, no fused multiply-add) are the same in every
-/// tier, so every tier computes the same bits.
+/// tier, so every tier computes the same bits. `bsum` ([`panel_block_sums`]) is for kernels that
+/// need it; this one does not.
 pub fn gemm_i8_panel(
     xq: &[i8],
     xs: &[f32],
     m: usize,
     kp: usize,
     panel: &[i8],
+    bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
+    let _ = bsum;
     let nb = kp / QBLOCK;
     for (r, out) in acc.iter_mut().enumerate().take(m) {
         let x = &xq[r * kp..(r + 1) * kp];
@@ -276,7 +295,15 @@ mod tests {
             panel[(c / 4) * 4 * NR + j * 4 + c % 4] = (j + 1) as i8;
         }
         let mut acc = [[0.0; NR]; MR];
-        gemm_i8_panel(&q, &s, m, kp, &panel, &mut acc);
+        gemm_i8_panel(
+            &q,
+            &s,
+            m,
+            kp,
+            &panel,
+            &panel_block_sums(&panel, kp),
+            &mut acc,
+        );
         for r in 0..m {
             for j in 0..NR {
                 let c = 4 * j + 1;

@@ -56,6 +56,7 @@ pub fn gemm_i8_panel_avx2(
     m: usize,
     kp: usize,
     panel: &[i8],
+    bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
     assert!(
@@ -65,6 +66,7 @@ pub fn gemm_i8_panel_avx2(
             && xs.len() >= m * (kp / QBLOCK)
             && panel.len() >= kp * NR
     );
+    let _ = bsum; // signed bytes multiply directly here
     debug_assert!(super::Isa::Avx2.available());
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; AVX2 presence is the table's invariant.
@@ -80,21 +82,22 @@ pub fn gemm_i8_panel_avx2(
 }
 
 /// The int8 panel GEMM with AVX-512 VNNI: a 64-byte load holds two input groups of one panel
-/// (8 outputs × 8 inputs), `vpdpbusd` multiplies |x| (u8) by w with x's sign (AVX-512 has no
-/// `vpsignb`: the sign comes from a byte mask and a masked subtract) and sums four products
-/// per lane straight into i32. The two groups' lanes are added at the end of each block: integer
-/// sums, so the result is the scalar kernel's to the bit.
+/// (8 outputs × 8 inputs) and `vpdpbusd` sums four u8 × s8 products per lane straight into i32.
+/// Activations go in as unsigned bytes, x + 128 (a flip of the sign bit), and each block's
+/// 128 · Σw (`bsum`, stored in the file) is subtracted: Σ(x + 128)·w − 128·Σw = Σ x·w exactly,
+/// so the result is the scalar kernel's to the bit.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
 unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
     xq: *const i8,
     xs: *const f32,
     kp: usize,
     panel: *const i8,
+    bsum: *const i32,
     acc: &mut [[f32; NR]; MR],
 ) {
     // Lanes 0-7 take input group g (bytes 0-3 of the 8 loaded), lanes 8-15 group g + 1.
     let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    let zero = _mm512_setzero_si512();
+    let flip = _mm512_set1_epi8(-128);
     let nb = kp / QBLOCK;
     let mut f = [_mm256_setzero_ps(); M];
     for b in 0..nb {
@@ -109,17 +112,20 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
                 let x8 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i64) };
                 let xv =
                     _mm512_permutexvar_epi32(halves, _mm512_castsi128_si512(_mm_cvtsi64_si128(x8)));
-                let ax = _mm512_abs_epi8(xv);
-                let sw = _mm512_mask_sub_epi8(w, _mm512_movepi8_mask(xv), zero, w);
-                *cr = _mm512_dpbusd_epi32(*cr, ax, sw);
+                *cr = _mm512_dpbusd_epi32(*cr, _mm512_xor_si512(xv, flip), w);
             }
             g += 2;
         }
+        // SAFETY: the caller checked bsum holds nb · 8 sums.
+        let corr = _mm256_slli_epi32::<7>(unsafe {
+            _mm256_loadu_si256(bsum.add(b * NR) as *const __m256i)
+        });
         for (r, fr) in f.iter_mut().enumerate() {
             let sum = _mm256_add_epi32(
                 _mm512_castsi512_si256(c[r]),
                 _mm512_extracti64x4_epi64::<1>(c[r]),
             );
+            let sum = _mm256_sub_epi32(sum, corr);
             // SAFETY: the caller checked xs holds nb scales per row.
             let s = _mm256_set1_ps(unsafe { *xs.add(r * nb + b) });
             *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(sum), s));
@@ -139,6 +145,7 @@ pub fn gemm_i8_panel_avx512vnni(
     m: usize,
     kp: usize,
     panel: &[i8],
+    bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
     assert!(
@@ -147,16 +154,17 @@ pub fn gemm_i8_panel_avx512vnni(
             && xq.len() >= m * kp
             && xs.len() >= m * (kp / QBLOCK)
             && panel.len() >= kp * NR
+            && bsum.len() >= kp / QBLOCK * NR
     );
     debug_assert!(super::Isa::Avx512Vnni.available());
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    let (x, s, p, bs) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr(), bsum.as_ptr());
     // SAFETY: lengths checked above; AVX-512 F/BW/VNNI presence is the table's invariant.
     unsafe {
         match m {
-            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, p, acc),
-            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, p, acc),
-            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, p, acc),
-            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, p, acc),
+            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, p, bs, acc),
+            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, p, bs, acc),
+            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, p, bs, acc),
+            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, p, bs, acc),
             _ => {}
         }
     }

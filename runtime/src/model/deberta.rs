@@ -114,12 +114,12 @@ impl Linear {
                 ex.pool.run(&|ti, tn| {
                     let mut acc = [[0f32; NR]; MR];
                     for panel in share(p.panels, ti, tn) {
-                        let pw = p.panel(bytes, panel);
+                        let (pw, sums) = (p.panel(bytes, panel), p.panel_sums(bytes, panel));
                         let o0 = panel * NR;
                         let cols = NR.min(n_out - o0);
                         for r0 in (0..t).step_by(MR) {
                             let m = MR.min(t - r0);
-                            gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc);
+                            gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, sums, &mut acc);
                             let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
                             for (r, a) in acc.iter().enumerate().take(m) {
                                 // Epilogue: dequantize, add the bias, activate.

@@ -27,6 +27,8 @@ pub(crate) struct PackedRef {
     pub kp: usize,
     pub panels: usize,
     pub scales: VecRef,
+    /// `<name>_bsum`: per panel, per block of inputs, the 8 outputs' weight sums (i32).
+    bsum: usize,
 }
 
 /// An f32 vector in the file (biases, LayerNorm parameters, scales).
@@ -118,12 +120,25 @@ impl PackedRef {
         }
         expect_shape(&v, &[rows, cols])?;
         let scales = VecRef::resolve(file, &format!("{name}_scale"), rows)?;
+        let (kp, panels) = (cols.div_ceil(QBLOCK) * QBLOCK, rows.div_ceil(NR));
+        let sums_name = format!("{name}_bsum");
+        let sums = file.tensor(&sums_name)?;
+        expect_shape(&sums, &[panels * (kp / QBLOCK) * NR])?;
+        sums.i32()?;
         Ok(Some(PackedRef {
             offset: v.record.offset as usize,
-            kp: cols.div_ceil(QBLOCK) * QBLOCK,
-            panels: rows.div_ceil(NR),
+            kp,
+            panels,
             scales,
+            bsum: sums.record.offset as usize,
         }))
+    }
+
+    /// Block sums of panel `p` (`kp / QBLOCK · 8` i32).
+    #[inline]
+    pub fn panel_sums<'a>(&self, bytes: &'a [u8], p: usize) -> &'a [i32] {
+        let len = self.kp / QBLOCK * NR * 4;
+        bytemuck::cast_slice(&bytes[self.bsum + p * len..self.bsum + (p + 1) * len])
     }
 
     /// Panel `p`: `kp · 8` bytes.
