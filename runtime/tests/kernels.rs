@@ -157,6 +157,28 @@ fn dot4_and_axpy_match_scalar_bit_for_bit() {
 }
 
 #[test]
+fn row_panel_matches_scalar_bit_for_bit() {
+    let mut next = rng(17);
+    for k in tiers() {
+        for _ in 0..300 {
+            let n = (next() % 70) as usize;
+            let w = (next() % 140) as usize;
+            let stride = w + (next() % 5) as usize;
+            let a: Vec<f32> = (0..n)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..n.max(1) * stride + w)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let (mut want, mut got) = (vec![9f32; w], vec![7f32; w]);
+            scalar::row_panel(&a, &b, stride, &mut want);
+            (k.row_panel_f32)(&a, &b, stride, &mut got);
+            assert_eq!(want, got, "{:?} n={n} w={w} stride={stride}", k.isa);
+        }
+    }
+}
+
+#[test]
 fn forcing_a_tier() {
     // The only test that touches the variable.
     std::env::set_var("DBRT_FORCE_ISA", "scalar");

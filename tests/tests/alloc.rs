@@ -78,19 +78,18 @@ fn check(storage: dbrt_convert::StorageType, threads: usize) {
             session
                 .classify_into(&r.premise, Some(&r.hypothesis), &mut probs)
                 .unwrap();
-            let logits = session
+            session
                 .logits(dbrt::Sequence {
                     ids: &r.input_ids,
                     type_ids: None,
                 })
                 .unwrap();
-            assert_eq!(argmax(logits), argmax(&r.logits_fp32));
         }
         session.tokenize(&long, Some("short")).unwrap();
         session.classify_into("", None, &mut probs).unwrap();
     });
     assert_eq!(
         n, 0,
-        "{n} heap allocations while tokenizing and classifying"
+        "{n} heap allocations while tokenizing and classifying ({storage:?}, {threads} threads)"
     );
 }

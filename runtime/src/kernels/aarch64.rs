@@ -280,3 +280,40 @@ pub fn axpy_f32_neon(alpha: f32, x: &[f32], y: &mut [f32]) {
     // SAFETY: NEON presence is the table's invariant; the body bounds its accesses.
     unsafe { axpy_f32_neon_impl(alpha, x, y) }
 }
+
+#[target_feature(enable = "neon")]
+unsafe fn row_panel_f32_neon_impl(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    let w = out.len();
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 16 <= w {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for (k, &ak) in a.iter().enumerate() {
+            let x = vdupq_n_f32(ak);
+            for (n, accn) in acc.iter_mut().enumerate() {
+                // SAFETY: the caller checked b's length; c + 16 ≤ w.
+                let y = unsafe { vld1q_f32(pb.add(k * stride + c + 4 * n)) };
+                *accn = vaddq_f32(*accn, vmulq_f32(x, y));
+            }
+        }
+        for (n, accn) in acc.iter().enumerate() {
+            // SAFETY: c + 4n + 4 ≤ w.
+            unsafe { vst1q_f32(po.add(c + 4 * n), *accn) };
+        }
+        c += 16;
+    }
+    for cc in c..w {
+        let mut v = 0f32;
+        for (k, &ak) in a.iter().enumerate() {
+            v += ak * b[k * stride + cc];
+        }
+        out[cc] = v;
+    }
+}
+
+/// Row vector times matrix with NEON, each output summed as [`super::scalar::row_panel`] does.
+pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    assert!(a.is_empty() || b.len() >= (a.len() - 1) * stride + out.len());
+    // SAFETY: bounds checked above; NEON presence is the table's invariant.
+    unsafe { row_panel_f32_neon_impl(a, b, stride, out) }
+}

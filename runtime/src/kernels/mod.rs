@@ -105,6 +105,8 @@ pub type GemmI8Panel = fn(
 );
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
+/// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
+pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 /// Signature of `y += alpha * x` (see [`scalar::axpy`]).
 pub type AxpyF32 = fn(alpha: f32, x: &[f32], y: &mut [f32]);
 /// Signature of four independent f32 dot products (see [`scalar::dot4`]).
@@ -118,6 +120,7 @@ pub struct Kernels {
     pub dot_f32: DotF32,
     pub dot4_f32: Dot4F32,
     pub axpy_f32: AxpyF32,
+    pub row_panel_f32: RowPanelF32,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -141,6 +144,7 @@ impl Kernels {
             dot_f32: scalar::dot,
             dot4_f32: scalar::dot4,
             axpy_f32: scalar::axpy,
+            row_panel_f32: scalar::row_panel,
         };
         match isa {
             Isa::Scalar => {}
@@ -150,6 +154,7 @@ impl Kernels {
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.dot4_f32 = x86_64::dot4_f32_avx2;
                 k.axpy_f32 = x86_64::axpy_f32_avx2;
+                k.row_panel_f32 = x86_64::row_panel_f32_avx2;
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => {
@@ -157,6 +162,7 @@ impl Kernels {
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.dot4_f32 = x86_64::dot4_f32_avx2;
                 k.axpy_f32 = x86_64::axpy_f32_avx2;
+                k.row_panel_f32 = x86_64::row_panel_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
@@ -164,6 +170,7 @@ impl Kernels {
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.dot4_f32 = aarch64::dot4_f32_neon;
                 k.axpy_f32 = aarch64::axpy_f32_neon;
+                k.row_panel_f32 = aarch64::row_panel_f32_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {
@@ -171,6 +178,7 @@ impl Kernels {
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.dot4_f32 = aarch64::dot4_f32_neon;
                 k.axpy_f32 = aarch64::axpy_f32_neon;
+                k.row_panel_f32 = aarch64::row_panel_f32_neon;
             }
             #[allow(unreachable_patterns)]
             _ => unreachable!("available() admits only this architecture's tiers"),

@@ -43,6 +43,18 @@ pub fn dot4(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
     ]
 }
 
+/// `out[c] = Σ_k a[k] · b[k·stride + c]` for every `c < out.len()`: a row vector times a
+/// matrix, summed over `k` in order with a multiply and an add per step (every tier keeps each
+/// output's sum in this order, so all compute the same bits). `b` must hold
+/// `(a.len() - 1)·stride + out.len()` values.
+pub fn row_panel(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    let w = out.len();
+    out.fill(0.0);
+    for (k, &ak) in a.iter().enumerate() {
+        axpy(ak, &b[k * stride..k * stride + w], out);
+    }
+}
+
 /// `y += alpha * x`, element by element: a multiply, then an add (no fused multiply-add), as
 /// every tier does it.
 #[inline]

@@ -279,3 +279,96 @@ pub fn axpy_f32_avx2(alpha: f32, x: &[f32], y: &mut [f32]) {
     // SAFETY: AVX2 presence is the table's invariant; the body bounds its accesses.
     unsafe { axpy_f32_avx2_impl(alpha, x, y) }
 }
+
+fn check_row_panel(a: &[f32], b: &[f32], stride: usize, w: usize) {
+    assert!(a.is_empty() || b.len() >= (a.len() - 1) * stride + w);
+}
+
+/// Columns `c0..c0 + 8·N` of a row panel, with N 8-lane accumulators held in registers.
+#[inline(always)]
+unsafe fn row_panel_avx2_cols<const N: usize>(
+    a: &[f32],
+    b: *const f32,
+    stride: usize,
+    out: *mut f32,
+    c0: usize,
+) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (k, &ak) in a.iter().enumerate() {
+        let x = _mm256_set1_ps(ak);
+        for (n, accn) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller checked b holds (a.len()-1)·stride + out.len() values.
+            let y = unsafe { _mm256_loadu_ps(b.add(k * stride + c0 + 8 * n)) };
+            *accn = _mm256_add_ps(*accn, _mm256_mul_ps(x, y));
+        }
+    }
+    for (n, accn) in acc.iter().enumerate() {
+        // SAFETY: c0 + 8n + 8 ≤ out.len().
+        unsafe { _mm256_storeu_ps(out.add(c0 + 8 * n), *accn) };
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn row_panel_f32_avx2_impl(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    let w = out.len();
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 32 <= w {
+        // SAFETY: columns c..c+32 exist (c + 32 ≤ w).
+        unsafe { row_panel_avx2_cols::<4>(a, pb, stride, po, c) };
+        c += 32;
+    }
+    while c + 8 <= w {
+        // SAFETY: columns c..c+8 exist.
+        unsafe { row_panel_avx2_cols::<1>(a, pb, stride, po, c) };
+        c += 8;
+    }
+    for cc in c..w {
+        let mut v = 0f32;
+        for (k, &ak) in a.iter().enumerate() {
+            v += ak * b[k * stride + cc];
+        }
+        out[cc] = v;
+    }
+}
+
+/// Row vector times matrix with AVX2, each output summed as [`super::scalar::row_panel`] does.
+pub fn row_panel_f32_avx2(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    check_row_panel(a, b, stride, out.len());
+    // SAFETY: bounds checked above; AVX2 presence is the table's invariant.
+    unsafe { row_panel_f32_avx2_impl(a, b, stride, out) }
+}
+
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn row_panel_f32_avx512_impl(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    let w = out.len();
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 64 <= w {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (k, &ak) in a.iter().enumerate() {
+            let x = _mm512_set1_ps(ak);
+            for (n, accn) in acc.iter_mut().enumerate() {
+                // SAFETY: the caller checked b's length; c + 64 ≤ w.
+                let y = unsafe { _mm512_loadu_ps(pb.add(k * stride + c + 16 * n)) };
+                *accn = _mm512_add_ps(*accn, _mm512_mul_ps(x, y));
+            }
+        }
+        for (n, accn) in acc.iter().enumerate() {
+            // SAFETY: c + 16n + 16 ≤ w.
+            unsafe { _mm512_storeu_ps(po.add(c + 16 * n), *accn) };
+        }
+        c += 64;
+    }
+    // The rest as AVX2 does it (same sums, element by element).
+    let rest = if a.is_empty() { &[][..] } else { &b[c..] };
+    // SAFETY: the sub-slices keep the caller's bounds.
+    unsafe { row_panel_f32_avx2_impl(a, rest, stride, &mut out[c..]) };
+}
+
+/// Row vector times matrix with AVX-512, each output summed as [`super::scalar::row_panel`].
+pub fn row_panel_f32_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
+    check_row_panel(a, b, stride, out.len());
+    // SAFETY: bounds checked above; AVX-512F presence is the table's invariant (avx512vnni tier).
+    unsafe { row_panel_f32_avx512_impl(a, b, stride, out) }
+}

@@ -241,13 +241,14 @@ pub(crate) struct Scratch {
     ctx: Vec<f32>,
     attn_out: Vec<f32>,
     inter: Vec<f32>,
-    /// One row of attention scores per thread.
-    scores: Vec<f32>,
+    /// Per thread: transposed keys and relative projections of one head, the p2c terms, a row
+    /// of scores and a temporary row (`attn_stride` floats each).
+    attn: Vec<f32>,
+    attn_stride: usize,
     rel_k: Vec<f32>,
     rel_q: Vec<f32>,
     pooled: Vec<f32>,
     work: Work,
-    max_len: usize,
 }
 
 impl Scratch {
@@ -272,6 +273,8 @@ impl Scratch {
             }
         };
         let max_kp = net.max_kp();
+        let d = c.attention_head_size;
+        let attn_stride = d * max_len + 2 * d * (2 * max_len - 1) + max_len * max_len + 2 * max_len;
         Scratch {
             hidden: vec![0.0; max_len * h],
             emb: vec![0.0; max_len * c.embedding_size],
@@ -281,7 +284,8 @@ impl Scratch {
             ctx: vec![0.0; max_len * ah],
             attn_out: vec![0.0; max_len * h],
             inter: vec![0.0; max_len * c.intermediate_size],
-            scores: vec![0.0; max_len * threads],
+            attn: vec![0.0; attn_stride * threads],
+            attn_stride,
             rel_k: rel(c.pos_att.c2p),
             rel_q: rel(c.pos_att.p2c),
             pooled: vec![0.0; c.pooler_hidden_size],
@@ -291,7 +295,6 @@ impl Scratch {
                 xq: vec![0; max_len * max_kp],
                 xs: vec![0.0; max_len * max_kp.div_ceil(QBLOCK)],
             },
-            max_len,
         }
     }
 }
@@ -622,62 +625,81 @@ impl Attention {
         gather(&self.rel_query, &mut s.rel_q, row);
 
         let scale = 1.0 / ((d * c.pos_att.scale_factor()) as f32).sqrt();
-        let (dot, dot4, axpy) = (ex.k.dot_f32, ex.k.dot4_f32, ex.k.axpy_f32);
+        let panel = ex.k.row_panel_f32;
         let (c2p, p2c) = (self.rel_key.is_some(), self.rel_query.is_some());
         let (q, k, v, rel_k, rel_q) = (&s.q, &s.k, &s.v, &s.rel_k, &s.rel_q);
         let ctx = SharedMut::new(&mut s.ctx[..t * ah]);
-        let scores_all = SharedMut::new(&mut s.scores);
-        let max_rows = s.max_len;
-        // Heads are split across threads: each writes its own columns of the context.
+        let per_thread = SharedMut::new(&mut s.attn);
+        let stride = s.attn_stride;
+        let r = 2 * t - 1; // relative rows in use
+                           // Heads are split across threads: each writes its own columns of the context.
         ex.pool.run(&|ti, tn| {
-            // SAFETY: thread ti owns its own row of scores.
-            let scores = unsafe { scores_all.slice(ti * max_rows..ti * max_rows + t) };
+            // SAFETY: thread ti owns its own block of attention scratch.
+            let mine = unsafe { per_thread.slice(ti * stride..(ti + 1) * stride) };
+            let (kt, rest) = mine.split_at_mut(d * t);
+            let (rkr, rest) = rest.split_at_mut(d * r);
+            let (rq, rest) = rest.split_at_mut(d * r);
+            let (p2ct, rest) = rest.split_at_mut(t * t);
+            let (row, rest) = rest.split_at_mut(t);
+            let tmp = &mut rest[..t];
             for head in share(c.num_attention_heads, ti, tn) {
-                let hd = head * d..(head + 1) * d;
+                let h0 = head * d;
+                // Keys and relative projections of this head, transposed so that a query's
+                // scores against all keys are one row vector times a matrix (no reductions):
+                // kt[dd][j] = k[j][dd]; rkr[dd][m] = rel_k[r-1-m][dd] (rows reversed, so the
+                // c2p terms of query i are the contiguous columns t-1-i..2t-1-i);
+                // rq[dd][m] = rel_q[m][dd] (the p2c terms of key j are columns t-1-j..2t-1-j).
+                for j in 0..t {
+                    for dd in 0..d {
+                        kt[dd * t + j] = k[j * ah + h0 + dd];
+                    }
+                }
+                if c2p {
+                    for m in 0..r {
+                        for dd in 0..d {
+                            rkr[dd * r + m] = rel_k[(r - 1 - m) * ah + h0 + dd];
+                        }
+                    }
+                }
+                if p2c {
+                    for m in 0..r {
+                        for dd in 0..d {
+                            rq[dd * r + m] = rel_q[m * ah + h0 + dd];
+                        }
+                    }
+                    // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1]
+                    for j in 0..t {
+                        panel(
+                            &k[j * ah + h0..j * ah + h0 + d],
+                            &rq[t - 1 - j..],
+                            r,
+                            &mut p2ct[j * t..(j + 1) * t],
+                        );
+                    }
+                }
                 for i in 0..t {
-                    let qi = &q[i * ah..][hd.clone()];
-                    let kj = |j: usize| &k[j * ah..][hd.clone()];
-                    // Row of the relative projections for key j: distance (i - j) + t - 1.
-                    fn rel_row(m: &[f32], at: usize, hd: std::ops::Range<usize>) -> &[f32] {
-                        &m[at..][hd]
+                    let qi = &q[i * ah + h0..i * ah + h0 + d];
+                    // score(i, j) = ((q_i·k_j + q_i·rel_k[i-j]) + k_j·rel_q[i-j]) · scale
+                    panel(qi, kt, t, row);
+                    if c2p {
+                        panel(qi, &rkr[t - 1 - i..], r, tmp);
+                        for (sj, cj) in row.iter_mut().zip(tmp.iter()) {
+                            *sj += cj;
+                        }
                     }
-                    let rel = |m, j: usize| rel_row(m, (i + t - 1 - j) * ah, hd.clone());
-                    let mut j = 0;
-                    // Four keys at a time; each score is the same sum in the same order as the
-                    // one-at-a-time tail below, so grouping changes no bits.
-                    while j + 4 <= t {
-                        let js = [j, j + 1, j + 2, j + 3];
-                        let mut v = dot4([qi; 4], js.map(kj));
-                        if c2p {
-                            let r = dot4([qi; 4], js.map(|j| rel(rel_k, j)));
-                            v = [v[0] + r[0], v[1] + r[1], v[2] + r[2], v[3] + r[3]];
+                    if p2c {
+                        for (j, sj) in row.iter_mut().enumerate() {
+                            *sj += p2ct[j * t + i];
                         }
-                        if p2c {
-                            let r = dot4(js.map(kj), js.map(|j| rel(rel_q, j)));
-                            v = [v[0] + r[0], v[1] + r[1], v[2] + r[2], v[3] + r[3]];
-                        }
-                        for (sc, val) in scores[j..j + 4].iter_mut().zip(v) {
-                            *sc = val * scale;
-                        }
-                        j += 4;
                     }
-                    for j in j..t {
-                        let mut val = dot(qi, kj(j));
-                        if c2p {
-                            val += dot(qi, rel(rel_k, j));
-                        }
-                        if p2c {
-                            val += dot(kj(j), rel(rel_q, j));
-                        }
-                        scores[j] = val * scale;
+                    for sj in row.iter_mut() {
+                        *sj *= scale;
                     }
-                    scalar::softmax(scores);
-                    // SAFETY: columns hd of row i belong to this thread's head.
-                    let ci = unsafe { ctx.slice(i * ah + hd.start..i * ah + hd.end) };
-                    ci.fill(0.0);
-                    for (j, &p) in scores.iter().enumerate() {
-                        axpy(p, &v[j * ah..][hd.clone()], ci);
-                    }
+                    scalar::softmax(row);
+                    // ctx_i = Σ_j p_ij v_j: the probabilities times this head's values.
+                    // SAFETY: columns h0..h0+d of row i belong to this thread's head.
+                    let ci = unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) };
+                    panel(row, &v[h0..], ah, ci);
                 }
             }
         });
