@@ -127,36 +127,6 @@ fn dot_f32_matches_scalar_bit_for_bit() {
 }
 
 #[test]
-fn dot4_and_axpy_match_scalar_bit_for_bit() {
-    let mut next = rng(13);
-    for k in tiers() {
-        for n in (0..70).chain([512]) {
-            let v: Vec<Vec<f32>> = (0..8)
-                .map(|_| {
-                    (0..n)
-                        .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
-                        .collect()
-                })
-                .collect();
-            let a = [&v[0][..], &v[1][..], &v[2][..], &v[3][..]];
-            let b = [&v[4][..], &v[5][..], &v[6][..], &v[7][..]];
-            let (want, got) = (scalar::dot4(a, b), (k.dot4_f32)(a, b));
-            assert_eq!(
-                want.map(f32::to_bits),
-                got.map(f32::to_bits),
-                "{:?} dot4 n={n}",
-                k.isa
-            );
-            let alpha = (next() % 1000) as f32 / 333.0 - 1.5;
-            let (mut y1, mut y2) = (v[5].clone(), v[5].clone());
-            scalar::axpy(alpha, &v[6], &mut y1);
-            (k.axpy_f32)(alpha, &v[6], &mut y2);
-            assert_eq!(y1, y2, "{:?} axpy n={n}", k.isa);
-        }
-    }
-}
-
-#[test]
 fn row_panel_matches_scalar_bit_for_bit() {
     let mut next = rng(17);
     for k in tiers() {

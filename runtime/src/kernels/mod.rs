@@ -107,10 +107,6 @@ pub type GemmI8Panel = fn(
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
 pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
-/// Signature of `y += alpha * x` (see [`scalar::axpy`]).
-pub type AxpyF32 = fn(alpha: f32, x: &[f32], y: &mut [f32]);
-/// Signature of four independent f32 dot products (see [`scalar::dot4`]).
-pub type Dot4F32 = fn(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4];
 
 /// The kernels a session runs with.
 #[derive(Clone, Copy)]
@@ -118,8 +114,6 @@ pub struct Kernels {
     pub isa: Isa,
     pub gemm_i8_panel: GemmI8Panel,
     pub dot_f32: DotF32,
-    pub dot4_f32: Dot4F32,
-    pub axpy_f32: AxpyF32,
     pub row_panel_f32: RowPanelF32,
 }
 
@@ -142,8 +136,6 @@ impl Kernels {
             isa,
             gemm_i8_panel: scalar::gemm_i8_panel,
             dot_f32: scalar::dot,
-            dot4_f32: scalar::dot4,
-            axpy_f32: scalar::axpy,
             row_panel_f32: scalar::row_panel,
         };
         match isa {
@@ -152,32 +144,24 @@ impl Kernels {
             Isa::Avx2 => {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx2;
                 k.dot_f32 = x86_64::dot_f32_avx2;
-                k.dot4_f32 = x86_64::dot4_f32_avx2;
-                k.axpy_f32 = x86_64::axpy_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
                 k.dot_f32 = x86_64::dot_f32_avx2;
-                k.dot4_f32 = x86_64::dot4_f32_avx2;
-                k.axpy_f32 = x86_64::axpy_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
                 k.dot_f32 = aarch64::dot_f32_neon;
-                k.dot4_f32 = aarch64::dot4_f32_neon;
-                k.axpy_f32 = aarch64::axpy_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
                 k.dot_f32 = aarch64::dot_f32_neon;
-                k.dot4_f32 = aarch64::dot4_f32_neon;
-                k.axpy_f32 = aarch64::axpy_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
             }
             #[allow(unreachable_patterns)]

@@ -32,17 +32,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((s[0] + s[2]) + (s[1] + s[3])) + tail
 }
 
-/// Four independent dot products, each exactly as [`dot`] computes it.
-#[inline]
-pub fn dot4(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
-    [
-        dot(a[0], b[0]),
-        dot(a[1], b[1]),
-        dot(a[2], b[2]),
-        dot(a[3], b[3]),
-    ]
-}
-
 /// `out[c] = Σ_k a[k] · b[k·stride + c]` for every `c < out.len()`: a row vector times a
 /// matrix, summed over `k` in order with a multiply and an add per step (every tier keeps each
 /// output's sum in this order, so all compute the same bits). `b` must hold
