@@ -19,6 +19,7 @@ pub enum WeightType {
     F32,
     F16,
     BF16,
+    Int8,
 }
 
 /// An opened model. Immutable: share it between threads and sessions with `Arc`.
@@ -118,6 +119,7 @@ impl Model {
         {
             Some(DType::F16) => WeightType::F16,
             Some(DType::BF16) => WeightType::BF16,
+            Some(DType::I8) => WeightType::Int8,
             _ => WeightType::F32,
         }
     }
