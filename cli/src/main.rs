@@ -270,6 +270,16 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Mean over labels of |p_a - p_b| between the probabilities of two logit vectors.
+fn mean_abs_dp(a: &[f32], b: &[f32]) -> f64 {
+    let (pa, pb) = (dbrt::softmax(a), dbrt::softmax(b));
+    pa.iter()
+        .zip(&pb)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .sum::<f64>()
+        / pa.len() as f64
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -283,6 +293,7 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
     let mut w = BufWriter::new(output);
     let (mut rows, mut compared, mut agree, mut max_diff) = (0usize, 0usize, 0usize, 0f32);
     let mut sum_dp = 0f64;
+    let (mut ort_rows, mut ort_agree, mut ort_dp) = (0usize, 0usize, 0f64);
     let t0 = std::time::Instant::now();
     for (n, line) in std::io::BufReader::new(input).lines().enumerate() {
         let line = line.map_err(|e| e.to_string())?;
@@ -318,24 +329,26 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             })
             .map_err(|e| format!("line {}: {e}", n + 1))?;
         let logits = logits.to_vec();
-        if let Some(reference) = row.get("logits_fp32").and_then(Value::as_array) {
-            let r: Vec<f32> = reference
-                .iter()
-                .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
-                .collect();
-            if r.len() == logits.len() {
-                compared += 1;
-                agree += (argmax(&r) == argmax(&logits)) as usize;
-                for (a, b) in r.iter().zip(&logits) {
-                    max_diff = max_diff.max((a - b).abs());
-                }
-                let (pr, pl) = (dbrt::softmax(&r), dbrt::softmax(&logits));
-                sum_dp += pr
-                    .iter()
-                    .zip(&pl)
-                    .map(|(a, b)| (a - b).abs() as f64)
-                    .sum::<f64>()
-                    / pr.len() as f64;
+        let floats = |key: &str| -> Option<Vec<f32>> {
+            let a = row.get(key)?.as_array()?;
+            Some(
+                a.iter()
+                    .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
+                    .collect(),
+            )
+        };
+        if let Some(r) = floats("logits_fp32").filter(|r| r.len() == logits.len()) {
+            compared += 1;
+            agree += (argmax(&r) == argmax(&logits)) as usize;
+            for (a, b) in r.iter().zip(&logits) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+            sum_dp += mean_abs_dp(&r, &logits);
+            // The rows' onnxruntime int8 logits, for a comparison on the same rows.
+            if let Some(o) = floats("logits_ort_int8_per_channel").filter(|o| o.len() == r.len()) {
+                ort_rows += 1;
+                ort_agree += (argmax(&r) == argmax(&o)) as usize;
+                ort_dp += mean_abs_dp(&r, &o);
             }
         }
         row["input_ids"] = json!(ids);
@@ -354,6 +367,13 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             "vs logits_fp32 on {compared} rows: argmax agreement {:.2}% ({agree}/{compared}), max |dlogit| {max_diff:.3e}, mean |dp| {:.2e}",
             100.0 * agree as f64 / compared as f64,
             sum_dp / compared as f64
+        );
+    }
+    if ort_rows > 0 {
+        println!(
+            "onnxruntime int8 per-channel on the same {ort_rows} rows: argmax agreement {:.2}% ({ort_agree}/{ort_rows}), mean |dp| {:.2e}",
+            100.0 * ort_agree as f64 / ort_rows as f64,
+            ort_dp / ort_rows as f64
         );
     }
     Ok(())
