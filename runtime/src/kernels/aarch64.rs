@@ -128,17 +128,6 @@ macro_rules! dispatch_m {
     };
 }
 
-fn check(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &[i8]) {
-    // These kernels multiply signed bytes directly: no block sums needed.
-    assert!(
-        m <= MR
-            && kp % QBLOCK == 0
-            && xq.len() >= m * kp
-            && xs.len() >= m * (kp / QBLOCK)
-            && panel.len() >= kp * NR
-    );
-}
-
 pub fn gemm_i8_panel_neon(
     xq: &[i8],
     xs: &[f32],
@@ -148,8 +137,8 @@ pub fn gemm_i8_panel_neon(
     bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
-    check(xq, xs, m, kp, panel);
-    let _ = bsum;
+    // Signed bytes multiply directly here: no block sums needed.
+    super::check_gemm_args(xq, xs, m, kp, panel, bsum, false);
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; NEON presence is the table's invariant.
     unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, acc) }
@@ -164,8 +153,8 @@ pub fn gemm_i8_panel_dotprod(
     bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
-    check(xq, xs, m, kp, panel);
-    let _ = bsum;
+    // Signed bytes multiply directly here: no block sums needed.
+    super::check_gemm_args(xq, xs, m, kp, panel, bsum, false);
     debug_assert!(super::Isa::NeonDotprod.available());
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; dotprod presence is the table's invariant.
@@ -230,18 +219,12 @@ unsafe fn row_panel_f32_neon_impl(a: &[f32], b: &[f32], stride: usize, out: &mut
         }
         c += 16;
     }
-    for cc in c..w {
-        let mut v = 0f32;
-        for (k, &ak) in a.iter().enumerate() {
-            v += ak * b[k * stride + cc];
-        }
-        out[cc] = v;
-    }
+    super::scalar::row_panel_from(a, b, stride, out, c);
 }
 
 /// Row vector times matrix with NEON, each output summed as [`super::scalar::row_panel`] does.
 pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    assert!(a.is_empty() || b.len() >= (a.len() - 1) * stride + out.len());
+    super::check_row_panel_args(a, b, stride, out.len());
     // SAFETY: bounds checked above; NEON presence is the table's invariant.
     unsafe { row_panel_f32_neon_impl(a, b, stride, out) }
 }

@@ -108,6 +108,33 @@ pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
 pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 
+/// The bounds every int8 GEMM entry point checks before its unsafe body reads raw pointers.
+#[allow(dead_code)] // used by the SIMD tiers only
+pub(crate) fn check_gemm_args(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &[i8],
+    bsum: &[i32],
+    needs_bsum: bool,
+) {
+    assert!(
+        m <= MR
+            && kp % QBLOCK == 0
+            && xq.len() >= m * kp
+            && xs.len() >= m * (kp / QBLOCK)
+            && panel.len() >= kp * NR
+            && (!needs_bsum || bsum.len() >= kp / QBLOCK * NR)
+    );
+}
+
+/// The bounds of a row panel: `b` holds `(a.len() - 1)·stride + w` values.
+#[allow(dead_code)] // used by the SIMD tiers only
+pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize) {
+    assert!(a.is_empty() || b.len() >= (a.len() - 1) * stride + w);
+}
+
 /// The kernels a session runs with.
 #[derive(Clone, Copy)]
 pub struct Kernels {

@@ -44,6 +44,18 @@ pub fn row_panel(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
     }
 }
 
+/// [`row_panel`] for the columns `from..` only, column by column: the tails the SIMD tiers
+/// leave. Each column is summed over `k` in order, as in the full kernel.
+pub fn row_panel_from(a: &[f32], b: &[f32], stride: usize, out: &mut [f32], from: usize) {
+    for (c, o) in out.iter_mut().enumerate().skip(from) {
+        let mut v = 0f32;
+        for (k, &ak) in a.iter().enumerate() {
+            v += ak * b[k * stride + c];
+        }
+        *o = v;
+    }
+}
+
 /// `y += alpha * x`, element by element: a multiply, then an add (no fused multiply-add), as
 /// every tier does it.
 #[inline]

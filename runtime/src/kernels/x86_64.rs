@@ -59,14 +59,8 @@ pub fn gemm_i8_panel_avx2(
     bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
-    assert!(
-        m <= MR
-            && kp % QBLOCK == 0
-            && xq.len() >= m * kp
-            && xs.len() >= m * (kp / QBLOCK)
-            && panel.len() >= kp * NR
-    );
-    let _ = bsum; // signed bytes multiply directly here
+    // Signed bytes multiply directly here: no block sums needed.
+    super::check_gemm_args(xq, xs, m, kp, panel, bsum, false);
     debug_assert!(super::Isa::Avx2.available());
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
     // SAFETY: lengths checked above; AVX2 presence is the table's invariant.
@@ -148,14 +142,7 @@ pub fn gemm_i8_panel_avx512vnni(
     bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 ) {
-    assert!(
-        m <= MR
-            && kp % QBLOCK == 0
-            && xq.len() >= m * kp
-            && xs.len() >= m * (kp / QBLOCK)
-            && panel.len() >= kp * NR
-            && bsum.len() >= kp / QBLOCK * NR
-    );
+    super::check_gemm_args(xq, xs, m, kp, panel, bsum, true);
     debug_assert!(super::Isa::Avx512Vnni.available());
     let (x, s, p, bs) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr(), bsum.as_ptr());
     // SAFETY: lengths checked above; AVX-512 F/BW/VNNI presence is the table's invariant.
@@ -202,10 +189,6 @@ pub fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
     unsafe { dot_f32_avx2_impl(a, b) }
 }
 
-fn check_row_panel(a: &[f32], b: &[f32], stride: usize, w: usize) {
-    assert!(a.is_empty() || b.len() >= (a.len() - 1) * stride + w);
-}
-
 /// Columns `c0..c0 + 8·N` of a row panel, with N 8-lane accumulators held in registers.
 #[inline(always)]
 unsafe fn row_panel_avx2_cols<const N: usize>(
@@ -245,18 +228,12 @@ unsafe fn row_panel_f32_avx2_impl(a: &[f32], b: &[f32], stride: usize, out: &mut
         unsafe { row_panel_avx2_cols::<1>(a, pb, stride, po, c) };
         c += 8;
     }
-    for cc in c..w {
-        let mut v = 0f32;
-        for (k, &ak) in a.iter().enumerate() {
-            v += ak * b[k * stride + cc];
-        }
-        out[cc] = v;
-    }
+    super::scalar::row_panel_from(a, b, stride, out, c);
 }
 
 /// Row vector times matrix with AVX2, each output summed as [`super::scalar::row_panel`] does.
 pub fn row_panel_f32_avx2(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    check_row_panel(a, b, stride, out.len());
+    super::check_row_panel_args(a, b, stride, out.len());
     // SAFETY: bounds checked above; AVX2 presence is the table's invariant.
     unsafe { row_panel_f32_avx2_impl(a, b, stride, out) }
 }
@@ -290,7 +267,7 @@ unsafe fn row_panel_f32_avx512_impl(a: &[f32], b: &[f32], stride: usize, out: &m
 
 /// Row vector times matrix with AVX-512, each output summed as [`super::scalar::row_panel`].
 pub fn row_panel_f32_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    check_row_panel(a, b, stride, out.len());
+    super::check_row_panel_args(a, b, stride, out.len());
     // SAFETY: bounds checked above; AVX-512F presence is the table's invariant (avx512vnni tier).
     unsafe { row_panel_f32_avx512_impl(a, b, stride, out) }
 }
