@@ -1,9 +1,12 @@
 //! A fixed pool of worker threads owned by a session. `run` hands every thread (the caller
 //! included) the same job with its index; work is split by index only, so results do not depend
 //! on scheduling and are bit-identical for any thread count. Dispatch takes a mutex and two
-//! condition variables: no allocation per run.
+//! condition variables: no allocation per run. A forward pass dispatches about a hundred small
+//! jobs, so threads spin briefly on atomics before sleeping: waking a sleeping thread costs more
+//! than a short sequence's whole job.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -27,7 +30,13 @@ struct Shared {
     state: Mutex<State>,
     start: Condvar,
     done: Condvar,
+    /// Mirrors of `generation` and `remaining`, for spinning without the lock.
+    generation: AtomicU64,
+    remaining: AtomicUsize,
 }
+
+/// Spin iterations before sleeping (tens of microseconds).
+const SPINS: u32 = 20_000;
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -54,6 +63,8 @@ impl Pool {
             }),
             start: Condvar::new(),
             done: Condvar::new(),
+            generation: AtomicU64::new(0),
+            remaining: AtomicUsize::new(0),
         });
         let mut workers = Vec::with_capacity(threads - 1);
         for index in 1..threads {
@@ -84,17 +95,25 @@ impl Pool {
         // every worker has finished with the job and cleared nothing else refers to it.
         let ptr =
             JobPtr(unsafe { std::mem::transmute::<*const Job<'_>, *const Job<'static>>(job) });
+        let sh = &*self.shared;
         {
-            let mut st = lock(&self.shared.state);
+            let mut st = lock(&sh.state);
             st.job = Some(ptr);
             st.generation += 1;
             st.remaining = self.threads - 1;
-            self.shared.start.notify_all();
+            sh.remaining.store(self.threads - 1, Ordering::Release);
+            sh.generation.store(st.generation, Ordering::Release);
+            sh.start.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0, self.threads)));
-        let mut st = lock(&self.shared.state);
+        let mut spins = 0;
+        while sh.remaining.load(Ordering::Acquire) > 0 && spins < SPINS {
+            std::hint::spin_loop();
+            spins += 1;
+        }
+        let mut st = lock(&sh.state);
         while st.remaining > 0 {
-            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = sh.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.job = None;
         let theirs = std::mem::take(&mut st.panicked);
@@ -109,6 +128,11 @@ impl Pool {
 fn worker(shared: &Shared, index: usize, threads: usize) {
     let mut seen = 0;
     loop {
+        let mut spins = 0;
+        while shared.generation.load(Ordering::Acquire) == seen && spins < SPINS {
+            std::hint::spin_loop();
+            spins += 1;
+        }
         let job = {
             let mut st = lock(&shared.state);
             while st.generation == seen && !st.shutdown {
@@ -130,6 +154,7 @@ fn worker(shared: &Shared, index: usize, threads: usize) {
         let mut st = lock(&shared.state);
         st.panicked |= !ok;
         st.remaining -= 1;
+        shared.remaining.store(st.remaining, Ordering::Release);
         if st.remaining == 0 {
             shared.done.notify_one();
         }
