@@ -173,10 +173,14 @@ impl Kernels {
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
             }
+            // A higher tier starts from the one below and overwrites what it does better.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => {
+                k = Kernels {
+                    isa,
+                    ..Self::for_isa(Isa::Avx2)?
+                };
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
-                k.dot_f32 = x86_64::dot_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
@@ -187,9 +191,11 @@ impl Kernels {
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {
+                k = Kernels {
+                    isa,
+                    ..Self::for_isa(Isa::Neon)?
+                };
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
-                k.dot_f32 = aarch64::dot_f32_neon;
-                k.row_panel_f32 = aarch64::row_panel_f32_neon;
             }
             #[allow(unreachable_patterns)]
             _ => unreachable!("available() admits only this architecture's tiers"),
