@@ -74,6 +74,10 @@ pub enum Error {
     InvalidTokenType { id: i64, types: usize },
     #[error("batch of {len} sequences exceeds the session maximum of {max}")]
     BatchTooLarge { len: usize, max: usize },
+    #[error("this CPU cannot run the {isa} kernels")]
+    UnsupportedIsa { isa: &'static str },
+    #[error("the model's labels name no entailment label: set one in the session options")]
+    NoEntailmentLabel,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

@@ -25,7 +25,9 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use model::config::Config;
 pub use model::{Model, WeightType};
-pub use session::{softmax, Sequence, Session, SessionOptions, DEFAULT_MAX_WORD_BYTES};
+pub use session::{
+    softmax, Sequence, Session, SessionOptions, DEFAULT_HYPOTHESIS_TEMPLATE, DEFAULT_MAX_WORD_BYTES,
+};
 pub use tokenizer::{Encoding, Truncation};
 
 /// The runtime's version, from Cargo.

@@ -31,7 +31,17 @@ pub struct SessionOptions {
     pub threads: usize,
     /// Kernel tier; `None` means the best this CPU runs, or `DBRT_FORCE_ISA` when set.
     pub isa: Option<Isa>,
+    /// The label that means entailment, for zero-shot classification; `None` means the one
+    /// [`Model::entailment_label`] finds by name.
+    pub entailment_label: Option<usize>,
 }
+
+/// The hypothesis template of Hugging Face's zero-shot pipeline.
+pub const DEFAULT_HYPOTHESIS_TEMPLATE: &str = "This example is {}.";
+
+/// Room reserved for a zero-shot hypothesis (template + label); a longer one grows the buffer
+/// once, later calls reuse it.
+const HYPOTHESIS_CAPACITY: usize = 1024;
 
 /// One sequence of token ids, with token type ids for models that have them.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +63,8 @@ pub struct Session {
     ids: Vec<u32>,
     type_ids: Vec<u32>,
     truncation: Truncation,
+    entailment: Option<usize>,
+    hypothesis: String,
 }
 
 impl Session {
@@ -70,6 +82,15 @@ impl Session {
                 "{threads} threads (at most 256)"
             )));
         }
+        let labels = model.config().num_labels;
+        let entailment = options
+            .entailment_label
+            .or_else(|| model.entailment_label());
+        if let Some(e) = options.entailment_label.filter(|&e| e >= labels) {
+            return Err(Error::InvalidArgument(format!(
+                "entailment label {e} of a model with {labels} labels"
+            )));
+        }
         let kernels = Kernels::select(options.isa)?;
         let pool = Pool::new(threads)
             .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
@@ -81,6 +102,8 @@ impl Session {
             ids: vec![0; max_len],
             type_ids: vec![0; max_len],
             truncation: options.truncation,
+            entailment,
+            hypothesis: String::with_capacity(HYPOTHESIS_CAPACITY),
             model,
             scratch,
             kernels,
@@ -106,6 +129,16 @@ impl Session {
 
     pub fn threads(&self) -> usize {
         self.pool.threads()
+    }
+
+    /// Most sequences one batch call takes.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The label zero-shot classification reads as entailment, if known.
+    pub fn entailment_label(&self) -> Option<usize> {
+        self.entailment
     }
 
     fn check(&self, seq: &Sequence<'_>) -> Result<()> {
@@ -292,18 +325,19 @@ impl Session {
         self.tokenize(text, pair)
     }
 
-    /// Classifies a text or a pair into `probs` (one per label). Allocates nothing.
-    pub fn classify_into(
+    /// Tokenizes a text or a pair and writes its logits into `logits` (one per label).
+    /// Allocates nothing.
+    pub fn pair_logits_into(
         &mut self,
         text: &str,
         pair: Option<&str>,
-        probs: &mut [f32],
+        logits: &mut [f32],
     ) -> Result<()> {
         let n = self.model.config().num_labels;
-        if probs.len() != n {
+        if logits.len() != n {
             return Err(Error::InvalidArgument(format!(
-                "{} probabilities for {n} labels",
-                probs.len()
+                "{} outputs for {n} labels",
+                logits.len()
             )));
         }
         let len = self.tokenize_in_place(text, pair)?;
@@ -314,9 +348,99 @@ impl Session {
         self.run_encoder(&ids[..len], with_types.then_some(&types[..len]));
         self.ids = ids;
         self.type_ids = types;
-        self.run_head(Some(probs))?;
+        self.run_head(Some(logits))
+    }
+
+    /// Classifies a text or a pair into `probs` (one per label). Allocates nothing.
+    pub fn classify_into(
+        &mut self,
+        text: &str,
+        pair: Option<&str>,
+        probs: &mut [f32],
+    ) -> Result<()> {
+        self.pair_logits_into(text, pair, probs)?;
         crate::kernels::scalar::softmax(probs);
         Ok(())
+    }
+
+    /// Zero-shot classification as Hugging Face's pipeline does it: `text` is the premise and
+    /// `template` with its `{}` replaced by each candidate label the hypothesis. Single-label
+    /// scores are a softmax of the entailment logits over the candidates; multi-label scores
+    /// (and a single candidate) a softmax of entailment against contradiction per candidate,
+    /// contradiction being label 0, or the last label when entailment is label 0.
+    ///
+    /// `label(i)` gives candidate `i` of `scores.len()`. Allocates nothing unless a hypothesis
+    /// outgrows the session's buffer (1 KiB), once.
+    pub fn zero_shot_into<'l>(
+        &mut self,
+        text: &str,
+        mut label: impl FnMut(usize) -> Result<&'l str>,
+        template: &str,
+        multi_label: bool,
+        scores: &mut [f32],
+    ) -> Result<()> {
+        let n = self.model.config().num_labels;
+        let entail = self.entailment.ok_or(Error::NoEntailmentLabel)?;
+        if n < 2 {
+            return Err(Error::Unsupported(format!(
+                "zero-shot classification needs an NLI model; this one has {n} label(s)"
+            )));
+        }
+        let slot = template.find("{}").ok_or_else(|| {
+            Error::InvalidArgument(format!("hypothesis template '{template}' has no {{}}"))
+        })?;
+        let contra = if entail == 0 { n - 1 } else { 0 };
+        let per_label = multi_label || scores.len() == 1;
+        // Logits of one pair; NLI heads have a handful of labels.
+        let mut logits = [0f32; 16];
+        if n > logits.len() {
+            return Err(Error::Unsupported(format!(
+                "zero-shot over {n} model labels"
+            )));
+        }
+        let mut hypothesis = std::mem::take(&mut self.hypothesis);
+        let mut result = Ok(());
+        for (i, score) in scores.iter_mut().enumerate() {
+            hypothesis.clear();
+            hypothesis.push_str(&template[..slot]);
+            match label(i) {
+                Ok(l) => hypothesis.push_str(l),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            hypothesis.push_str(&template[slot + 2..]);
+            if let Err(e) = self.pair_logits_into(text, Some(&hypothesis), &mut logits[..n]) {
+                result = Err(e);
+                break;
+            }
+            *score = if per_label {
+                // softmax([contradiction, entailment])[1]
+                1.0 / (1.0 + (logits[contra] - logits[entail]).exp())
+            } else {
+                logits[entail]
+            };
+        }
+        self.hypothesis = hypothesis;
+        result?;
+        if !per_label {
+            crate::kernels::scalar::softmax(scores);
+        }
+        Ok(())
+    }
+
+    /// [`Session::zero_shot_into`] over a slice of labels, returning the scores.
+    pub fn zero_shot(
+        &mut self,
+        text: &str,
+        labels: &[&str],
+        template: &str,
+        multi_label: bool,
+    ) -> Result<Vec<f32>> {
+        let mut scores = vec![0.0; labels.len()];
+        self.zero_shot_into(text, |i| Ok(labels[i]), template, multi_label, &mut scores)?;
+        Ok(scores)
     }
 
     /// Classifies a text or a (premise, hypothesis) pair: label probabilities.

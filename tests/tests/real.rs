@@ -284,3 +284,59 @@ fn real_int8_threads_are_bit_identical() {
         }
     }
 }
+
+/// Zero-shot classification follows Hugging Face's pipeline: single-label scores are a softmax
+/// of the entailment logits over the candidates, multi-label ones entailment against
+/// contradiction per candidate. Checked against the logits of the filled-in hypotheses, for
+/// either label as entailment (the real model's labels are not named).
+#[test]
+fn real_zero_shot_matches_the_pipeline_formula() {
+    let model = models().0.clone();
+    let text = "The match went to penalties after a goalless draw in the final.";
+    let labels = ["sports", "politics", "cooking"];
+    let mut plain = Session::new(model.clone(), Default::default()).unwrap();
+    assert!(matches!(
+        plain.zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false),
+        Err(dbrt::Error::NoEntailmentLabel)
+    ));
+    for entail in [0usize, 1] {
+        let contra = 1 - entail;
+        let opts = dbrt::SessionOptions {
+            entailment_label: Some(entail),
+            ..Default::default()
+        };
+        let mut s = Session::new(model.clone(), opts).unwrap();
+        let logits: Vec<Vec<f32>> = labels
+            .iter()
+            .map(|l| {
+                let mut out = vec![0.0; 2];
+                let hyp = format!("This example is {l}.");
+                s.pair_logits_into(text, Some(&hyp), &mut out).unwrap();
+                out
+            })
+            .collect();
+        let single = s
+            .zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false)
+            .unwrap();
+        let multi = s
+            .zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, true)
+            .unwrap();
+        let z: f64 = logits.iter().map(|l| (l[entail] as f64).exp()).sum();
+        for (i, l) in logits.iter().enumerate() {
+            let want_single = (l[entail] as f64).exp() / z;
+            let (e, c) = ((l[entail] as f64).exp(), (l[contra] as f64).exp());
+            assert!((single[i] as f64 - want_single).abs() < 1e-6, "{single:?}");
+            assert!((multi[i] as f64 - e / (e + c)).abs() < 1e-6, "{multi:?}");
+        }
+        // One candidate is scored alone, as the pipeline does.
+        let alone = s.zero_shot(text, &labels[..1], "{}", false).unwrap();
+        let mut l = vec![0.0; 2];
+        s.pair_logits_into(text, Some("sports"), &mut l).unwrap();
+        let want = 1.0 / (1.0 + (l[contra] - l[entail]).exp());
+        assert!((alone[0] - want).abs() < 1e-6);
+        assert!(matches!(
+            s.zero_shot(text, &labels, "no slot", false),
+            Err(dbrt::Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -154,10 +154,7 @@ impl Kernels {
     /// The table for `isa`; an error if this CPU cannot run it.
     pub fn for_isa(isa: Isa) -> Result<Kernels> {
         if !isa.available() {
-            return Err(Error::InvalidArgument(format!(
-                "this CPU cannot run the {} kernels",
-                isa.name()
-            )));
+            return Err(Error::UnsupportedIsa { isa: isa.name() });
         }
         let mut k = Kernels {
             isa,

@@ -94,6 +94,13 @@ impl Model {
         &self.labels
     }
 
+    /// The label that means entailment, found by name as Hugging Face's zero-shot pipeline
+    /// finds it (the first whose lower-cased name starts with "entail"); `None` when the labels
+    /// are not named (`LABEL_0`, ...).
+    pub fn entailment_label(&self) -> Option<usize> {
+        entailment_label(&self.labels)
+    }
+
     pub fn file(&self) -> &ModelFile {
         &self.file
     }
@@ -131,5 +138,25 @@ impl Model {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         self.file.bytes()
+    }
+}
+
+fn entailment_label(labels: &[String]) -> Option<usize> {
+    labels
+        .iter()
+        .position(|l| l.to_lowercase().starts_with("entail"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_entailment_label_is_found_by_its_name() {
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let find = |l: &[&str]| super::entailment_label(&names(l));
+        assert_eq!(find(&["contradiction", "neutral", "entailment"]), Some(2));
+        assert_eq!(find(&["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]), Some(0));
+        assert_eq!(find(&["not_entailment", "entails"]), Some(1));
+        assert_eq!(find(&["LABEL_0", "LABEL_1"]), None);
+        assert_eq!(find(&[]), None);
     }
 }

@@ -1,0 +1,252 @@
+//! Status codes, the thread-local last error, and the guard every exported function runs in.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use dbrt_runtime::Error;
+
+/// What a call returned. `DBRT_OK` is 0; every other value is a failure whose message
+/// `dbrt_last_error()` gives on the same thread.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum dbrt_status {
+    DBRT_OK = 0,
+    /// An argument is out of range or inconsistent (an option value, a length, a shape).
+    DBRT_INVALID_ARGUMENT = 1,
+    /// A required handle or pointer is NULL.
+    DBRT_NULL_POINTER = 2,
+    /// A string is not valid UTF-8.
+    DBRT_INVALID_UTF8 = 3,
+    /// An output buffer is too small; the call reports the size it needs where it can.
+    DBRT_BUFFER_TOO_SMALL = 4,
+    /// The input has more tokens than the session's maximum sequence length.
+    DBRT_INPUT_TOO_LONG = 5,
+    /// The input has no tokens.
+    DBRT_EMPTY_INPUT = 6,
+    /// A token id or token type id is outside the model's vocabulary.
+    DBRT_INVALID_TOKEN = 7,
+    /// More sequences than the session's maximum batch.
+    DBRT_BATCH_TOO_LARGE = 8,
+    /// The model file cannot be opened or read.
+    DBRT_IO_ERROR = 9,
+    /// The bytes are not a .dbrt file (bad magic).
+    DBRT_NOT_A_MODEL = 10,
+    /// The file is shorter than its header says.
+    DBRT_TRUNCATED_FILE = 11,
+    /// The file is damaged: a checksum, the header, metadata or a tensor record is wrong.
+    DBRT_CORRUPT_FILE = 12,
+    /// A .dbrt version or byte order this library does not read.
+    DBRT_UNSUPPORTED_FORMAT = 13,
+    /// A well-formed file whose model is incomplete or inconsistent (missing or misshapen
+    /// tensors, missing or wrong metadata).
+    DBRT_INVALID_MODEL = 14,
+    /// A model this library does not run (architecture, activation, options).
+    DBRT_UNSUPPORTED_MODEL = 15,
+    /// A caller's model buffer is not aligned to 64 bytes (use the copying open instead).
+    DBRT_MISALIGNED_BUFFER = 16,
+    /// The model has no tokenizer, or its tokenizer tables are damaged.
+    DBRT_TOKENIZER_ERROR = 17,
+    /// The requested kernel tier does not run on this CPU.
+    DBRT_UNSUPPORTED_ISA = 18,
+    /// Zero-shot classification needs the entailment label, and the model does not name one:
+    /// set it with `dbrt_session_options_set_entailment_label`.
+    DBRT_NO_ENTAILMENT_LABEL = 19,
+    /// The session was closed with `dbrt_session_close`.
+    DBRT_SESSION_CLOSED = 20,
+    /// Another thread is using the session (a session serves one thread at a time).
+    DBRT_SESSION_BUSY = 21,
+    /// A bug in dbrt was caught at the library boundary; the message says where.
+    DBRT_INTERNAL_ERROR = 22,
+}
+
+use dbrt_status::*;
+
+impl dbrt_status {
+    /// Every status, in order; `dbrt_status_str` and the tests walk it.
+    pub(crate) const ALL: [dbrt_status; 23] = [
+        DBRT_OK,
+        DBRT_INVALID_ARGUMENT,
+        DBRT_NULL_POINTER,
+        DBRT_INVALID_UTF8,
+        DBRT_BUFFER_TOO_SMALL,
+        DBRT_INPUT_TOO_LONG,
+        DBRT_EMPTY_INPUT,
+        DBRT_INVALID_TOKEN,
+        DBRT_BATCH_TOO_LARGE,
+        DBRT_IO_ERROR,
+        DBRT_NOT_A_MODEL,
+        DBRT_TRUNCATED_FILE,
+        DBRT_CORRUPT_FILE,
+        DBRT_UNSUPPORTED_FORMAT,
+        DBRT_INVALID_MODEL,
+        DBRT_UNSUPPORTED_MODEL,
+        DBRT_MISALIGNED_BUFFER,
+        DBRT_TOKENIZER_ERROR,
+        DBRT_UNSUPPORTED_ISA,
+        DBRT_NO_ENTAILMENT_LABEL,
+        DBRT_SESSION_CLOSED,
+        DBRT_SESSION_BUSY,
+        DBRT_INTERNAL_ERROR,
+    ];
+
+    /// The status's name, NUL-terminated for C.
+    pub(crate) fn name(self) -> &'static [u8] {
+        match self {
+            DBRT_OK => b"DBRT_OK\0",
+            DBRT_INVALID_ARGUMENT => b"DBRT_INVALID_ARGUMENT\0",
+            DBRT_NULL_POINTER => b"DBRT_NULL_POINTER\0",
+            DBRT_INVALID_UTF8 => b"DBRT_INVALID_UTF8\0",
+            DBRT_BUFFER_TOO_SMALL => b"DBRT_BUFFER_TOO_SMALL\0",
+            DBRT_INPUT_TOO_LONG => b"DBRT_INPUT_TOO_LONG\0",
+            DBRT_EMPTY_INPUT => b"DBRT_EMPTY_INPUT\0",
+            DBRT_INVALID_TOKEN => b"DBRT_INVALID_TOKEN\0",
+            DBRT_BATCH_TOO_LARGE => b"DBRT_BATCH_TOO_LARGE\0",
+            DBRT_IO_ERROR => b"DBRT_IO_ERROR\0",
+            DBRT_NOT_A_MODEL => b"DBRT_NOT_A_MODEL\0",
+            DBRT_TRUNCATED_FILE => b"DBRT_TRUNCATED_FILE\0",
+            DBRT_CORRUPT_FILE => b"DBRT_CORRUPT_FILE\0",
+            DBRT_UNSUPPORTED_FORMAT => b"DBRT_UNSUPPORTED_FORMAT\0",
+            DBRT_INVALID_MODEL => b"DBRT_INVALID_MODEL\0",
+            DBRT_UNSUPPORTED_MODEL => b"DBRT_UNSUPPORTED_MODEL\0",
+            DBRT_MISALIGNED_BUFFER => b"DBRT_MISALIGNED_BUFFER\0",
+            DBRT_TOKENIZER_ERROR => b"DBRT_TOKENIZER_ERROR\0",
+            DBRT_UNSUPPORTED_ISA => b"DBRT_UNSUPPORTED_ISA\0",
+            DBRT_NO_ENTAILMENT_LABEL => b"DBRT_NO_ENTAILMENT_LABEL\0",
+            DBRT_SESSION_CLOSED => b"DBRT_SESSION_CLOSED\0",
+            DBRT_SESSION_BUSY => b"DBRT_SESSION_BUSY\0",
+            DBRT_INTERNAL_ERROR => b"DBRT_INTERNAL_ERROR\0",
+        }
+    }
+}
+
+/// The one status each runtime error kind maps to. Exhaustive on purpose: a new error kind
+/// does not compile until it has a status.
+pub(crate) fn status_of(e: &Error) -> dbrt_status {
+    match e {
+        Error::Io { .. } => DBRT_IO_ERROR,
+        Error::BadMagic => DBRT_NOT_A_MODEL,
+        Error::Truncated { .. } => DBRT_TRUNCATED_FILE,
+        Error::ChecksumMismatch { .. }
+        | Error::DataChecksumMismatch { .. }
+        | Error::CorruptHeader(_)
+        | Error::CorruptMetadata(_)
+        | Error::CorruptTensorRecord { .. }
+        | Error::TensorOutOfBounds { .. }
+        | Error::MisalignedTensor { .. } => DBRT_CORRUPT_FILE,
+        Error::UnsupportedVersion { .. } | Error::ByteOrder => DBRT_UNSUPPORTED_FORMAT,
+        Error::MissingTensor { .. }
+        | Error::TensorShape { .. }
+        | Error::TensorDtype { .. }
+        | Error::MissingMetadata { .. }
+        | Error::BadMetadata { .. } => DBRT_INVALID_MODEL,
+        Error::Unsupported(_) => DBRT_UNSUPPORTED_MODEL,
+        Error::MisalignedBuffer { .. } => DBRT_MISALIGNED_BUFFER,
+        Error::Tokenizer(_) => DBRT_TOKENIZER_ERROR,
+        Error::InvalidUtf8 => DBRT_INVALID_UTF8,
+        Error::InputTooLong { .. } => DBRT_INPUT_TOO_LONG,
+        Error::EmptyInput => DBRT_EMPTY_INPUT,
+        Error::InvalidTokenId { .. } | Error::InvalidTokenType { .. } => DBRT_INVALID_TOKEN,
+        Error::BatchTooLarge { .. } => DBRT_BATCH_TOO_LARGE,
+        Error::UnsupportedIsa { .. } => DBRT_UNSUPPORTED_ISA,
+        Error::NoEntailmentLabel => DBRT_NO_ENTAILMENT_LABEL,
+        Error::InvalidArgument(_) => DBRT_INVALID_ARGUMENT,
+    }
+}
+
+/// A failure on its way to C: a status and its message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub status: dbrt_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: dbrt_status, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(what: &str) -> Failure {
+        Failure::new(DBRT_NULL_POINTER, format!("{what} is NULL"))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::new(status_of(&e), e.to_string())
+    }
+}
+
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
+
+thread_local! {
+    /// The message of the last failed call on this thread.
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    // A message never holds NUL in practice (they come from our own formats); drop any, so the
+    // C string is the whole message.
+    let bytes: Vec<u8> = message.bytes().filter(|&b| b != 0).collect();
+    let message = CString::new(bytes).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+}
+
+/// The last error message of this thread, valid until the next failing call on this thread.
+pub(crate) fn last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Runs the body of an exported function: its failure becomes a status and this thread's last
+/// error, and a panic (a bug) becomes `DBRT_INTERNAL_ERROR` instead of unwinding into C.
+pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> dbrt_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => DBRT_OK,
+        Ok(Err(f)) => {
+            set_last_error(&f.message);
+            f.status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (a bug in dbrt): {what}"));
+            DBRT_INTERNAL_ERROR
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_its_own_name_and_position() {
+        for (i, s) in dbrt_status::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            let name = s.name();
+            assert_eq!(name.last(), Some(&0));
+            assert!(format!("{s:?}").as_bytes() == &name[..name.len() - 1]);
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let s = guard(|| panic!("boom"));
+        assert_eq!(s, DBRT_INTERNAL_ERROR);
+        // SAFETY: last_error points at this thread's live CString.
+        let msg = unsafe { std::ffi::CStr::from_ptr(last_error()) };
+        assert!(msg.to_str().unwrap().contains("boom"), "{msg:?}");
+        assert_eq!(
+            guard(|| Err(Failure::new(DBRT_EMPTY_INPUT, "x"))),
+            DBRT_EMPTY_INPUT
+        );
+        assert_eq!(guard(|| Ok(())), DBRT_OK);
+    }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The C tests of libdbrt, against include/dbrt.h and the static library (one also against the
+# shared one), on the real int8 model:
+#   classify_pairs  the real NLI fixture pairs; logits must equal the Rust CLI's bit for bit
+#   threads         one model, four threads with a session each; identical results
+#   misuse          every misuse returns its status
+#   lifecycle       everything created and freed, under AddressSanitizer and valgrind
+# With DBRT_C_TARGET=aarch64-unknown-linux-gnu it cross-builds with aarch64-linux-gnu-gcc and
+# runs them (and the CLI they are compared with) under qemu-aarch64-static, on fewer pairs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+target=${DBRT_C_TARGET:-}
+model=$root/models/aegis-nli-xsmall-int8.dbrt
+DBRT_DTYPE=int8 scripts/fetch-model.sh "$model"
+
+if [ -n "$target" ]; then
+  cc=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
+  run=(qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gnu)
+  libdir=$root/target/$target/release
+  limit=${DBRT_C_PAIRS:-24}
+  sanitize=0
+else
+  cc=${CC:-cc}
+  run=()
+  libdir=$root/target/release
+  limit=${DBRT_C_PAIRS:-0}
+  sanitize=1
+fi
+out=$root/target/c-tests/${target:-host}
+mkdir -p "$out"
+
+cargo build --quiet --release -p dbrt-ffi -p dbrt-cli ${target:+--target "$target"}
+cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror -I include -I tests/c)
+libs=(-lpthread -ldl -lm)
+for t in classify_pairs threads misuse lifecycle; do
+  "$cc" "${cflags[@]}" "tests/c/$t.c" "$libdir/libdbrt.a" "${libs[@]}" -o "$out/$t"
+done
+# The shared library too: the threads test linked against libdbrt.so.
+"$cc" "${cflags[@]}" tests/c/threads.c -L"$libdir" -ldbrt "${libs[@]}" -Wl,-rpath,"$libdir" -o "$out/threads_shared"
+
+python3 tests/c/pairs.py "$out/pairs" "$limit" tests/fixtures/real/mnli_dev_matched.goldens.jsonl tests/fixtures/real/rte_dev.goldens.jsonl
+"${run[@]}" "$libdir/dbrt" eval --model "$model" --data "$out/pairs.jsonl" --out "$out/cli.jsonl" --retokenize >/dev/null
+"${run[@]}" "$out/classify_pairs" "$model" "$out/pairs.tsv" "$out/c_logits.txt" 2
+python3 tests/c/compare_logits.py "$out/c_logits.txt" "$out/cli.jsonl"
+
+head -n 48 "$out/pairs.tsv" >"$out/pairs48.tsv"
+"${run[@]}" "$out/threads" "$model" "$out/pairs48.tsv"
+"${run[@]}" "$out/threads_shared" "$model" "$out/pairs48.tsv"
+"${run[@]}" "$out/misuse" "$model"
+"${run[@]}" "$out/lifecycle" "$model"
+
+if [ "$sanitize" = 1 ]; then
+  for t in misuse lifecycle; do
+    "$cc" "${cflags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer "tests/c/$t.c" \
+      "$libdir/libdbrt.a" "${libs[@]}" -o "$out/${t}_asan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/${t}_asan" "$model"
+  done
+  if command -v valgrind >/dev/null; then
+    for t in misuse lifecycle; do
+      valgrind --quiet --error-exitcode=99 --suppressions=tests/c/valgrind.supp --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+        "$out/$t" "$model"
+    done
+  else
+    echo "tests/c/run.sh: valgrind is not installed; the AddressSanitizer runs stand" >&2
+  fi
+fi
+echo "tests/c/run.sh: all C tests passed (${target:-host})"
