@@ -20,7 +20,7 @@ fn check_span<T>(ptr: *const T, len: usize, what: &str) -> Outcome {
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Failure::new(
             dbrt_status::DBRT_INVALID_ARGUMENT,
             format!("{what} is not aligned for its type"),

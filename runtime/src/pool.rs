@@ -193,6 +193,8 @@ impl<T> SharedMut<T> {
     /// # Safety
     /// No other thread may access `range` while the returned slice lives.
     #[inline]
+    // A shared handle hands out disjoint mutable parts by design: that is the type's purpose.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [T] {
         assert!(range.start <= range.end && range.end <= self.1);
         // SAFETY: in bounds (checked); exclusivity is the caller's contract.

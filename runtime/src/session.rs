@@ -254,7 +254,7 @@ impl Session {
         out: &mut [f32],
     ) -> Result<()> {
         if width == 0
-            || ids.len() % width != 0
+            || !ids.len().is_multiple_of(width)
             || mask.len() != ids.len()
             || type_ids.is_some_and(|t| t.len() != ids.len())
         {

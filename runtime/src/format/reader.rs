@@ -83,7 +83,7 @@ impl ModelFile {
     /// Uses a caller's buffer in place. It must start on a 64-byte boundary (tensor data is
     /// viewed without copying); use [`ModelFile::from_bytes_copied`] otherwise.
     pub fn from_buffer<B: AsRef<[u8]> + Send + Sync + 'static>(buffer: B) -> Result<ModelFile> {
-        if buffer.as_ref().as_ptr() as usize % DATA_ALIGN as usize != 0 {
+        if !(buffer.as_ref().as_ptr() as usize).is_multiple_of(DATA_ALIGN as usize) {
             return Err(Error::MisalignedBuffer {
                 required: DATA_ALIGN as usize,
             });

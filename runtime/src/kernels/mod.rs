@@ -121,7 +121,7 @@ pub(crate) fn check_gemm_args(
 ) {
     assert!(
         m <= MR
-            && kp % QBLOCK == 0
+            && kp.is_multiple_of(QBLOCK)
             && xq.len() >= m * kp
             && xs.len() >= m * (kp / QBLOCK)
             && panel.len() >= kp * NR

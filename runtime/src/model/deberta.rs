@@ -67,6 +67,7 @@ impl Linear {
     }
 
     /// `x`: `[t, in]` → `out`: `[t, out]`, then `act`. Output columns are split across threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         bytes: &[u8],

@@ -146,7 +146,7 @@ struct Tables<'a> {
     charsmap: Option<CharsMap<'a>>,
 }
 
-fn view<'a, T: bytemuck::AnyBitPattern>(bytes: &'a [u8], (off, n): (usize, usize)) -> &'a [T] {
+fn view<T: bytemuck::AnyBitPattern>(bytes: &[u8], (off, n): (usize, usize)) -> &[T] {
     bytemuck::cast_slice(&bytes[off..off + n * std::mem::size_of::<T>()])
 }
 
