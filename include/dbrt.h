@@ -172,7 +172,7 @@ enum dbrt_status dbrt_model_open_memory(const uint8_t *data,
                                         struct dbrt_model **out_model);
 
 // Opens a model in place from `len` bytes in memory, without copying: `data` must start on
-// a 64-byte boundary (mmap'd memory and `AAsset_getBuffer` of an uncompressed asset do).
+// a 64-byte boundary (memory from mmap does; otherwise use `dbrt_model_open_memory`).
 //
 // Lifetime: the caller keeps the bytes valid and unchanged until `dbrt_model_free` of this
 // model AND `dbrt_session_free` of every session created from it have returned.

