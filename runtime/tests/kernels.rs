@@ -74,6 +74,67 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
 }
 
 #[test]
+fn gemm_i8_panel2_matches_two_scalar_panels_bit_for_bit() {
+    let mut next = rng(13);
+    let mut ran = 0;
+    for k in tiers() {
+        let Some(gemm2) = k.gemm_i8_panel2 else {
+            continue;
+        };
+        ran += 1;
+        for _ in 0..1000 {
+            let m = 1 + (next() % MR as u64) as usize;
+            let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
+            let nb = kp / QBLOCK;
+            let xq: Vec<i8> = (0..m * kp)
+                .map(|_| ((next() % 255) as i64 - 127) as i8)
+                .collect();
+            let xs: Vec<f32> = (0..m * nb)
+                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
+                .collect();
+            let panels: Vec<Vec<i8>> = (0..2)
+                .map(|_| {
+                    (0..kp * NR)
+                        .map(|_| ((next() % 255) as i64 - 127) as i8)
+                        .collect()
+                })
+                .collect();
+            let sums: Vec<Vec<i32>> = panels
+                .iter()
+                .map(|p| scalar::panel_block_sums(p, kp))
+                .collect();
+            let mut want = [[[0f32; NR]; MR]; 2];
+            for p in 0..2 {
+                scalar::gemm_i8_panel(&xq, &xs, m, kp, &panels[p], &sums[p], &mut want[p]);
+            }
+            let mut got = [[[1f32; NR]; MR]; 2];
+            let [g0, g1] = &mut got;
+            gemm2(
+                &xq,
+                &xs,
+                m,
+                kp,
+                [&panels[0], &panels[1]],
+                [&sums[0], &sums[1]],
+                [g0, g1],
+            );
+            for p in 0..2 {
+                for r in 0..m {
+                    let bits = |v: &[f32; NR]| v.map(f32::to_bits);
+                    assert_eq!(
+                        bits(&want[p][r]),
+                        bits(&got[p][r]),
+                        "{:?} m={m} kp={kp} panel {p} row {r}",
+                        k.isa
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("two-panel GEMM checked on {ran} tier(s)");
+}
+
+#[test]
 fn extreme_values_do_not_saturate() {
     // ±127 everywhere: the largest pair sums maddubs can see.
     for k in tiers() {
@@ -123,6 +184,85 @@ fn dot_f32_matches_scalar_bit_for_bit() {
                 k.isa
             );
         }
+    }
+}
+
+#[test]
+fn quantize_blocks_matches_scalar_bit_for_bit() {
+    let mut next = rng(41);
+    for k in tiers() {
+        for (rows, cols) in [
+            (0usize, 32usize),
+            (1, 1),
+            (1, 31),
+            (1, 32),
+            (3, 33),
+            (4, 96),
+            (5, 384),
+            (2, 1536),
+        ] {
+            let kp = cols.div_ceil(QBLOCK) * QBLOCK;
+            // Blocks of every scale, an all-zero block, and exact halves (rounding ties).
+            let mut x: Vec<f32> = (0..rows * cols)
+                .map(|i| {
+                    let mag = [1e-3f32, 0.5, 7.0, 300.0][(i / QBLOCK) % 4];
+                    ((next() % 20001) as f32 / 10000.0 - 1.0) * mag
+                })
+                .collect();
+            if x.len() > 64 {
+                x[32..64].fill(0.0);
+                x[3] = 127.0;
+                x[4] = 0.5;
+                x[5] = -2.5;
+            }
+            let (mut q0, mut s0) = (vec![7i8; rows * kp], vec![0f32; rows * kp / QBLOCK]);
+            let (mut q1, mut s1) = (vec![-7i8; rows * kp], vec![1f32; rows * kp / QBLOCK]);
+            scalar::quantize_blocks(&x, rows, cols, kp, &mut q0, &mut s0);
+            (k.quantize_blocks)(&x, rows, cols, kp, &mut q1, &mut s1);
+            assert_eq!(q0, q1, "{:?} {rows}x{cols}", k.isa);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&s0), bits(&s1), "{:?} {rows}x{cols} scales", k.isa);
+        }
+    }
+}
+
+#[test]
+fn softmax_matches_scalar_bit_for_bit() {
+    let mut next = rng(29);
+    for k in tiers() {
+        for n in (0..70).chain([127, 128, 255, 511]) {
+            // Scores from tiny to past the exponent clamp, and rows with equal maxima.
+            let spread = [0.01f32, 1.0, 30.0, 200.0][n % 4];
+            let x: Vec<f32> = (0..n)
+                .map(|_| ((next() % 20001) as f32 / 10000.0 - 1.0) * spread)
+                .collect();
+            let (mut want, mut got) = (x.clone(), x);
+            scalar::softmax_fast(&mut want);
+            (k.softmax_f32)(&mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&want), bits(&got), "{:?} n={n}", k.isa);
+        }
+        // Every lane of the exponential, including the clamped and special ones.
+        let mut special = vec![
+            0.0f32,
+            -0.0,
+            -87.0,
+            -88.0,
+            -1e4,
+            f32::NEG_INFINITY,
+            88.0,
+            1e-30,
+        ];
+        special.extend((0..40).map(|i| -(i as f32) * 2.3));
+        let (mut want, mut got) = (special.clone(), special);
+        scalar::softmax_fast(&mut want);
+        (k.softmax_f32)(&mut got);
+        assert_eq!(
+            want.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            "{:?} special values",
+            k.isa
+        );
     }
 }
 

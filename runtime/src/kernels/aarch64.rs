@@ -228,3 +228,158 @@ pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) 
     // SAFETY: bounds checked above; NEON presence is the table's invariant.
     unsafe { row_panel_f32_neon_impl(a, b, stride, out) }
 }
+
+/// [`super::scalar::exp_fast`] on 4 lanes, operation for operation.
+#[inline(always)]
+unsafe fn exp4_neon(x: float32x4_t) -> float32x4_t {
+    use super::scalar::exp_consts::*;
+    // No closures here: a closure does not inherit the caller's target features, and the
+    // intrinsics in it would become calls.
+    // vmaxnmq: a NaN lane becomes LO, as f32::max does.
+    let x = vminq_f32(vmaxnmq_f32(x, vdupq_n_f32(LO)), vdupq_n_f32(HI));
+    let round = vdupq_n_f32(ROUND);
+    let n = vsubq_f32(vaddq_f32(vmulq_f32(x, vdupq_n_f32(LOG2E)), round), round);
+    let r = vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(LN2_HI)));
+    let r = vsubq_f32(r, vmulq_f32(n, vdupq_n_f32(LN2_LO)));
+    let mut p = vdupq_n_f32(P[0]);
+    for &k in &P[1..] {
+        p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(k));
+    }
+    let y = vaddq_f32(
+        vaddq_f32(vmulq_f32(p, vmulq_f32(r, r)), r),
+        vdupq_n_f32(1.0),
+    );
+    let e = vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)));
+    vmulq_f32(y, vreinterpretq_f32_s32(e))
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn softmax_f32_neon_impl(x: &mut [f32]) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut m4 = vdupq_n_f32(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: i + 4 ≤ n.
+        m4 = vmaxq_f32(m4, unsafe { vld1q_f32(p.add(i)) });
+        i += 4;
+    }
+    let max = vmaxvq_f32(m4).max(x[i..].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)));
+    let mv = vdupq_n_f32(max);
+    // f64 lanes (0,1), (2,3), (4,5), (6,7) of the scalar's 8.
+    let mut a = [vdupq_n_f64(0.0); 4];
+    i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        unsafe {
+            let e0 = exp4_neon(vsubq_f32(vld1q_f32(p.add(i)), mv));
+            let e1 = exp4_neon(vsubq_f32(vld1q_f32(p.add(i + 4)), mv));
+            vst1q_f32(p.add(i), e0);
+            vst1q_f32(p.add(i + 4), e1);
+            a[0] = vaddq_f64(a[0], vcvt_f64_f32(vget_low_f32(e0)));
+            a[1] = vaddq_f64(a[1], vcvt_high_f64_f32(e0));
+            a[2] = vaddq_f64(a[2], vcvt_f64_f32(vget_low_f32(e1)));
+            a[3] = vaddq_f64(a[3], vcvt_high_f64_f32(e1));
+        }
+        i += 8;
+    }
+    let mut tail = 0f64;
+    for v in &mut x[i..] {
+        *v = super::scalar::exp_fast(*v - max);
+        tail += *v as f64;
+    }
+    // s = [l0+l4, l1+l5 | l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar.
+    let t = vaddq_f64(vaddq_f64(a[0], a[2]), vaddq_f64(a[1], a[3]));
+    let inv = (1.0 / ((vgetq_lane_f64::<0>(t) + vgetq_lane_f64::<1>(t)) + tail)) as f32;
+    let iv = vdupq_n_f32(inv);
+    i = 0;
+    while i + 4 <= n {
+        // SAFETY: i + 4 ≤ n.
+        unsafe { vst1q_f32(p.add(i), vmulq_f32(vld1q_f32(p.add(i)), iv)) };
+        i += 4;
+    }
+    for v in &mut x[i..] {
+        *v *= inv;
+    }
+}
+
+/// The attention softmax with NEON, bit for bit [`super::scalar::softmax_fast`].
+pub fn softmax_f32_neon(x: &mut [f32]) {
+    debug_assert!(super::Isa::Neon.available());
+    // SAFETY: NEON presence is the table's invariant; the body stays within `x`.
+    unsafe { softmax_f32_neon_impl(x) }
+}
+
+/// One full block of 32 activations: the scalar `quantize_span`, operation for operation, for
+/// finite inputs.
+#[inline(always)]
+unsafe fn quantize_block32_neon(x: *const f32, q: *mut i8) -> f32 {
+    // SAFETY (whole body): the caller guarantees 32 readable floats at x, 32 writable bytes at q.
+    unsafe {
+        // Loops, not closures: see exp4_neon.
+        let mut v = [vdupq_n_f32(0.0); 8];
+        for (j, vj) in v.iter_mut().enumerate() {
+            *vj = vld1q_f32(x.add(4 * j));
+        }
+        let mut m = vdupq_n_f32(0.0);
+        for &x in &v {
+            m = vmaxq_f32(m, vabsq_f32(x));
+        }
+        let amax = vmaxvq_f32(m);
+        let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        let inv = vdupq_n_f32(1.0 / scale);
+        let (lo, hi) = (vdupq_n_f32(-127.0), vdupq_n_f32(127.0));
+        let magic = vdupq_n_f32(super::scalar::exp_consts::ROUND);
+        let mut i = [vdupq_n_s32(0); 8];
+        for (ij, &x) in i.iter_mut().zip(&v) {
+            let r = vmaxq_f32(vminq_f32(vmulq_f32(x, inv), hi), lo);
+            *ij = vcvtq_s32_f32(vsubq_f32(vaddq_f32(r, magic), magic));
+        }
+        for h in 0..2 {
+            let a = vcombine_s16(vqmovn_s32(i[4 * h]), vqmovn_s32(i[4 * h + 1]));
+            let b = vcombine_s16(vqmovn_s32(i[4 * h + 2]), vqmovn_s32(i[4 * h + 3]));
+            vst1q_s8(q.add(16 * h), vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
+        }
+        scale
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn quantize_blocks_neon_impl(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    let nb = kp / QBLOCK;
+    for r in 0..rows {
+        let xr = &x[r * k..(r + 1) * k];
+        let qr = &mut q[r * kp..(r + 1) * kp];
+        qr[k..].fill(0);
+        for b in 0..nb {
+            let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
+            scales[r * nb + b] = if span.len() == QBLOCK {
+                // SAFETY: a full block: 32 floats and 32 bytes inside the row slices.
+                unsafe { quantize_block32_neon(xr[span.clone()].as_ptr(), qr[span].as_mut_ptr()) }
+            } else {
+                super::scalar::quantize_span(&xr[span.clone()], &mut qr[span])
+            };
+        }
+    }
+}
+
+/// Activation quantization with NEON, bit for bit [`super::scalar::quantize_blocks`].
+pub fn quantize_blocks_neon(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    super::check_quantize_args(x, rows, k, kp, q, scales);
+    // SAFETY: NEON presence is the table's invariant; slices are indexed with bounds checks.
+    unsafe { quantize_blocks_neon_impl(x, rows, k, kp, q, scales) }
+}

@@ -103,8 +103,24 @@ pub type GemmI8Panel = fn(
     bsum: &[i32],
     acc: &mut [[f32; NR]; MR],
 );
+/// Signature of the two-panel int8 GEMM: both panels' outputs, each exactly as
+/// [`GemmI8Panel`] gives it. Tiers without one run the single kernel twice.
+pub type GemmI8Panel2 = fn(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panels: [&[i8]; 2],
+    bsums: [&[i32]; 2],
+    acc: [&mut [[f32; NR]; MR]; 2],
+);
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
+/// Signature of activation quantization (see [`scalar::quantize_blocks`]).
+pub type QuantizeBlocks =
+    fn(x: &[f32], rows: usize, k: usize, kp: usize, q: &mut [i8], scales: &mut [f32]);
+/// Signature of the attention softmax (see [`scalar::softmax_fast`]).
+pub type SoftmaxF32 = fn(x: &mut [f32]);
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
 pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 
@@ -129,6 +145,25 @@ pub(crate) fn check_gemm_args(
     );
 }
 
+/// The shapes activation quantization needs: `x` is `[rows, k]`, `q` `[rows, kp]` with
+/// `k ≤ kp`, `kp` whole blocks, one scale per block.
+pub(crate) fn check_quantize_args(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &[i8],
+    scales: &[f32],
+) {
+    assert!(
+        k <= kp
+            && kp.is_multiple_of(QBLOCK)
+            && x.len() >= rows * k
+            && q.len() >= rows * kp
+            && scales.len() >= rows * (kp / QBLOCK)
+    );
+}
+
 /// The bounds of a row panel: `b` holds `(a.len() - 1)·stride + w` values.
 #[allow(dead_code)] // used by the SIMD tiers only
 pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize) {
@@ -140,8 +175,11 @@ pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize
 pub struct Kernels {
     pub isa: Isa,
     pub gemm_i8_panel: GemmI8Panel,
+    pub gemm_i8_panel2: Option<GemmI8Panel2>,
     pub dot_f32: DotF32,
     pub row_panel_f32: RowPanelF32,
+    pub softmax_f32: SoftmaxF32,
+    pub quantize_blocks: QuantizeBlocks,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -159,8 +197,11 @@ impl Kernels {
         let mut k = Kernels {
             isa,
             gemm_i8_panel: scalar::gemm_i8_panel,
+            gemm_i8_panel2: None,
             dot_f32: scalar::dot,
             row_panel_f32: scalar::row_panel,
+            softmax_f32: scalar::softmax_fast,
+            quantize_blocks: scalar::quantize_blocks,
         };
         match isa {
             Isa::Scalar => {}
@@ -169,6 +210,8 @@ impl Kernels {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx2;
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
+                k.softmax_f32 = x86_64::softmax_f32_avx2;
+                k.quantize_blocks = x86_64::quantize_blocks_avx2;
             }
             // A higher tier starts from the one below and overwrites what it does better.
             #[cfg(target_arch = "x86_64")]
@@ -178,6 +221,7 @@ impl Kernels {
                     ..Self::for_isa(Isa::Avx2)?
                 };
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
+                k.gemm_i8_panel2 = Some(x86_64::gemm_i8_panel2_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
@@ -185,6 +229,8 @@ impl Kernels {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
+                k.softmax_f32 = aarch64::softmax_f32_neon;
+                k.quantize_blocks = aarch64::quantize_blocks_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {

@@ -234,7 +234,8 @@ pub fn quantize_blocks(
     }
 }
 
-fn quantize_span(x: &[f32], q: &mut [i8]) -> f32 {
+/// One block's scale and quantized values (shared with the SIMD tiers for partial blocks).
+pub(crate) fn quantize_span(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
     let inv = 1.0 / scale;
@@ -246,6 +247,77 @@ fn quantize_span(x: &[f32], q: &mut [i8]) -> f32 {
         *o = ((r + MAGIC) - MAGIC) as i8;
     }
     scale
+}
+
+/// Constants of [`exp_fast`]: the clamp, log2(e), ln 2 split in two (Cody-Waite), and the
+/// Cephes `expf` polynomial.
+pub(crate) mod exp_consts {
+    pub const LO: f32 = -87.336_55;
+    pub const HI: f32 = 88.0;
+    pub const LOG2E: f32 = std::f32::consts::LOG2_E;
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    pub const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
+    /// 1.5·2^23: adding and subtracting it rounds half to even.
+    pub const ROUND: f32 = 12_582_912.0;
+}
+
+/// e^x in f32 from basic operations only (no fused multiply-add, no libm), so that every SIMD
+/// tier computes the same bits lane by lane: x clamped to [-87.34, 88], split as n·ln 2 + r,
+/// a degree-7 polynomial for e^r, times 2^n built in the exponent bits. Within 2 ulp of `expf`
+/// on the clamped range (tested).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    use exp_consts::*;
+    let x = x.max(LO).min(HI);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI;
+    let r = r - n * LN2_LO;
+    let mut p = P[0];
+    for c in &P[1..] {
+        p = p * r + c;
+    }
+    let y = (p * (r * r) + r) + 1.0;
+    let pow2 = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * pow2
+}
+
+/// The attention softmax, in place: max, then e^(x - max) with [`exp_fast`], summed in f64 over
+/// 8 lanes in [`dot`]'s order (tail last), then a multiply by 1 / sum. The SIMD tiers reproduce
+/// it bit for bit. (The f64 sum is measured, not assumed: an f32 sum moved 4 of the 1,277 real
+/// int8 rows across the decision boundary.)
+pub fn softmax_fast(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut acc = [0f64; 8];
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            c[l] = exp_fast(c[l] - max);
+            acc[l] += c[l] as f64;
+        }
+    }
+    let mut tail = 0f64;
+    for v in chunks.into_remainder() {
+        *v = exp_fast(*v - max);
+        tail += *v as f64;
+    }
+    let s = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    let inv = (1.0 / (((s[0] + s[2]) + (s[1] + s[3])) + tail)) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
 }
 
 /// erf in f32 as a clamped odd rational function (the form Eigen uses for float): branch-free,
@@ -288,6 +360,37 @@ mod tests {
             worst = worst.max((erf_fast(x) - libm::erff(x)).abs());
         }
         assert!(worst < 5e-7, "max |erf_fast - erf| = {worst:e}");
+    }
+
+    #[test]
+    fn exp_fast_is_within_two_ulp_of_expf() {
+        let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        for i in -873_365..=880_000 {
+            let x = i as f32 * 1e-4;
+            worst = worst.max(ulp(exp_fast(x), libm::expf(x)));
+        }
+        assert!(worst <= 2, "exp_fast is {worst} ulp from expf");
+        assert_eq!(exp_fast(0.0), 1.0);
+        assert!(exp_fast(-1e4) > 0.0 && exp_fast(-1e4) < 1.2e-38);
+        assert!(exp_fast(f32::NEG_INFINITY) >= 0.0);
+    }
+
+    #[test]
+    fn softmax_fast_is_close_to_the_f64_softmax() {
+        for n in [1usize, 2, 7, 8, 9, 31, 128, 255] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37)
+                .collect();
+            let (mut a, mut b) = (x.clone(), x);
+            softmax_fast(&mut a);
+            softmax(&mut b);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-6 + 1e-5 * q, "n={n}: {p} vs {q}");
+            }
+        }
+        let mut empty: [f32; 0] = [];
+        softmax_fast(&mut empty);
     }
 
     #[test]

@@ -131,6 +131,97 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
     }
 }
 
+/// Two panels at once: the 16 lanes are panel 0's eight columns then panel 1's, for one input
+/// group of 4. An activation group is broadcast from memory (a load, no shuffle) and feeds one
+/// `vpdpbusd` over both panels; the single-panel kernel needs a permute per `vpdpbusd`. The
+/// block sums are the same exact integers, so the result is the scalar kernel's to the bit.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+unsafe fn gemm_i8_panel2_avx512vnni_impl<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+    panels: [*const i8; 2],
+    bsums: [*const i32; 2],
+    acc: [&mut [[f32; NR]; MR]; 2],
+) {
+    let flip = _mm512_set1_epi8(-128);
+    let nb = kp / QBLOCK;
+    let mut f = [_mm512_setzero_ps(); M];
+    for b in 0..nb {
+        let mut c = [_mm512_setzero_si512(); M];
+        for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
+            // SAFETY: the caller checked that each panel holds kp·8 bytes; group g is 32
+            // contiguous bytes inside each.
+            let w = unsafe {
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_loadu_si256(panels[0].add(g * 32).cast())),
+                    _mm256_loadu_si256(panels[1].add(g * 32).cast()),
+                )
+            };
+            for (r, cr) in c.iter_mut().enumerate() {
+                // SAFETY: an unaligned 4-byte read of row r at input 4g, inside the row.
+                let x4 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i32) };
+                *cr = _mm512_dpbusd_epi32(*cr, _mm512_xor_si512(_mm512_set1_epi32(x4), flip), w);
+            }
+        }
+        // SAFETY: the caller checked each bsum holds nb · 8 sums.
+        let corr = unsafe {
+            _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(bsums[0].add(b * NR).cast())),
+                _mm256_loadu_si256(bsums[1].add(b * NR).cast()),
+            )
+        };
+        let corr = _mm512_slli_epi32::<7>(corr);
+        for (r, fr) in f.iter_mut().enumerate() {
+            let sum = _mm512_sub_epi32(c[r], corr);
+            // SAFETY: the caller checked xs holds nb scales per row.
+            let s = _mm512_set1_ps(unsafe { *xs.add(r * nb + b) });
+            *fr = _mm512_add_ps(*fr, _mm512_mul_ps(_mm512_cvtepi32_ps(sum), s));
+        }
+    }
+    let [a0, a1] = acc;
+    for (r, fr) in f.iter().enumerate() {
+        // SAFETY: acc[..][r] is 8 f32 = 32 bytes each.
+        unsafe {
+            _mm256_storeu_ps(a0[r].as_mut_ptr(), _mm512_castps512_ps256(*fr));
+            _mm256_storeu_ps(
+                a1[r].as_mut_ptr(),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*fr))),
+            );
+        }
+    }
+}
+
+/// Safe entry of the two-panel AVX-512 VNNI kernel: `acc[p]` gets panel `p`'s outputs, as two
+/// calls of [`super::scalar::gemm_i8_panel`] would.
+pub fn gemm_i8_panel2_avx512vnni(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panels: [&[i8]; 2],
+    bsums: [&[i32]; 2],
+    acc: [&mut [[f32; NR]; MR]; 2],
+) {
+    for p in 0..2 {
+        super::check_gemm_args(xq, xs, m, kp, panels[p], bsums[p], true);
+    }
+    debug_assert!(super::Isa::Avx512Vnni.available());
+    let (x, s) = (xq.as_ptr(), xs.as_ptr());
+    let p = [panels[0].as_ptr(), panels[1].as_ptr()];
+    let bs = [bsums[0].as_ptr(), bsums[1].as_ptr()];
+    // SAFETY: lengths checked above; AVX-512 F/BW/VNNI presence is the table's invariant.
+    unsafe {
+        match m {
+            1 => gemm_i8_panel2_avx512vnni_impl::<1>(x, s, kp, p, bs, acc),
+            2 => gemm_i8_panel2_avx512vnni_impl::<2>(x, s, kp, p, bs, acc),
+            3 => gemm_i8_panel2_avx512vnni_impl::<3>(x, s, kp, p, bs, acc),
+            4 => gemm_i8_panel2_avx512vnni_impl::<4>(x, s, kp, p, bs, acc),
+            _ => {}
+        }
+    }
+}
+
 /// Safe entry of the AVX-512 VNNI kernel; only reachable through a table built after the
 /// features were detected.
 pub fn gemm_i8_panel_avx512vnni(
@@ -270,4 +361,177 @@ pub fn row_panel_f32_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]
     super::check_row_panel_args(a, b, stride, out.len());
     // SAFETY: bounds checked above; AVX-512F presence is the table's invariant (avx512vnni tier).
     unsafe { row_panel_f32_avx512_impl(a, b, stride, out) }
+}
+
+/// [`super::scalar::exp_fast`] on 8 lanes, operation for operation.
+#[inline(always)]
+unsafe fn exp8_avx2(x: __m256) -> __m256 {
+    use super::scalar::exp_consts::*;
+    // No closures here: a closure does not inherit the caller's target features, and the
+    // intrinsics in it would become calls.
+    // max(x, LO) first: a NaN lane becomes LO, as f32::max does.
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LO)), _mm256_set1_ps(HI));
+    let round = _mm256_set1_ps(ROUND);
+    let n = _mm256_sub_ps(
+        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), round),
+        round,
+    );
+    let r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(LN2_HI)));
+    let r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(LN2_LO)));
+    let mut p = _mm256_set1_ps(P[0]);
+    for &k in &P[1..] {
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(k));
+    }
+    let y = _mm256_add_ps(
+        _mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r),
+        _mm256_set1_ps(1.0),
+    );
+    let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_f32_avx2_impl(x: &mut [f32]) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut m8 = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        m8 = _mm256_max_ps(m8, unsafe { _mm256_loadu_ps(p.add(i)) });
+        i += 8;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: lanes holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m8) };
+    let max = lanes
+        .iter()
+        .chain(&x[i..])
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mv = _mm256_set1_ps(max);
+    // f64 lanes 0-3 and 4-7 of the scalar's 8.
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        unsafe {
+            let e = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mv));
+            _mm256_storeu_ps(p.add(i), e);
+            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        }
+        i += 8;
+    }
+    let mut tail = 0f64;
+    for v in &mut x[i..] {
+        *v = super::scalar::exp_fast(*v - max);
+        tail += *v as f64;
+    }
+    // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar.
+    let s = _mm256_add_pd(lo, hi);
+    let t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    let r = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    let inv = (1.0 / (_mm_cvtsd_f64(r) + tail)) as f32;
+    let iv = _mm256_set1_ps(inv);
+    i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        unsafe { _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), iv)) };
+        i += 8;
+    }
+    for v in &mut x[i..] {
+        *v *= inv;
+    }
+}
+
+/// The attention softmax with AVX2, bit for bit [`super::scalar::softmax_fast`].
+pub fn softmax_f32_avx2(x: &mut [f32]) {
+    debug_assert!(super::Isa::Avx2.available());
+    // SAFETY: AVX2 presence is the table's invariant; the body stays within `x`.
+    unsafe { softmax_f32_avx2_impl(x) }
+}
+
+/// One full block of 32 activations: the scalar `quantize_span`, operation for operation
+/// (|x| max, scale = amax / 127, x · (1 / scale) clamped to ±127, rounded half to even by the
+/// 1.5·2^23 trick, narrowed to i8), for finite inputs.
+#[inline(always)]
+unsafe fn quantize_block32_avx2(x: *const f32, q: *mut i8) -> f32 {
+    // SAFETY (whole body): the caller guarantees 32 readable floats at x, 32 writable bytes at q.
+    unsafe {
+        let v = [
+            _mm256_loadu_ps(x),
+            _mm256_loadu_ps(x.add(8)),
+            _mm256_loadu_ps(x.add(16)),
+            _mm256_loadu_ps(x.add(24)),
+        ];
+        // Loops, not closures: see exp8_avx2.
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for &x in &v {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, x));
+        }
+        let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+        let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        let inv = _mm256_set1_ps(1.0 / scale);
+        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        let magic = _mm256_set1_ps(super::scalar::exp_consts::ROUND);
+        let mut i = [_mm256_setzero_si256(); 4];
+        for (ij, &x) in i.iter_mut().zip(&v) {
+            let r = _mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(x, inv), hi), lo);
+            *ij = _mm256_cvtps_epi32(_mm256_sub_ps(_mm256_add_ps(r, magic), magic));
+        }
+        // packs work within 128-bit lanes: restore the order with one permute.
+        let b = _mm256_packs_epi16(
+            _mm256_packs_epi32(i[0], i[1]),
+            _mm256_packs_epi32(i[2], i[3]),
+        );
+        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.cast(), b);
+        scale
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_blocks_avx2_impl(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    let nb = kp / QBLOCK;
+    for r in 0..rows {
+        let xr = &x[r * k..(r + 1) * k];
+        let qr = &mut q[r * kp..(r + 1) * kp];
+        qr[k..].fill(0);
+        for b in 0..nb {
+            let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
+            scales[r * nb + b] = if span.len() == QBLOCK {
+                // SAFETY: a full block: 32 floats and 32 bytes inside the row slices.
+                unsafe { quantize_block32_avx2(xr[span.clone()].as_ptr(), qr[span].as_mut_ptr()) }
+            } else {
+                super::scalar::quantize_span(&xr[span.clone()], &mut qr[span])
+            };
+        }
+    }
+}
+
+/// Activation quantization with AVX2, bit for bit [`super::scalar::quantize_blocks`].
+pub fn quantize_blocks_avx2(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    super::check_quantize_args(x, rows, k, kp, q, scales);
+    // SAFETY: AVX2 presence is the table's invariant; slices are indexed with bounds checks.
+    unsafe { quantize_blocks_avx2_impl(x, rows, k, kp, q, scales) }
 }

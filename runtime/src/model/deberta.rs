@@ -108,41 +108,77 @@ impl Linear {
             Weight::Int8(p) => {
                 let kp = p.kp;
                 let nb = kp / QBLOCK;
-                scalar::quantize_blocks(x, t, n_in, kp, &mut w.xq, &mut w.xs);
+                (ex.k.quantize_blocks)(x, t, n_in, kp, &mut w.xq, &mut w.xs);
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
                 let ws = p.scales.view(bytes);
-                let gemm = ex.k.gemm_i8_panel;
-                ex.pool.run(&|ti, tn| {
-                    let mut acc = [[0f32; NR]; MR];
-                    for panel in share(p.panels, ti, tn) {
-                        let (pw, sums) = (p.panel(bytes, panel), p.panel_sums(bytes, panel));
-                        let o0 = panel * NR;
-                        let cols = NR.min(n_out - o0);
-                        for r0 in (0..t).step_by(MR) {
-                            let m = MR.min(t - r0);
-                            gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, sums, &mut acc);
-                            let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
-                            for (r, a) in acc.iter().enumerate().take(m) {
-                                // Epilogue: dequantize, add the bias, activate.
-                                let mut y = [0f32; NR];
-                                for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
-                                    *yj = aj * wj;
-                                }
-                                if let Some(bp) = bp {
-                                    for (yj, bj) in y.iter_mut().zip(bp) {
-                                        *yj += bj;
-                                    }
-                                }
-                                match act {
-                                    Some(Activation::Gelu) => scalar::gelu_fast(&mut y[..cols]),
-                                    Some(a) => scalar::activate(a, &mut y[..cols]),
-                                    None => {}
-                                }
-                                let at = (r0 + r) * n_out + o0;
-                                // SAFETY: columns o0..o0+cols belong to this thread's panel.
-                                unsafe { out.slice(at..at + cols).copy_from_slice(&y[..cols]) };
+                let (gemm, gemm2) = (ex.k.gemm_i8_panel, ex.k.gemm_i8_panel2);
+                // Dequantize, add the bias, activate and store rows r0..r0+m of one panel.
+                let epilogue = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
+                    let o0 = panel * NR;
+                    let cols = NR.min(n_out - o0);
+                    let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
+                    for (r, a) in acc.iter().enumerate().take(m) {
+                        let mut y = [0f32; NR];
+                        for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
+                            *yj = aj * wj;
+                        }
+                        if let Some(bp) = bp {
+                            for (yj, bj) in y.iter_mut().zip(bp) {
+                                *yj += bj;
                             }
                         }
+                        // Whole panels by a fixed length (vectorized, inlined copies); the
+                        // last, narrower one by its width.
+                        let y = if cols == NR {
+                            &mut y[..]
+                        } else {
+                            &mut y[..cols]
+                        };
+                        match act {
+                            Some(Activation::Gelu) => scalar::gelu_fast(y),
+                            Some(a) => scalar::activate(a, y),
+                            None => {}
+                        }
+                        let at = (r0 + r) * n_out + o0;
+                        // SAFETY: columns o0..o0+cols belong to this thread's panels.
+                        let dst = unsafe { out.slice(at..at + cols) };
+                        if cols == NR {
+                            let (dst, y): (&mut [f32; NR], &[f32; NR]) = (
+                                dst.try_into().expect("NR columns"),
+                                (&*y).try_into().expect("NR values"),
+                            );
+                            *dst = *y;
+                        } else {
+                            dst.copy_from_slice(y);
+                        }
+                    }
+                };
+                ex.pool.run(&|ti, tn| {
+                    let mut acc = [[[0f32; NR]; MR]; 2];
+                    let mine = share(p.panels, ti, tn);
+                    let mut panel = mine.start;
+                    while panel < mine.end {
+                        // Two panels per pass where the tier has a kernel for it.
+                        let pair = gemm2.filter(|_| panel + 1 < mine.end);
+                        for r0 in (0..t).step_by(MR) {
+                            let m = MR.min(t - r0);
+                            let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
+                            let [a0, a1] = &mut acc;
+                            if let Some(gemm2) = pair {
+                                let pw = [p.panel(bytes, panel), p.panel(bytes, panel + 1)];
+                                let sums =
+                                    [p.panel_sums(bytes, panel), p.panel_sums(bytes, panel + 1)];
+                                gemm2(xr, sr, m, kp, pw, sums, [a0, a1]);
+                                epilogue(panel, r0, m, a0);
+                                epilogue(panel + 1, r0, m, a1);
+                            } else {
+                                let (pw, sums) =
+                                    (p.panel(bytes, panel), p.panel_sums(bytes, panel));
+                                gemm(xr, sr, m, kp, pw, sums, a0);
+                                epilogue(panel, r0, m, a0);
+                            }
+                        }
+                        panel += if pair.is_some() { 2 } else { 1 };
                     }
                 });
             }
@@ -696,7 +732,7 @@ impl Attention {
                     for sj in row.iter_mut() {
                         *sj *= scale;
                     }
-                    scalar::softmax(row);
+                    (ex.k.softmax_f32)(row);
                     // ctx_i = Σ_j p_ij v_j: the probabilities times this head's values.
                     // SAFETY: columns h0..h0+d of row i belong to this thread's head.
                     let ci = unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) };
