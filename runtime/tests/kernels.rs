@@ -135,6 +135,30 @@ fn gemm_i8_panel2_matches_two_scalar_panels_bit_for_bit() {
 }
 
 #[test]
+fn panel_epilogue_matches_scalar_bit_for_bit() {
+    let mut next = rng(53);
+    let mut val = |scale: f32| ((next() % 20001) as f32 / 10000.0 - 1.0) * scale;
+    for k in tiers() {
+        for case in 0..400 {
+            let m = case % (MR + 1); // includes 0 rows
+                                     // Accumulators from tiny to far past GELU's clamp at |x/sqrt(2)| = 4.
+            let spread = [1e-3f32, 1.0, 8.0, 1e4][case % 4];
+            let acc: [[f32; NR]; MR] =
+                std::array::from_fn(|_| std::array::from_fn(|_| val(spread)));
+            let scales: [f32; NR] = std::array::from_fn(|_| val(0.1).abs() + 1e-4);
+            let bias: [f32; NR] = std::array::from_fn(|_| val(2.0));
+            let (with_bias, gelu) = (case % 3 != 0, case % 2 == 0);
+            let b = with_bias.then_some(&bias);
+            let (mut want, mut got) = (acc, acc);
+            scalar::panel_epilogue(&mut want, m, &scales, b, gelu);
+            (k.panel_epilogue)(&mut got, m, &scales, b, gelu);
+            let bits = |a: &[[f32; NR]; MR]| a.map(|r| r.map(f32::to_bits));
+            assert_eq!(bits(&want), bits(&got), "{:?} case {case}", k.isa);
+        }
+    }
+}
+
+#[test]
 fn extreme_values_do_not_saturate() {
     // ±127 everywhere: the largest pair sums maddubs can see.
     for k in tiers() {

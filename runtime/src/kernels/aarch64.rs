@@ -383,3 +383,82 @@ pub fn quantize_blocks_neon(
     // SAFETY: NEON presence is the table's invariant; slices are indexed with bounds checks.
     unsafe { quantize_blocks_neon_impl(x, rows, k, kp, q, scales) }
 }
+
+/// [`super::scalar::gelu_fast`] on 4 lanes, operation for operation (`a - c` as `a + (-c)`,
+/// which IEEE makes the same number).
+#[inline(always)]
+unsafe fn gelu4_neon(v: float32x4_t) -> float32x4_t {
+    const P: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906e-4,
+        -2.954_6e-3,
+        -1.609_603_3e-2,
+    ];
+    const Q: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_474e-2,
+    ];
+    let x = vmulq_f32(v, vdupq_n_f32(std::f32::consts::FRAC_1_SQRT_2));
+    let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-4.0)), vdupq_n_f32(4.0));
+    let x2 = vmulq_f32(x, x);
+    let mut p = vdupq_n_f32(P[0]);
+    for &c in &P[1..] {
+        p = vaddq_f32(vmulq_f32(p, x2), vdupq_n_f32(c));
+    }
+    let mut q = vdupq_n_f32(Q[0]);
+    for &c in &Q[1..] {
+        q = vaddq_f32(vmulq_f32(q, x2), vdupq_n_f32(c));
+    }
+    let erf = vdivq_f32(vmulq_f32(x, p), q);
+    vmulq_f32(
+        vmulq_f32(vdupq_n_f32(0.5), v),
+        vaddq_f32(vdupq_n_f32(1.0), erf),
+    )
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn panel_epilogue_neon_impl(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+) {
+    for y in acc.iter_mut().take(m) {
+        for h in 0..2 {
+            // SAFETY (loads and stores): 4 floats at 4h of [f32; 8] arrays.
+            unsafe {
+                let mut v = vmulq_f32(
+                    vld1q_f32(y.as_ptr().add(4 * h)),
+                    vld1q_f32(scales.as_ptr().add(4 * h)),
+                );
+                if let Some(b) = bias {
+                    v = vaddq_f32(v, vld1q_f32(b.as_ptr().add(4 * h)));
+                }
+                if gelu {
+                    v = gelu4_neon(v);
+                }
+                vst1q_f32(y.as_mut_ptr().add(4 * h), v);
+            }
+        }
+    }
+}
+
+/// The int8 GEMM's epilogue with NEON, bit for bit [`super::scalar::panel_epilogue`].
+pub fn panel_epilogue_neon(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+) {
+    debug_assert!(super::Isa::Neon.available());
+    // SAFETY: NEON presence is the table's invariant; the body touches fixed-size arrays only.
+    unsafe { panel_epilogue_neon_impl(acc, m, scales, bias, gelu) }
+}

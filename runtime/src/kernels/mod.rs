@@ -114,6 +114,14 @@ pub type GemmI8Panel2 = fn(
     bsums: [&[i32]; 2],
     acc: [&mut [[f32; NR]; MR]; 2],
 );
+/// Signature of the int8 GEMM's whole-panel epilogue (see [`scalar::panel_epilogue`]).
+pub type PanelEpilogue = fn(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+);
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of activation quantization (see [`scalar::quantize_blocks`]).
@@ -176,6 +184,7 @@ pub struct Kernels {
     pub isa: Isa,
     pub gemm_i8_panel: GemmI8Panel,
     pub gemm_i8_panel2: Option<GemmI8Panel2>,
+    pub panel_epilogue: PanelEpilogue,
     pub dot_f32: DotF32,
     pub row_panel_f32: RowPanelF32,
     pub softmax_f32: SoftmaxF32,
@@ -198,6 +207,7 @@ impl Kernels {
             isa,
             gemm_i8_panel: scalar::gemm_i8_panel,
             gemm_i8_panel2: None,
+            panel_epilogue: scalar::panel_epilogue,
             dot_f32: scalar::dot,
             row_panel_f32: scalar::row_panel,
             softmax_f32: scalar::softmax_fast,
@@ -212,6 +222,7 @@ impl Kernels {
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
                 k.softmax_f32 = x86_64::softmax_f32_avx2;
                 k.quantize_blocks = x86_64::quantize_blocks_avx2;
+                k.panel_epilogue = x86_64::panel_epilogue_avx2;
             }
             // A higher tier starts from the one below and overwrites what it does better.
             #[cfg(target_arch = "x86_64")]
@@ -231,6 +242,7 @@ impl Kernels {
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
                 k.softmax_f32 = aarch64::softmax_f32_neon;
                 k.quantize_blocks = aarch64::quantize_blocks_neon;
+                k.panel_epilogue = aarch64::panel_epilogue_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {

@@ -341,6 +341,31 @@ pub fn erf_fast(x: f32) -> f32 {
     x * p / q
 }
 
+/// The int8 GEMM's epilogue on a whole panel, in place: rows `..m` of `acc` times the 8 weight
+/// scales, plus the bias, then GELU ([`gelu_fast`]) if asked. The SIMD tiers reproduce it bit
+/// for bit.
+pub fn panel_epilogue(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+) {
+    for y in acc.iter_mut().take(m) {
+        for (yj, wj) in y.iter_mut().zip(scales) {
+            *yj *= wj;
+        }
+        if let Some(b) = bias {
+            for (yj, bj) in y.iter_mut().zip(b) {
+                *yj += bj;
+            }
+        }
+        if gelu {
+            gelu_fast(y);
+        }
+    }
+}
+
 /// Exact-form GELU with [`erf_fast`], for the fast paths.
 pub fn gelu_fast(x: &mut [f32]) {
     for v in x {

@@ -535,3 +535,81 @@ pub fn quantize_blocks_avx2(
     // SAFETY: AVX2 presence is the table's invariant; slices are indexed with bounds checks.
     unsafe { quantize_blocks_avx2_impl(x, rows, k, kp, q, scales) }
 }
+
+/// [`super::scalar::gelu_fast`] on 8 lanes, operation for operation (`a - c` as `a + (-c)`,
+/// which IEEE makes the same number).
+#[inline(always)]
+unsafe fn gelu8_avx2(v: __m256) -> __m256 {
+    const P: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906e-4,
+        -2.954_6e-3,
+        -1.609_603_3e-2,
+    ];
+    const Q: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_474e-2,
+    ];
+    let x = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    // f32::clamp(-4, 4) on finite values.
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
+    let x2 = _mm256_mul_ps(x, x);
+    let mut p = _mm256_set1_ps(P[0]);
+    for &c in &P[1..] {
+        p = _mm256_add_ps(_mm256_mul_ps(p, x2), _mm256_set1_ps(c));
+    }
+    let mut q = _mm256_set1_ps(Q[0]);
+    for &c in &Q[1..] {
+        q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(c));
+    }
+    let erf = _mm256_div_ps(_mm256_mul_ps(x, p), q);
+    let half_v = _mm256_mul_ps(_mm256_set1_ps(0.5), v);
+    _mm256_mul_ps(half_v, _mm256_add_ps(_mm256_set1_ps(1.0), erf))
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn panel_epilogue_avx2_impl(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+) {
+    // SAFETY (loads and stores): each is 8 floats of an [f32; 8].
+    let ws = unsafe { _mm256_loadu_ps(scales.as_ptr()) };
+    // A match, not Option::map: a closure would not inherit AVX2 (see exp8_avx2).
+    let b = match bias {
+        Some(b) => Some(unsafe { _mm256_loadu_ps(b.as_ptr()) }),
+        None => None,
+    };
+    for y in acc.iter_mut().take(m) {
+        let mut v = _mm256_mul_ps(unsafe { _mm256_loadu_ps(y.as_ptr()) }, ws);
+        if let Some(b) = b {
+            v = _mm256_add_ps(v, b);
+        }
+        if gelu {
+            // SAFETY: AVX2 is enabled on this function.
+            v = unsafe { gelu8_avx2(v) };
+        }
+        unsafe { _mm256_storeu_ps(y.as_mut_ptr(), v) };
+    }
+}
+
+/// The int8 GEMM's epilogue with AVX2, bit for bit [`super::scalar::panel_epilogue`].
+pub fn panel_epilogue_avx2(
+    acc: &mut [[f32; NR]; MR],
+    m: usize,
+    scales: &[f32; NR],
+    bias: Option<&[f32; NR]>,
+    gelu: bool,
+) {
+    debug_assert!(super::Isa::Avx2.available());
+    // SAFETY: AVX2 presence is the table's invariant; the body touches fixed-size arrays only.
+    unsafe { panel_epilogue_avx2_impl(acc, m, scales, bias, gelu) }
+}

@@ -112,13 +112,31 @@ impl Linear {
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
                 let ws = p.scales.view(bytes);
                 let (gemm, gemm2) = (ex.k.gemm_i8_panel, ex.k.gemm_i8_panel2);
-                // Dequantize, add the bias, activate and store rows r0..r0+m of one panel.
-                let epilogue = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
+                // Dequantize, add the bias, activate and store rows r0..r0+m of one panel:
+                // whole panels by the tier's kernel, the last narrower one here (the same
+                // operations as scalar::panel_epilogue, on fewer columns).
+                let fused = matches!(act, None | Some(Activation::Gelu));
+                let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
                     let o0 = panel * NR;
                     let cols = NR.min(n_out - o0);
                     let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
+                    if cols == NR && fused {
+                        let wsp: &[f32; NR] = wsp.try_into().expect("NR scales");
+                        let bp: Option<&[f32; NR]> = bp.map(|b| b.try_into().expect("NR biases"));
+                        (ex.k.panel_epilogue)(acc, m, wsp, bp, act.is_some());
+                        for (r, y) in acc.iter().enumerate().take(m) {
+                            let at = (r0 + r) * n_out + o0;
+                            // SAFETY: columns o0..o0+NR belong to this thread's panels.
+                            let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
+                                .try_into()
+                                .expect("NR columns");
+                            *dst = *y;
+                        }
+                        return;
+                    }
                     for (r, a) in acc.iter().enumerate().take(m) {
                         let mut y = [0f32; NR];
+                        let y = &mut y[..cols];
                         for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
                             *yj = aj * wj;
                         }
@@ -127,13 +145,6 @@ impl Linear {
                                 *yj += bj;
                             }
                         }
-                        // Whole panels by a fixed length (vectorized, inlined copies); the
-                        // last, narrower one by its width.
-                        let y = if cols == NR {
-                            &mut y[..]
-                        } else {
-                            &mut y[..cols]
-                        };
                         match act {
                             Some(Activation::Gelu) => scalar::gelu_fast(y),
                             Some(a) => scalar::activate(a, y),
@@ -141,16 +152,7 @@ impl Linear {
                         }
                         let at = (r0 + r) * n_out + o0;
                         // SAFETY: columns o0..o0+cols belong to this thread's panels.
-                        let dst = unsafe { out.slice(at..at + cols) };
-                        if cols == NR {
-                            let (dst, y): (&mut [f32; NR], &[f32; NR]) = (
-                                dst.try_into().expect("NR columns"),
-                                (&*y).try_into().expect("NR values"),
-                            );
-                            *dst = *y;
-                        } else {
-                            dst.copy_from_slice(y);
-                        }
+                        unsafe { out.slice(at..at + cols) }.copy_from_slice(y);
                     }
                 };
                 ex.pool.run(&|ti, tn| {
