@@ -388,22 +388,7 @@ pub fn quantize_blocks_neon(
 /// which IEEE makes the same number).
 #[inline(always)]
 unsafe fn gelu4_neon(v: float32x4_t) -> float32x4_t {
-    const P: [f32; 7] = [
-        -2.726_142_3e-10,
-        2.770_681_4e-8,
-        -2.101_024e-6,
-        -5.692_506_4e-5,
-        -7.349_906e-4,
-        -2.954_6e-3,
-        -1.609_603_3e-2,
-    ];
-    const Q: [f32; 5] = [
-        -1.456_607_2e-5,
-        -2.133_740_6e-4,
-        -1.682_827e-3,
-        -7.373_329e-3,
-        -1.426_474e-2,
-    ];
+    use super::scalar::erf_consts::{P, Q};
     let x = vmulq_f32(v, vdupq_n_f32(std::f32::consts::FRAC_1_SQRT_2));
     let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-4.0)), vdupq_n_f32(4.0));
     let x2 = vmulq_f32(x, x);
