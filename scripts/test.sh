@@ -14,6 +14,8 @@ cd "$root"
 scripts/fetch-model.sh
 cargo fmt --all -- --check
 cargo test --release
+# The benchmarks stay outside the default build; they must still build.
+cargo bench --quiet -p dbrt-benches --no-run
 tests/c/run.sh
 bindings/java/build.sh
 # The example's one-line build, as examples/c/nli.c gives it.

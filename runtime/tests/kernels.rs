@@ -291,6 +291,37 @@ fn softmax_matches_scalar_bit_for_bit() {
 }
 
 #[test]
+fn row_panel4_matches_scalar_bit_for_bit() {
+    let mut next = rng(61);
+    for k in tiers() {
+        for case in 0..600 {
+            let m = case % 5; // 0 to 4 rows
+            let kn = (next() % 70) as usize; // includes 0
+            let w = (next() % 100) as usize; // includes 0, tails of every width
+            let stride = w + (next() % 5) as usize;
+            let mut val = || (next() % 2001) as f32 / 1000.0 - 1.0;
+            let rows: Vec<Vec<f32>> = (0..4).map(|_| (0..kn).map(|_| val()).collect()).collect();
+            let b: Vec<f32> = (0..kn * stride + w).map(|_| val()).collect();
+            let a = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+            let (mut want, mut got) = (vec![7f32; m * w + 3], vec![-7f32; m * w + 3]);
+            scalar::row_panel4(a, m, &b, stride, &mut want, w);
+            (k.row_panel4_f32)(a, m, &b, stride, &mut got, w);
+            let bits = |v: &[f32]| v[..m * w].iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&want), bits(&got), "{:?} m={m} kn={kn} w={w}", k.isa);
+            // Each row is the one-row kernel's.
+            for r in 0..m {
+                let mut one = vec![0f32; w];
+                scalar::row_panel(a[r], &b, stride, &mut one);
+                assert!(one
+                    .iter()
+                    .zip(&want[r * w..(r + 1) * w])
+                    .all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+        }
+    }
+}
+
+#[test]
 fn row_panel_matches_scalar_bit_for_bit() {
     let mut next = rng(17);
     for k in tiers() {

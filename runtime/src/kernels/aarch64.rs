@@ -229,6 +229,74 @@ pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) 
     unsafe { row_panel_f32_neon_impl(a, b, stride, out) }
 }
 
+#[target_feature(enable = "neon")]
+unsafe fn row_panel4_f32_neon_impl<const M: usize>(
+    a: [&[f32]; 4],
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    let kn = a[0].len();
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 16 <= w {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; M];
+        for k in 0..kn {
+            let mut y = [vdupq_n_f32(0.0); 4];
+            for (n, yn) in y.iter_mut().enumerate() {
+                // SAFETY: the entry point checked b's length; c + 16 ≤ w.
+                *yn = unsafe { vld1q_f32(pb.add(k * stride + c + 4 * n)) };
+            }
+            for (r, accr) in acc.iter_mut().enumerate() {
+                let x = vdupq_n_f32(a[r][k]);
+                for (accn, &yn) in accr.iter_mut().zip(&y) {
+                    *accn = vaddq_f32(*accn, vmulq_f32(x, yn));
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            for (n, accn) in accr.iter().enumerate() {
+                // SAFETY: out holds M·w values; c + 4n + 4 ≤ w.
+                unsafe { vst1q_f32(po.add(r * w + c + 4 * n), *accn) };
+            }
+        }
+        c += 16;
+    }
+    if c < w {
+        // The last columns row by row, as the one-row kernel does them.
+        let rest = if kn == 0 { &[][..] } else { &b[c..] };
+        for r in 0..M {
+            // SAFETY: the sub-slices keep the checked bounds.
+            unsafe {
+                row_panel_f32_neon_impl(a[r], rest, stride, &mut out[r * w + c..(r + 1) * w])
+            };
+        }
+    }
+}
+
+/// Four row panels with NEON, each output as [`super::scalar::row_panel`] sums it.
+pub fn row_panel4_f32_neon(
+    a: [&[f32]; 4],
+    m: usize,
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    super::check_row_panel4_args(&a, m, b, stride, out, w);
+    // SAFETY: shapes checked above; NEON presence is the table's invariant.
+    unsafe {
+        match m {
+            1 => row_panel4_f32_neon_impl::<1>(a, b, stride, out, w),
+            2 => row_panel4_f32_neon_impl::<2>(a, b, stride, out, w),
+            3 => row_panel4_f32_neon_impl::<3>(a, b, stride, out, w),
+            4 => row_panel4_f32_neon_impl::<4>(a, b, stride, out, w),
+            _ => {}
+        }
+    }
+}
+
 /// [`super::scalar::exp_fast`] on 4 lanes, operation for operation.
 #[inline(always)]
 unsafe fn exp4_neon(x: float32x4_t) -> float32x4_t {

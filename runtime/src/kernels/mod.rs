@@ -127,6 +127,9 @@ pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of activation quantization (see [`scalar::quantize_blocks`]).
 pub type QuantizeBlocks =
     fn(x: &[f32], rows: usize, k: usize, kp: usize, q: &mut [i8], scales: &mut [f32]);
+/// Signature of the four-row panel kernel (see [`scalar::row_panel4`]).
+pub type RowPanel4F32 =
+    fn(a: [&[f32]; 4], m: usize, b: &[f32], stride: usize, out: &mut [f32], w: usize);
 /// Signature of the attention softmax (see [`scalar::softmax_fast`]).
 pub type SoftmaxF32 = fn(x: &mut [f32]);
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
@@ -172,6 +175,24 @@ pub(crate) fn check_quantize_args(
     );
 }
 
+/// The bounds of four row panels: `m ≤ 4` rows of one length, `b` holds
+/// `(len - 1)·stride + w` values, `out` `m·w`.
+#[allow(dead_code)] // used by the SIMD tiers only
+pub(crate) fn check_row_panel4_args(
+    a: &[&[f32]; 4],
+    m: usize,
+    b: &[f32],
+    stride: usize,
+    out: &[f32],
+    w: usize,
+) {
+    assert!(m <= 4 && out.len() >= m * w);
+    for r in 0..m {
+        assert!(a[r].len() == a[0].len());
+        check_row_panel_args(a[r], b, stride, w);
+    }
+}
+
 /// The bounds of a row panel: `b` holds `(a.len() - 1)·stride + w` values.
 #[allow(dead_code)] // used by the SIMD tiers only
 pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize) {
@@ -187,6 +208,7 @@ pub struct Kernels {
     pub panel_epilogue: PanelEpilogue,
     pub dot_f32: DotF32,
     pub row_panel_f32: RowPanelF32,
+    pub row_panel4_f32: RowPanel4F32,
     pub softmax_f32: SoftmaxF32,
     pub quantize_blocks: QuantizeBlocks,
 }
@@ -210,6 +232,7 @@ impl Kernels {
             panel_epilogue: scalar::panel_epilogue,
             dot_f32: scalar::dot,
             row_panel_f32: scalar::row_panel,
+            row_panel4_f32: scalar::row_panel4,
             softmax_f32: scalar::softmax_fast,
             quantize_blocks: scalar::quantize_blocks,
         };
@@ -220,6 +243,7 @@ impl Kernels {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx2;
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
+                k.row_panel4_f32 = x86_64::row_panel4_f32_avx2;
                 k.softmax_f32 = x86_64::softmax_f32_avx2;
                 k.quantize_blocks = x86_64::quantize_blocks_avx2;
                 k.panel_epilogue = x86_64::panel_epilogue_avx2;
@@ -234,12 +258,14 @@ impl Kernels {
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
                 k.gemm_i8_panel2 = Some(x86_64::gemm_i8_panel2_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
+                k.row_panel4_f32 = x86_64::row_panel4_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
+                k.row_panel4_f32 = aarch64::row_panel4_f32_neon;
                 k.softmax_f32 = aarch64::softmax_f32_neon;
                 k.quantize_blocks = aarch64::quantize_blocks_neon;
                 k.panel_epilogue = aarch64::panel_epilogue_neon;

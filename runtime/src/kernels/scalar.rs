@@ -44,6 +44,15 @@ pub fn row_panel(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
     }
 }
 
+/// Up to four row panels over one matrix: `out[r·w + c] = Σ_k a[r][k] · b[k·stride + c]` for
+/// rows `r < m` (each `a[r]` of the same length) and columns `c < w`; each output summed over
+/// `k` in order, as [`row_panel`] sums it. The SIMD tiers load each `b` value once for all rows.
+pub fn row_panel4(a: [&[f32]; 4], m: usize, b: &[f32], stride: usize, out: &mut [f32], w: usize) {
+    for (r, o) in out[..m * w].chunks_exact_mut(w.max(1)).enumerate() {
+        row_panel(a[r], b, stride, o);
+    }
+}
+
 /// [`row_panel`] for the columns `from..` only, column by column: the tails the SIMD tiers
 /// leave. Each column is summed over `k` in order, as in the full kernel.
 pub fn row_panel_from(a: &[f32], b: &[f32], stride: usize, out: &mut [f32], from: usize) {

@@ -598,3 +598,158 @@ pub fn panel_epilogue_avx2(
     // SAFETY: AVX2 presence is the table's invariant; the body touches fixed-size arrays only.
     unsafe { panel_epilogue_avx2_impl(acc, m, scales, bias, gelu) }
 }
+
+/// Columns `c..c + 8·N` of M row panels at once: each `b` vector is loaded once for all M rows.
+#[inline(always)]
+unsafe fn row_panel4_avx2_cols<const M: usize, const N: usize>(
+    a: &[*const f32; 4],
+    kn: usize,
+    b: *const f32,
+    stride: usize,
+    out: *mut f32,
+    w: usize,
+    c: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); N]; M];
+    for k in 0..kn {
+        let mut y = [_mm256_setzero_ps(); N];
+        for (n, yn) in y.iter_mut().enumerate() {
+            // SAFETY: the caller checked b's length; c + 8N ≤ w.
+            *yn = unsafe { _mm256_loadu_ps(b.add(k * stride + c + 8 * n)) };
+        }
+        for (r, accr) in acc.iter_mut().enumerate() {
+            // SAFETY: row r has kn values.
+            let x = _mm256_set1_ps(unsafe { *a[r].add(k) });
+            for (accn, &yn) in accr.iter_mut().zip(&y) {
+                *accn = _mm256_add_ps(*accn, _mm256_mul_ps(x, yn));
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        for (n, accn) in accr.iter().enumerate() {
+            // SAFETY: out holds M·w values; c + 8n + 8 ≤ w.
+            unsafe { _mm256_storeu_ps(out.add(r * w + c + 8 * n), *accn) };
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn row_panel4_f32_avx2_impl<const M: usize>(
+    a: [&[f32]; 4],
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    let kn = a[0].len();
+    let ap = [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr(), a[3].as_ptr()];
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 16 <= w {
+        // SAFETY: columns c..c+16 exist; the entry point checked the shapes.
+        unsafe { row_panel4_avx2_cols::<M, 2>(&ap, kn, pb, stride, po, w, c) };
+        c += 16;
+    }
+    if c < w {
+        // The last columns row by row, as the one-row kernel does them.
+        let rest = if kn == 0 { &[][..] } else { &b[c..] };
+        for r in 0..M {
+            // SAFETY: the sub-slices keep the checked bounds.
+            unsafe {
+                row_panel_f32_avx2_impl(a[r], rest, stride, &mut out[r * w + c..(r + 1) * w])
+            };
+        }
+    }
+}
+
+/// Four row panels with AVX2, each output as [`super::scalar::row_panel`] sums it.
+pub fn row_panel4_f32_avx2(
+    a: [&[f32]; 4],
+    m: usize,
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    super::check_row_panel4_args(&a, m, b, stride, out, w);
+    // SAFETY: shapes checked above; AVX2 presence is the table's invariant.
+    unsafe {
+        match m {
+            1 => row_panel4_f32_avx2_impl::<1>(a, b, stride, out, w),
+            2 => row_panel4_f32_avx2_impl::<2>(a, b, stride, out, w),
+            3 => row_panel4_f32_avx2_impl::<3>(a, b, stride, out, w),
+            4 => row_panel4_f32_avx2_impl::<4>(a, b, stride, out, w),
+            _ => {}
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
+    a: [&[f32]; 4],
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    let kn = a[0].len();
+    let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 32 <= w {
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        for k in 0..kn {
+            // SAFETY: the entry point checked b's length; c + 32 ≤ w.
+            let y = unsafe {
+                [
+                    _mm512_loadu_ps(pb.add(k * stride + c)),
+                    _mm512_loadu_ps(pb.add(k * stride + c + 16)),
+                ]
+            };
+            for (r, accr) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(a[r][k]);
+                accr[0] = _mm512_add_ps(accr[0], _mm512_mul_ps(x, y[0]));
+                accr[1] = _mm512_add_ps(accr[1], _mm512_mul_ps(x, y[1]));
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            // SAFETY: out holds M·w values; c + 32 ≤ w.
+            unsafe {
+                _mm512_storeu_ps(po.add(r * w + c), accr[0]);
+                _mm512_storeu_ps(po.add(r * w + c + 16), accr[1]);
+            }
+        }
+        c += 32;
+    }
+    if c < w {
+        // The last columns row by row, as the one-row kernel does them.
+        let rest = if kn == 0 { &[][..] } else { &b[c..] };
+        for r in 0..M {
+            // SAFETY: the sub-slices keep the checked bounds.
+            unsafe {
+                row_panel_f32_avx2_impl(a[r], rest, stride, &mut out[r * w + c..(r + 1) * w])
+            };
+        }
+    }
+}
+
+/// Four row panels with AVX-512, each output as [`super::scalar::row_panel`] sums it.
+pub fn row_panel4_f32_avx512(
+    a: [&[f32]; 4],
+    m: usize,
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+) {
+    super::check_row_panel4_args(&a, m, b, stride, out, w);
+    // SAFETY: shapes checked above; AVX-512F presence is the table's invariant.
+    unsafe {
+        match m {
+            1 => row_panel4_f32_avx512_impl::<1>(a, b, stride, out, w),
+            2 => row_panel4_f32_avx512_impl::<2>(a, b, stride, out, w),
+            3 => row_panel4_f32_avx512_impl::<3>(a, b, stride, out, w),
+            4 => row_panel4_f32_avx512_impl::<4>(a, b, stride, out, w),
+            _ => {}
+        }
+    }
+}

@@ -313,7 +313,14 @@ impl Scratch {
         };
         let max_kp = net.max_kp();
         let d = c.attention_head_size;
-        let attn_stride = d * max_len + 2 * d * (2 * max_len - 1) + max_len * max_len + 2 * max_len;
+        // Per thread: keys and both relative projections transposed, the p2c table, four score
+        // rows, four shifted c2p/p2c windows, four context rows.
+        let attn_stride = d * max_len
+            + 2 * d * (2 * max_len - 1)
+            + max_len * max_len
+            + 4 * max_len
+            + 4 * (max_len + 3)
+            + 4 * d;
         Scratch {
             hidden: vec![0.0; max_len * h],
             emb: vec![0.0; max_len * c.embedding_size],
@@ -671,7 +678,8 @@ impl Attention {
         let per_thread = SharedMut::new(&mut s.attn);
         let stride = s.attn_stride;
         let r = 2 * t - 1; // relative rows in use
-                           // Heads are split across threads: each writes its own columns of the context.
+        let panel4 = ex.k.row_panel4_f32;
+        // Heads are split across threads: each writes its own columns of the context.
         ex.pool.run(&|ti, tn| {
             // SAFETY: thread ti owns its own block of attention scratch.
             let mine = unsafe { per_thread.slice(ti * stride..(ti + 1) * stride) };
@@ -679,8 +687,33 @@ impl Attention {
             let (rkr, rest) = rest.split_at_mut(d * r);
             let (rq, rest) = rest.split_at_mut(d * r);
             let (p2ct, rest) = rest.split_at_mut(t * t);
-            let (row, rest) = rest.split_at_mut(t);
-            let tmp = &mut rest[..t];
+            let (rows, rest) = rest.split_at_mut(4 * t);
+            let (win, rest) = rest.split_at_mut(4 * (t + 3));
+            let ctx4 = &mut rest[..4 * d];
+            // Rows i0..i0+m of a shifted relative product: row i (of a = q or k) takes columns
+            // t-1-i.. of `m_t` ([d][r]). Four rows at once read one window of t + 3 columns
+            // starting at t-4-i0; row i0+rr's part starts rr columns before the window's end
+            // offset 3. `out(rr, values)` receives each row's t values.
+            let shifted = |a: [&[f32]; 4],
+                           i0: usize,
+                           m: usize,
+                           m_t: &[f32],
+                           win: &mut [f32],
+                           out: &mut dyn FnMut(usize, &[f32])| {
+                if m == 4 {
+                    let base = t - 4 - i0;
+                    panel4(a, 4, &m_t[base..], r, &mut win[..4 * (t + 3)], t + 3);
+                    for rr in 0..4 {
+                        let at = rr * (t + 3) + 3 - rr;
+                        out(rr, &win[at..at + t]);
+                    }
+                } else {
+                    for (rr, &ar) in a.iter().enumerate().take(m) {
+                        panel(ar, &m_t[t - 1 - (i0 + rr)..], r, &mut win[..t]);
+                        out(rr, &win[..t]);
+                    }
+                }
+            };
             for head in share(c.num_attention_heads, ti, tn) {
                 let h0 = head * d;
                 // Keys and relative projections of this head, transposed so that a query's
@@ -700,45 +733,73 @@ impl Attention {
                         }
                     }
                 }
+                // Rows i0..i0+m of this head's columns of x ([t][ah]); unused slots repeat the
+                // last row.
+                fn rows_of<'x>(
+                    x: &'x [f32],
+                    i0: usize,
+                    m: usize,
+                    at: (usize, usize, usize),
+                ) -> [&'x [f32]; 4] {
+                    let (ah, h0, d) = at;
+                    let row = |rr: usize| {
+                        let i = i0 + rr.min(m - 1);
+                        &x[i * ah + h0..i * ah + h0 + d]
+                    };
+                    [row(0), row(1), row(2), row(3)]
+                }
+                let four = |x, i0, m| rows_of(x, i0, m, (ah, h0, d));
                 if p2c {
                     for m in 0..r {
                         for dd in 0..d {
                             rq[dd * r + m] = rel_q[m * ah + h0 + dd];
                         }
                     }
-                    // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1]
-                    for j in 0..t {
-                        panel(
-                            &k[j * ah + h0..j * ah + h0 + d],
-                            &rq[t - 1 - j..],
-                            r,
-                            &mut p2ct[j * t..(j + 1) * t],
-                        );
+                    // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1], four keys at a time.
+                    for j0 in (0..t).step_by(4) {
+                        let m = 4.min(t - j0);
+                        shifted(four(k, j0, m), j0, m, rq, win, &mut |rr, vals| {
+                            p2ct[(j0 + rr) * t..(j0 + rr + 1) * t].copy_from_slice(vals);
+                        });
                     }
                 }
-                for i in 0..t {
-                    let qi = &q[i * ah + h0..i * ah + h0 + d];
+                for i0 in (0..t).step_by(4) {
+                    let m = 4.min(t - i0);
+                    let qa = four(q, i0, m);
                     // score(i, j) = ((q_i·k_j + q_i·rel_k[i-j]) + k_j·rel_q[i-j]) · scale
-                    panel(qi, kt, t, row);
+                    panel4(qa, m, kt, t, &mut rows[..m * t], t);
                     if c2p {
-                        panel(qi, &rkr[t - 1 - i..], r, tmp);
-                        for (sj, cj) in row.iter_mut().zip(tmp.iter()) {
-                            *sj += cj;
+                        shifted(qa, i0, m, rkr, win, &mut |rr, vals| {
+                            for (sj, cj) in rows[rr * t..(rr + 1) * t].iter_mut().zip(vals) {
+                                *sj += cj;
+                            }
+                        });
+                    }
+                    for rr in 0..m {
+                        let i = i0 + rr;
+                        let row = &mut rows[rr * t..(rr + 1) * t];
+                        if p2c {
+                            for (j, sj) in row.iter_mut().enumerate() {
+                                *sj += p2ct[j * t + i];
+                            }
                         }
-                    }
-                    if p2c {
-                        for (j, sj) in row.iter_mut().enumerate() {
-                            *sj += p2ct[j * t + i];
+                        for sj in row.iter_mut() {
+                            *sj *= scale;
                         }
+                        (ex.k.softmax_f32)(row);
                     }
-                    for sj in row.iter_mut() {
-                        *sj *= scale;
-                    }
-                    (ex.k.softmax_f32)(row);
                     // ctx_i = Σ_j p_ij v_j: the probabilities times this head's values.
-                    // SAFETY: columns h0..h0+d of row i belong to this thread's head.
-                    let ci = unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) };
-                    panel(row, &v[h0..], ah, ci);
+                    let pa = {
+                        let row = |rr: usize| &rows[rr.min(m - 1) * t..(rr.min(m - 1) + 1) * t];
+                        [row(0), row(1), row(2), row(3)]
+                    };
+                    panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
+                    for rr in 0..m {
+                        let i = i0 + rr;
+                        // SAFETY: columns h0..h0+d of row i belong to this thread's head.
+                        unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) }
+                            .copy_from_slice(&ctx4[rr * d..(rr + 1) * d]);
+                    }
                 }
             }
         });
