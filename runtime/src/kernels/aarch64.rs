@@ -230,6 +230,7 @@ pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) 
 }
 
 #[target_feature(enable = "neon")]
+#[allow(clippy::needless_range_loop)] // k indexes b's rows and every a[r] alike
 unsafe fn row_panel4_f32_neon_impl<const M: usize>(
     a: [&[f32]; 4],
     b: &[f32],

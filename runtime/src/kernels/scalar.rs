@@ -272,7 +272,7 @@ pub(crate) mod exp_consts {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ];
     /// 1.5·2^23: adding and subtracting it rounds half to even.
     pub const ROUND: f32 = 12_582_912.0;
@@ -285,6 +285,8 @@ pub(crate) mod exp_consts {
 #[inline(always)]
 pub fn exp_fast(x: f32) -> f32 {
     use exp_consts::*;
+    // Not f32::clamp: a NaN must become LO here, as the SIMD max instructions make it.
+    #[allow(clippy::manual_clamp)]
     let x = x.max(LO).min(HI);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI;

@@ -569,6 +569,7 @@ unsafe fn panel_epilogue_avx2_impl(
     // SAFETY (loads and stores): each is 8 floats of an [f32; 8].
     let ws = unsafe { _mm256_loadu_ps(scales.as_ptr()) };
     // A match, not Option::map: a closure would not inherit AVX2 (see exp8_avx2).
+    #[allow(clippy::manual_map)]
     let b = match bias {
         Some(b) => Some(unsafe { _mm256_loadu_ps(b.as_ptr()) }),
         None => None,
@@ -685,6 +686,7 @@ pub fn row_panel4_f32_avx2(
 }
 
 #[target_feature(enable = "avx512f,avx2")]
+#[allow(clippy::needless_range_loop)] // k indexes b's rows and every a[r] alike
 unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
     a: [&[f32]; 4],
     b: &[f32],

@@ -735,12 +735,12 @@ impl Attention {
                 }
                 // Rows i0..i0+m of this head's columns of x ([t][ah]); unused slots repeat the
                 // last row.
-                fn rows_of<'x>(
-                    x: &'x [f32],
+                fn rows_of(
+                    x: &[f32],
                     i0: usize,
                     m: usize,
                     at: (usize, usize, usize),
-                ) -> [&'x [f32]; 4] {
+                ) -> [&[f32]; 4] {
                     let (ah, h0, d) = at;
                     let row = |rr: usize| {
                         let i = i0 + rr.min(m - 1);
