@@ -122,6 +122,29 @@ fn isa_name(isa: Isa) -> &'static CStr {
     }
 }
 
+/// Drops a handle made by `Box::into_raw`, catching a panic in its destructor. NULL is ignored.
+///
+/// # Safety
+/// `handle` is NULL or came from `Box::into_raw` and is not used again.
+unsafe fn free_handle<T>(handle: *mut T) {
+    if handle.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Box::from_raw(handle) });
+        Ok(())
+    });
+}
+
+/// The defaults of the C API's session options: Rust's, with batches of up to 16.
+fn default_options() -> SessionOptions {
+    SessionOptions {
+        max_batch: 16,
+        ..Default::default()
+    }
+}
+
 fn new_model(model: Model) -> *mut dbrt_model {
     let labels = model
         .labels()
@@ -295,15 +318,9 @@ pub unsafe extern "C" fn dbrt_model_open_memory_borrowed(
 /// using this handle (sessions are independent of it).
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_model_free(model: *mut dbrt_model) {
-    if model.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: a non-NULL handle came from Box::into_raw in new_model and is freed once
-        // (the header's contract).
-        drop(unsafe { Box::from_raw(model) });
-        Ok(())
-    });
+    // SAFETY: a non-NULL handle came from Box::into_raw in new_model and is freed once (the
+    // header's contract).
+    unsafe { free_handle(model) };
 }
 
 /// The number of labels (logits) the model outputs into `*out_count`.
@@ -441,10 +458,7 @@ pub unsafe extern "C" fn dbrt_session_options_create(
         // SAFETY: checked for NULL and alignment; writable by the header's contract.
         let out = unsafe { args::out(out_options, "out_options") }?;
         *out = Box::into_raw(Box::new(dbrt_session_options {
-            options: SessionOptions {
-                max_batch: 16,
-                ..Default::default()
-            },
+            options: default_options(),
         }));
         Ok(())
     })
@@ -453,15 +467,9 @@ pub unsafe extern "C" fn dbrt_session_options_create(
 /// Frees session options. NULL is accepted and ignored.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_options_free(options: *mut dbrt_session_options) {
-    if options.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: a non-NULL handle came from Box::into_raw in dbrt_session_options_create and
-        // is freed once (the header's contract).
-        drop(unsafe { Box::from_raw(options) });
-        Ok(())
-    });
+    // SAFETY: a non-NULL handle came from Box::into_raw in dbrt_session_options_create and is freed once (the
+    // header's contract).
+    unsafe { free_handle(options) };
 }
 
 /// Threads one forward pass uses, the caller's included (1 to 256). Results are
@@ -612,10 +620,7 @@ pub unsafe extern "C" fn dbrt_session_create(
         // SAFETY: a non-NULL options handle is live and not being modified (the contract).
         let options = match unsafe { options.as_ref() } {
             Some(o) => o.options.clone(),
-            None => SessionOptions {
-                max_batch: 16,
-                ..Default::default()
-            },
+            None => default_options(),
         };
         let session = Session::new(m.model.clone(), options)?;
         *out = Box::into_raw(Box::new(dbrt_session {
@@ -652,15 +657,9 @@ pub unsafe extern "C" fn dbrt_session_close(session: *mut dbrt_session) -> dbrt_
 /// Lifetime: `session` must not be used after this call, nor by another thread during it.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_free(session: *mut dbrt_session) {
-    if session.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: a non-NULL handle came from Box::into_raw in dbrt_session_create and is
-        // freed once (the header's contract).
-        drop(unsafe { Box::from_raw(session) });
-        Ok(())
-    });
+    // SAFETY: a non-NULL handle came from Box::into_raw in dbrt_session_create and is freed once (the
+    // header's contract).
+    unsafe { free_handle(session) };
 }
 
 /// The kernel tier the session runs ("avx2", "neon-dotprod", ...) into `*out_name`: a static

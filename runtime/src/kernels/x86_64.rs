@@ -634,6 +634,27 @@ unsafe fn row_panel4_avx2_cols<const M: usize, const N: usize>(
     }
 }
 
+/// Columns `c..w` of the rows `a`, row by row, as the one-row kernel does them (the tails the
+/// four-row blocks leave).
+#[target_feature(enable = "avx2")]
+unsafe fn row_panel4_tail_avx2(
+    a: &[&[f32]],
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    w: usize,
+    c: usize,
+) {
+    if c >= w {
+        return;
+    }
+    let rest = if a[0].is_empty() { &[][..] } else { &b[c..] };
+    for (r, ar) in a.iter().enumerate() {
+        // SAFETY: the sub-slices keep the checked bounds.
+        unsafe { row_panel_f32_avx2_impl(ar, rest, stride, &mut out[r * w + c..(r + 1) * w]) };
+    }
+}
+
 #[target_feature(enable = "avx2")]
 unsafe fn row_panel4_f32_avx2_impl<const M: usize>(
     a: [&[f32]; 4],
@@ -651,16 +672,8 @@ unsafe fn row_panel4_f32_avx2_impl<const M: usize>(
         unsafe { row_panel4_avx2_cols::<M, 2>(&ap, kn, pb, stride, po, w, c) };
         c += 16;
     }
-    if c < w {
-        // The last columns row by row, as the one-row kernel does them.
-        let rest = if kn == 0 { &[][..] } else { &b[c..] };
-        for r in 0..M {
-            // SAFETY: the sub-slices keep the checked bounds.
-            unsafe {
-                row_panel_f32_avx2_impl(a[r], rest, stride, &mut out[r * w + c..(r + 1) * w])
-            };
-        }
-    }
+    // SAFETY: the entry point checked the shapes; AVX2 is enabled here.
+    unsafe { row_panel4_tail_avx2(&a[..M], b, stride, out, w, c) };
 }
 
 /// Four row panels with AVX2, each output as [`super::scalar::row_panel`] sums it.
@@ -722,16 +735,8 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
         }
         c += 32;
     }
-    if c < w {
-        // The last columns row by row, as the one-row kernel does them.
-        let rest = if kn == 0 { &[][..] } else { &b[c..] };
-        for r in 0..M {
-            // SAFETY: the sub-slices keep the checked bounds.
-            unsafe {
-                row_panel_f32_avx2_impl(a[r], rest, stride, &mut out[r * w + c..(r + 1) * w])
-            };
-        }
-    }
+    // SAFETY: the entry point checked the shapes; AVX2 is enabled here.
+    unsafe { row_panel4_tail_avx2(&a[..M], b, stride, out, w, c) };
 }
 
 /// Four row panels with AVX-512, each output as [`super::scalar::row_panel`] sums it.
