@@ -381,9 +381,11 @@ pub fn softmax_f32_neon(x: &mut [f32]) {
 
 /// One full block of 32 activations: the scalar `quantize_span`, operation for operation, for
 /// finite inputs.
-#[inline(always)]
-unsafe fn quantize_block32_neon(x: *const f32, q: *mut i8) -> f32 {
-    // SAFETY (whole body): the caller guarantees 32 readable floats at x, 32 writable bytes at q.
+#[target_feature(enable = "neon")]
+unsafe fn quantize_block32_neon(x: &[f32], q: &mut [i8]) -> f32 {
+    assert!(x.len() == QBLOCK && q.len() == QBLOCK);
+    let (x, q) = (x.as_ptr(), q.as_mut_ptr());
+    // SAFETY (whole body): 32 readable floats at x and 32 writable bytes at q (asserted).
     unsafe {
         // Loops, not closures: see exp4_neon.
         let mut v = [vdupq_n_f32(0.0); 8];
@@ -413,32 +415,6 @@ unsafe fn quantize_block32_neon(x: *const f32, q: *mut i8) -> f32 {
     }
 }
 
-#[target_feature(enable = "neon")]
-unsafe fn quantize_blocks_neon_impl(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    kp: usize,
-    q: &mut [i8],
-    scales: &mut [f32],
-) {
-    let nb = kp / QBLOCK;
-    for r in 0..rows {
-        let xr = &x[r * k..(r + 1) * k];
-        let qr = &mut q[r * kp..(r + 1) * kp];
-        qr[k..].fill(0);
-        for b in 0..nb {
-            let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
-            scales[r * nb + b] = if span.len() == QBLOCK {
-                // SAFETY: a full block: 32 floats and 32 bytes inside the row slices.
-                unsafe { quantize_block32_neon(xr[span.clone()].as_ptr(), qr[span].as_mut_ptr()) }
-            } else {
-                super::scalar::quantize_span(&xr[span.clone()], &mut qr[span])
-            };
-        }
-    }
-}
-
 /// Activation quantization with NEON, bit for bit [`super::scalar::quantize_blocks`].
 pub fn quantize_blocks_neon(
     x: &[f32],
@@ -449,8 +425,11 @@ pub fn quantize_blocks_neon(
     scales: &mut [f32],
 ) {
     super::check_quantize_args(x, rows, k, kp, q, scales);
-    // SAFETY: NEON presence is the table's invariant; slices are indexed with bounds checks.
-    unsafe { quantize_blocks_neon_impl(x, rows, k, kp, q, scales) }
+    super::scalar::quantize_blocks_with(x, rows, k, kp, q, scales, |x, q| {
+        // SAFETY: NEON presence is the table's invariant; the block kernel checks its
+        // slices.
+        unsafe { quantize_block32_neon(x, q) }
+    });
 }
 
 /// [`super::scalar::gelu_fast`] on 4 lanes, operation for operation (`a - c` as `a + (-c)`,

@@ -231,6 +231,21 @@ pub fn quantize_blocks(
     q: &mut [i8],
     scales: &mut [f32],
 ) {
+    quantize_blocks_with(x, rows, k, kp, q, scales, quantize_span);
+}
+
+/// The loop of [`quantize_blocks`], with `full` quantizing each whole block of [`QBLOCK`]
+/// inputs (a SIMD tier's block kernel) and [`quantize_span`] the partial ones.
+#[inline(always)]
+pub(crate) fn quantize_blocks_with(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+    full: impl Fn(&[f32], &mut [i8]) -> f32,
+) {
     let nb = kp / QBLOCK;
     for r in 0..rows {
         let xr = &x[r * k..(r + 1) * k];
@@ -238,7 +253,12 @@ pub fn quantize_blocks(
         qr[k..].fill(0);
         for b in 0..nb {
             let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
-            scales[r * nb + b] = quantize_span(&xr[span.clone()], &mut qr[span]);
+            let (xs, qs) = (&xr[span.clone()], &mut qr[span]);
+            scales[r * nb + b] = if xs.len() == QBLOCK {
+                full(xs, qs)
+            } else {
+                quantize_span(xs, qs)
+            };
         }
     }
 }

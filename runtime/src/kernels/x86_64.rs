@@ -457,9 +457,11 @@ pub fn softmax_f32_avx2(x: &mut [f32]) {
 /// One full block of 32 activations: the scalar `quantize_span`, operation for operation
 /// (|x| max, scale = amax / 127, x · (1 / scale) clamped to ±127, rounded half to even by the
 /// 1.5·2^23 trick, narrowed to i8), for finite inputs.
-#[inline(always)]
-unsafe fn quantize_block32_avx2(x: *const f32, q: *mut i8) -> f32 {
-    // SAFETY (whole body): the caller guarantees 32 readable floats at x, 32 writable bytes at q.
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_block32_avx2(x: &[f32], q: &mut [i8]) -> f32 {
+    assert!(x.len() == QBLOCK && q.len() == QBLOCK);
+    let (x, q) = (x.as_ptr(), q.as_mut_ptr());
+    // SAFETY (whole body): 32 readable floats at x and 32 writable bytes at q (asserted).
     unsafe {
         let v = [
             _mm256_loadu_ps(x),
@@ -496,32 +498,6 @@ unsafe fn quantize_block32_avx2(x: *const f32, q: *mut i8) -> f32 {
     }
 }
 
-#[target_feature(enable = "avx2")]
-unsafe fn quantize_blocks_avx2_impl(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    kp: usize,
-    q: &mut [i8],
-    scales: &mut [f32],
-) {
-    let nb = kp / QBLOCK;
-    for r in 0..rows {
-        let xr = &x[r * k..(r + 1) * k];
-        let qr = &mut q[r * kp..(r + 1) * kp];
-        qr[k..].fill(0);
-        for b in 0..nb {
-            let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
-            scales[r * nb + b] = if span.len() == QBLOCK {
-                // SAFETY: a full block: 32 floats and 32 bytes inside the row slices.
-                unsafe { quantize_block32_avx2(xr[span.clone()].as_ptr(), qr[span].as_mut_ptr()) }
-            } else {
-                super::scalar::quantize_span(&xr[span.clone()], &mut qr[span])
-            };
-        }
-    }
-}
-
 /// Activation quantization with AVX2, bit for bit [`super::scalar::quantize_blocks`].
 pub fn quantize_blocks_avx2(
     x: &[f32],
@@ -532,8 +508,11 @@ pub fn quantize_blocks_avx2(
     scales: &mut [f32],
 ) {
     super::check_quantize_args(x, rows, k, kp, q, scales);
-    // SAFETY: AVX2 presence is the table's invariant; slices are indexed with bounds checks.
-    unsafe { quantize_blocks_avx2_impl(x, rows, k, kp, q, scales) }
+    super::scalar::quantize_blocks_with(x, rows, k, kp, q, scales, |x, q| {
+        // SAFETY: AVX2 presence is the table's invariant; the block kernel checks its
+        // slices.
+        unsafe { quantize_block32_avx2(x, q) }
+    });
 }
 
 /// [`super::scalar::gelu_fast`] on 8 lanes, operation for operation (`a - c` as `a + (-c)`,
