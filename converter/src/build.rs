@@ -31,6 +31,39 @@ impl StorageType {
     }
 }
 
+/// Symmetric int4 with one scale per row: `q = round(w / s)` in [-7, 7] (half to even), `s`
+/// the clipping scale between 0.6 and 1 times `max|w| / 7` with the least squared error; two
+/// values per byte, the first in the low nibble (`DType::I4`).
+fn quantize_rows_int4(t: &Tensor) -> (Vec<u8>, Vec<f32>) {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let row_bytes = cols.div_ceil(2);
+    let mut q = vec![0u8; rows * row_bytes];
+    let mut scales = vec![0f32; rows];
+    for (r, (w, out)) in t
+        .data
+        .chunks_exact(cols)
+        .zip(q.chunks_exact_mut(row_bytes))
+        .enumerate()
+    {
+        let amax = w.iter().fold(0f32, |a, &v| a.max(v.abs()));
+        let q = |v: f32, s: f32| (v / s).round_ties_even().clamp(-7.0, 7.0);
+        // The clipping scale with the least squared error: with 15 levels, clipping the few
+        // largest values buys finer steps for all the others.
+        let s = (0..=8)
+            .map(|i| amax * (1.0 - 0.05 * i as f32) / 7.0)
+            .filter(|&s| s > 0.0)
+            .map(|s| (w.iter().map(|&v| (v - q(v, s) * s).powi(2)).sum::<f32>(), s))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(1.0, |(_, s)| s);
+        scales[r] = s;
+        for (i, &v) in w.iter().enumerate() {
+            let n = (q(v, s) as i8 as u8) & 0x0f;
+            out[i / 2] |= if i % 2 == 0 { n } else { n << 4 };
+        }
+    }
+    (q, scales)
+}
+
 /// Symmetric int8 with one scale per row: `q = round(w / s)` in [-127, 127], `s = max|w| / 127`.
 fn quantize_rows(t: &Tensor) -> (Vec<i8>, Vec<f32>) {
     let (rows, cols) = (t.shape[0], t.shape[1]);
@@ -89,6 +122,8 @@ fn layer_norm_rows(x: &Tensor, g: &Tensor, b: &Tensor, eps: f64) -> Tensor {
 struct Out<'a> {
     w: FileWriter,
     storage: StorageType,
+    /// The word embedding as int4 (row-wise) whatever `storage` says.
+    int4_embeddings: bool,
     progress: &'a mut dyn Progress,
 }
 
@@ -155,8 +190,19 @@ impl Out<'_> {
         Ok(())
     }
 
-    /// An embedding table: row-wise int8 + `{name}_scale` in int8 files.
+    /// An embedding table: row-wise int8 + `{name}_scale` in int8 files, row-wise int4 +
+    /// `{name}_scale` with `--embeddings int4`.
     fn embedding(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        if self.int4_embeddings {
+            self.progress.step(name);
+            let (rows, cols) = (t.shape[0], t.shape[1]);
+            let (q, scales) = quantize_rows_int4(t);
+            self.w
+                .add_tensor(name, DType::I4, &[rows as u64, cols as u64], q)?;
+            self.w
+                .add_f32(&format!("{name}_scale"), &[rows as u64], &scales)?;
+            return Ok(());
+        }
         if self.storage != StorageType::Int8 {
             return self.matrix(name, t);
         }
@@ -185,6 +231,7 @@ impl Out<'_> {
 pub fn build(
     ck: &Checkpoint,
     storage: StorageType,
+    int4_embeddings: bool,
     progress: &mut dyn Progress,
 ) -> Result<FileWriter> {
     let c: &Config = &ck.config;
@@ -200,6 +247,7 @@ pub fn build(
     let mut out = Out {
         w: FileWriter::new(),
         storage,
+        int4_embeddings,
         progress,
     };
 
@@ -346,6 +394,9 @@ pub fn build(
     c.to_metadata(m);
     m.set("labels.id2label", MetaValue::StrList(ck.labels.clone()));
     m.set("quant.weights", MetaValue::Str(storage.name().into()));
+    if int4_embeddings {
+        m.set("quant.word_embeddings", MetaValue::Str("int4".into()));
+    }
     m.set("quant.vectors", MetaValue::Str("f32".into()));
     m.set(
         "provenance.converter",

@@ -21,6 +21,8 @@ pub use onnx::OnnxOverrides;
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     pub storage: StorageType,
+    /// The word embedding (two thirds of DeBERTa-v3-xsmall's parameters) as row-wise int4.
+    pub int4_embeddings: bool,
     /// A tokenizer.json, spm.model, or a directory holding one; found beside the input otherwise.
     pub tokenizer: Option<std::path::PathBuf>,
     pub onnx: OnnxOverrides,
@@ -48,6 +50,6 @@ pub fn convert(
     progress: &mut dyn Progress,
 ) -> Result<u64> {
     let ck = read_checkpoint(input, opts)?;
-    let writer = build::build(&ck, opts.storage, progress)?;
+    let writer = build::build(&ck, opts.storage, opts.int4_embeddings, progress)?;
     writer.write_to_path(output).map_err(error::io_err(output))
 }

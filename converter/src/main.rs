@@ -55,6 +55,12 @@ enum Dtype {
     Int8,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Embeddings {
+    Same,
+    Int4,
+}
+
 #[derive(Args)]
 struct ConvertArgs {
     /// A Hugging Face model directory, or an .onnx file.
@@ -66,6 +72,10 @@ struct ConvertArgs {
     /// Storage type of the weight matrices (computation is f32).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Dtype,
+    /// Storage of the word embedding: as `--dtype` says, or `int4` (row-wise, one scale per
+    /// row; a quarter of f16's bytes).
+    #[arg(long, value_enum, default_value = "same")]
+    embeddings: Embeddings,
     /// tokenizer.json, spm.model, or a directory holding one (default: found beside the input).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -121,6 +131,7 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
             Dtype::Int8 => StorageType::Int8,
         },
         tokenizer: a.tokenizer,
+        int4_embeddings: matches!(a.embeddings, Embeddings::Int4),
         onnx: OnnxOverrides {
             num_attention_heads: a.num_heads,
             max_position_embeddings: a.max_position_embeddings,

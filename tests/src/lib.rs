@@ -67,13 +67,18 @@ pub fn real_rows(file: &str) -> Vec<RealRow> {
 
 /// Converts `input` into a fresh temporary file and opens it.
 pub fn convert(input: &Path, storage: StorageType) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("model.dbrt");
     let opts = ConvertOptions {
         storage,
         ..Default::default()
     };
-    dbrt_convert::convert(input, &out, &opts, &mut ())
+    convert_with(input, &opts)
+}
+
+/// Converts `input` with `opts` into a fresh temporary file.
+pub fn convert_with(input: &Path, opts: &ConvertOptions) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("model.dbrt");
+    dbrt_convert::convert(input, &out, opts, &mut ())
         .unwrap_or_else(|e| panic!("converting {}: {e}", input.display()));
     (dir, out)
 }

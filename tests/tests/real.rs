@@ -340,3 +340,50 @@ fn real_zero_shot_matches_the_pipeline_formula() {
         ));
     }
 }
+
+/// `--embeddings int4`: the word embedding (two thirds of the parameters) row-wise int4 with
+/// int8 linear weights. Measured when written: 73.4 MB instead of 98.0 MB, argmax agreement
+/// 98.1% (1253/1277), mean |dp| 0.012 — below int8's bars, about onnxruntime per-channel's;
+/// the bars here guard that, and that the nibbles decode (a wrong decode is near chance).
+#[test]
+fn real_int4_embeddings_size_and_fidelity() {
+    let opts = dbrt_convert::ConvertOptions {
+        storage: StorageType::Int8,
+        int4_embeddings: true,
+        ..Default::default()
+    };
+    let (_d, path) = convert_with(&real_model_onnx(), &opts);
+    let int8_size = std::fs::metadata(&converted().int8).unwrap().len();
+    let int4_size = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        int4_size + 20_000_000 < int8_size,
+        "int4 embeddings {int4_size} bytes vs int8 {int8_size}"
+    );
+    let model = open(&path);
+    assert_eq!(model.weight_type(), dbrt::WeightType::Int8);
+    let mut s = Session::new(model, Default::default()).unwrap();
+    let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
+        .iter()
+        .flat_map(|f| real_rows(f))
+        .collect();
+    let (mut agree, mut dp) = (0, 0.0);
+    for r in &rows {
+        let logits = s
+            .logits(Sequence {
+                ids: &r.input_ids,
+                type_ids: None,
+            })
+            .unwrap();
+        agree += (argmax(logits) == argmax(&r.logits_fp32)) as usize;
+        dp += mean_abs_dp(logits, &r.logits_fp32);
+    }
+    let (n, dp) = (rows.len(), dp / rows.len() as f64);
+    eprintln!(
+        "int4 embeddings: {int4_size} bytes (int8: {int8_size}), agreement {agree}/{n}, mean |dp| {dp:.5}"
+    );
+    assert!(
+        agree as f64 >= 0.975 * n as f64,
+        "argmax agreement {agree}/{n}"
+    );
+    assert!(dp <= 0.02, "mean |dp| {dp}");
+}

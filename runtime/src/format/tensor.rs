@@ -30,6 +30,9 @@ pub enum DType {
     U8 = 5,
     I32 = 6,
     F64 = 7,
+    /// Signed 4-bit integers in [-8, 7], two per byte, the lower-indexed one in the low nibble;
+    /// each row (last dimension) starts on a byte.
+    I4 = 8,
 }
 
 impl DType {
@@ -42,15 +45,18 @@ impl DType {
             5 => DType::U8,
             6 => DType::I32,
             7 => DType::F64,
+            8 => DType::I4,
             _ => return None,
         })
     }
+    /// Bytes per element; for `I4`, the unit of storage and alignment (a row of `n` takes
+    /// `n.div_ceil(2)` bytes: see [`storage_bytes`]).
     pub fn size(self) -> usize {
         match self {
             DType::F64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::I8 | DType::U8 => 1,
+            DType::I8 | DType::U8 | DType::I4 => 1,
         }
     }
     pub fn name(self) -> &'static str {
@@ -62,6 +68,7 @@ impl DType {
             DType::U8 => "u8",
             DType::I32 => "i32",
             DType::F64 => "f64",
+            DType::I4 => "i4",
         }
     }
 }
@@ -93,6 +100,11 @@ impl Layout {
 /// fit the dtype and shape.
 pub fn storage_bytes(dtype: DType, layout: Layout, shape: &[u64]) -> Option<u64> {
     match layout {
+        Layout::RowMajor if dtype == DType::I4 => {
+            let (last, rows) = shape.split_last()?;
+            rows.iter()
+                .try_fold(last.div_ceil(2), |a, &d| a.checked_mul(d))
+        }
         Layout::RowMajor => shape
             .iter()
             .try_fold(dtype.size() as u64, |a, &d| a.checked_mul(d)),
@@ -190,5 +202,21 @@ impl TensorRecord {
             )));
         }
         Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int4_rows_take_half_a_byte_per_value_rounded_up() {
+        let b = |shape: &[u64]| storage_bytes(DType::I4, Layout::RowMajor, shape);
+        assert_eq!(b(&[10, 384]), Some(1920));
+        assert_eq!(b(&[3, 5]), Some(9)); // each row of 5 takes 3 bytes
+        assert_eq!(b(&[7]), Some(4));
+        assert_eq!(b(&[]), None);
+        assert_eq!(storage_bytes(DType::I4, Layout::I8Panel8x4, &[8, 32]), None);
+        assert_eq!(DType::from_u8(8), Some(DType::I4));
     }
 }

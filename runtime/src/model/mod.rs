@@ -126,7 +126,8 @@ impl Model {
         {
             Some(DType::F16) => WeightType::F16,
             Some(DType::BF16) => WeightType::BF16,
-            Some(DType::I8) => WeightType::Int8,
+            // int4 embeddings come only with int8 linear weights.
+            Some(DType::I8 | DType::I4) => WeightType::Int8,
             _ => WeightType::F32,
         }
     }

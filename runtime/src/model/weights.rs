@@ -7,14 +7,14 @@ use crate::error::{Error, Result};
 use crate::format::{DType, Layout, ModelFile, TensorView};
 use crate::kernels::{NR, QBLOCK};
 
-/// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 with one scale per row.
+/// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 / int4 with one scale per row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MatRef {
     offset: usize,
     pub rows: usize,
     pub cols: usize,
     dtype: DType,
-    /// Row scales of an int8 matrix.
+    /// Row scales of an int8 or int4 matrix.
     scales: Option<VecRef>,
 }
 
@@ -44,6 +44,8 @@ pub(crate) enum Matrix<'a> {
     F16(&'a [f16]),
     BF16(&'a [bf16]),
     I8(&'a [i8], &'a [f32]),
+    /// Two values per byte, low nibble first; `cols.div_ceil(2)` bytes per row.
+    I4(&'a [u8], &'a [f32]),
 }
 
 fn expect_shape(v: &TensorView<'_>, shape: &[usize]) -> Result<()> {
@@ -75,7 +77,9 @@ impl MatRef {
             DType::F32 => drop(v.f32()?),
             DType::F16 => drop(v.f16()?),
             DType::BF16 => drop(v.bf16()?),
-            DType::I8 => scales = Some(VecRef::resolve(file, &format!("{name}_scale"), rows)?),
+            DType::I8 | DType::I4 => {
+                scales = Some(VecRef::resolve(file, &format!("{name}_scale"), rows)?)
+            }
             dtype => {
                 return Err(Error::TensorDtype {
                     name: name.into(),
@@ -93,13 +97,17 @@ impl MatRef {
     }
 
     pub fn view<'a>(&self, bytes: &'a [u8]) -> Matrix<'a> {
-        let n = self.rows * self.cols * self.dtype.size();
+        let n = match self.dtype {
+            DType::I4 => self.rows * self.cols.div_ceil(2),
+            d => self.rows * self.cols * d.size(),
+        };
         let b = &bytes[self.offset..self.offset + n];
         // The casts were checked when the model was opened; the bytes never change.
         match (self.dtype, self.scales) {
             (DType::F32, _) => Matrix::F32(bytemuck::cast_slice(b)),
             (DType::F16, _) => Matrix::F16(bytemuck::cast_slice(b)),
             (DType::I8, Some(s)) => Matrix::I8(bytemuck::cast_slice(b), s.view(bytes)),
+            (DType::I4, Some(s)) => Matrix::I4(b, s.view(bytes)),
             _ => Matrix::BF16(bytemuck::cast_slice(b)),
         }
     }
@@ -186,6 +194,22 @@ impl<'a> Matrix<'a> {
                 let out = &mut scratch[..cols];
                 let scale = s[r];
                 for (o, &q) in out.iter_mut().zip(&d[span]) {
+                    *o = q as f32 * scale;
+                }
+                out
+            }
+            Matrix::I4(d, s) => {
+                let out = &mut scratch[..cols];
+                let scale = s[r];
+                let row = &d[r * cols.div_ceil(2)..(r + 1) * cols.div_ceil(2)];
+                for (i, o) in out.iter_mut().enumerate() {
+                    let b = row[i / 2];
+                    // Sign-extend the nibble: shift it to the top, then arithmetic-shift down.
+                    let q = if i % 2 == 0 {
+                        (b << 4) as i8 >> 4
+                    } else {
+                        b as i8 >> 4
+                    };
                     *o = q as f32 * scale;
                 }
                 out
