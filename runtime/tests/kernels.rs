@@ -251,6 +251,26 @@ fn quantize_blocks_matches_scalar_bit_for_bit() {
 }
 
 #[test]
+fn layer_norm_matches_scalar_bit_for_bit() {
+    let mut next = rng(71);
+    for k in tiers() {
+        for n in (1..70).chain([383, 384, 385, 768, 1536]) {
+            let offset = ((next() % 2001) as f32 / 100.0) - 10.0; // rows with a large mean
+            let spread = [1e-3f32, 1.0, 50.0][n % 3];
+            let mut val = |s: f32| ((next() % 20001) as f32 / 10000.0 - 1.0) * s;
+            let x: Vec<f32> = (0..n).map(|_| offset + val(spread)).collect();
+            let gamma: Vec<f32> = (0..n).map(|_| 1.0 + val(0.5)).collect();
+            let beta: Vec<f32> = (0..n).map(|_| val(0.5)).collect();
+            let (mut want, mut got) = (x.clone(), x);
+            scalar::layer_norm(&mut want, &gamma, &beta, 1e-7);
+            (k.layer_norm_f32)(&mut got, &gamma, &beta, 1e-7);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&want), bits(&got), "{:?} n={n}", k.isa);
+        }
+    }
+}
+
+#[test]
 fn softmax_matches_scalar_bit_for_bit() {
     let mut next = rng(29);
     for k in tiers() {

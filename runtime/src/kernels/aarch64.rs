@@ -495,3 +495,76 @@ pub fn panel_epilogue_neon(
     // SAFETY: NEON presence is the table's invariant; the body touches fixed-size arrays only.
     unsafe { panel_epilogue_neon_impl(acc, m, scales, bias, gelu) }
 }
+
+/// The scalar `sum8_f64` combine of 8 f64 lanes held as (0,1), (2,3), (4,5), (6,7).
+#[inline(always)]
+unsafe fn combine8_f64_neon(a: [float64x2_t; 4]) -> f64 {
+    let t = vaddq_f64(vaddq_f64(a[0], a[2]), vaddq_f64(a[1], a[3]));
+    vgetq_lane_f64::<0>(t) + vgetq_lane_f64::<1>(t)
+}
+
+// Loops written out, no closures: see exp4_neon.
+#[target_feature(enable = "neon")]
+unsafe fn layer_norm_f32_neon_impl(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let whole = n / 8 * 8;
+    let mut acc = [vdupq_n_f64(0.0); 4];
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ n.
+        let (v0, v1) = unsafe { (vld1q_f32(p.add(i)), vld1q_f32(p.add(i + 4))) };
+        acc[0] = vaddq_f64(acc[0], vcvt_f64_f32(vget_low_f32(v0)));
+        acc[1] = vaddq_f64(acc[1], vcvt_high_f64_f32(v0));
+        acc[2] = vaddq_f64(acc[2], vcvt_f64_f32(vget_low_f32(v1)));
+        acc[3] = vaddq_f64(acc[3], vcvt_high_f64_f32(v1));
+    }
+    let tail = x[whole..].iter().fold(0f64, |t, &v| t + v as f64);
+    // SAFETY: plain register arithmetic.
+    let mean = (unsafe { combine8_f64_neon(acc) } + tail) / n as f64;
+    let mv = vdupq_n_f64(mean);
+    let mut acc = [vdupq_n_f64(0.0); 4];
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ n.
+        let (v0, v1) = unsafe { (vld1q_f32(p.add(i)), vld1q_f32(p.add(i + 4))) };
+        let d = [
+            vsubq_f64(vcvt_f64_f32(vget_low_f32(v0)), mv),
+            vsubq_f64(vcvt_high_f64_f32(v0), mv),
+            vsubq_f64(vcvt_f64_f32(vget_low_f32(v1)), mv),
+            vsubq_f64(vcvt_high_f64_f32(v1), mv),
+        ];
+        for (a, dj) in acc.iter_mut().zip(d) {
+            *a = vaddq_f64(*a, vmulq_f64(dj, dj));
+        }
+    }
+    let tail = x[whole..]
+        .iter()
+        .fold(0f64, |t, &v| t + (v as f64 - mean) * (v as f64 - mean));
+    // SAFETY: plain register arithmetic.
+    let var = (unsafe { combine8_f64_neon(acc) } + tail) / n as f64;
+    let rstd = 1.0 / (var + eps as f64).sqrt();
+    let rv = vdupq_n_f64(rstd);
+    for i in (0..whole).step_by(4) {
+        // SAFETY: i + 4 ≤ n = gamma.len() = beta.len() (checked by the entry point).
+        unsafe {
+            let v = vld1q_f32(p.add(i));
+            let lo = vmulq_f64(vsubq_f64(vcvt_f64_f32(vget_low_f32(v)), mv), rv);
+            let hi = vmulq_f64(vsubq_f64(vcvt_high_f64_f32(v), mv), rv);
+            let y = vcombine_f32(vcvt_f32_f64(lo), vcvt_f32_f64(hi));
+            let y = vaddq_f32(
+                vmulq_f32(y, vld1q_f32(gamma.as_ptr().add(i))),
+                vld1q_f32(beta.as_ptr().add(i)),
+            );
+            vst1q_f32(p.add(i), y);
+        }
+    }
+    for j in whole..n {
+        x[j] = ((x[j] as f64 - mean) * rstd) as f32 * gamma[j] + beta[j];
+    }
+}
+
+/// LayerNorm with NEON, bit for bit [`super::scalar::layer_norm`].
+pub fn layer_norm_f32_neon(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    assert!(gamma.len() == x.len() && beta.len() == x.len());
+    // SAFETY: NEON presence is the table's invariant; lengths checked above.
+    unsafe { layer_norm_f32_neon_impl(x, gamma, beta, eps) }
+}

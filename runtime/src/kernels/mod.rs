@@ -130,6 +130,8 @@ pub type QuantizeBlocks =
 /// Signature of the four-row panel kernel (see [`scalar::row_panel4`]).
 pub type RowPanel4F32 =
     fn(a: [&[f32]; 4], m: usize, b: &[f32], stride: usize, out: &mut [f32], w: usize);
+/// Signature of LayerNorm over one row (see [`scalar::layer_norm`]).
+pub type LayerNormF32 = fn(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32);
 /// Signature of the attention softmax (see [`scalar::softmax_fast`]).
 pub type SoftmaxF32 = fn(x: &mut [f32]);
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
@@ -210,6 +212,7 @@ pub struct Kernels {
     pub row_panel_f32: RowPanelF32,
     pub row_panel4_f32: RowPanel4F32,
     pub softmax_f32: SoftmaxF32,
+    pub layer_norm_f32: LayerNormF32,
     pub quantize_blocks: QuantizeBlocks,
 }
 
@@ -234,6 +237,7 @@ impl Kernels {
             row_panel_f32: scalar::row_panel,
             row_panel4_f32: scalar::row_panel4,
             softmax_f32: scalar::softmax_fast,
+            layer_norm_f32: scalar::layer_norm,
             quantize_blocks: scalar::quantize_blocks,
         };
         match isa {
@@ -245,6 +249,7 @@ impl Kernels {
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
                 k.row_panel4_f32 = x86_64::row_panel4_f32_avx2;
                 k.softmax_f32 = x86_64::softmax_f32_avx2;
+                k.layer_norm_f32 = x86_64::layer_norm_f32_avx2;
                 k.quantize_blocks = x86_64::quantize_blocks_avx2;
                 k.panel_epilogue = x86_64::panel_epilogue_avx2;
             }
@@ -267,6 +272,7 @@ impl Kernels {
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
                 k.row_panel4_f32 = aarch64::row_panel4_f32_neon;
                 k.softmax_f32 = aarch64::softmax_f32_neon;
+                k.layer_norm_f32 = aarch64::layer_norm_f32_neon;
                 k.quantize_blocks = aarch64::quantize_blocks_neon;
                 k.panel_epilogue = aarch64::panel_epilogue_neon;
             }

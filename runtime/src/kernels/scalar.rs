@@ -74,15 +74,34 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// LayerNorm over one row, in place. Mean and variance are accumulated in f64.
+/// A sum in f64 over 8 lanes in [`dot`]'s order (lane l takes elements 8i + l; the tail is
+/// added last): the order every tier's LayerNorm and softmax reproduce.
+#[inline(always)]
+fn sum8_f64(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f64, |t, &v| t + f(v));
+    let s = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    ((s[0] + s[2]) + (s[1] + s[3])) + tail
+}
+
+/// LayerNorm over one row, in place. Mean and variance are accumulated in f64 (8 lanes in
+/// [`dot`]'s order, so that the SIMD tiers reproduce it bit for bit); each value is normalized
+/// in f64, rounded to f32, then scaled and shifted in f32.
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x
-        .iter()
-        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-        .sum::<f64>()
-        / n;
+    let mean = sum8_f64(x, |v| v as f64) / n;
+    let var = sum8_f64(x, |v| (v as f64 - mean) * (v as f64 - mean)) / n;
     let rstd = 1.0 / (var + eps as f64).sqrt();
     for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
         *v = ((*v as f64 - mean) * rstd) as f32 * g + b;

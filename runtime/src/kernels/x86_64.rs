@@ -739,3 +739,83 @@ pub fn row_panel4_f32_avx512(
         }
     }
 }
+
+/// The scalar `sum8_f64` combine of 8 f64 lanes (`lo` lanes 0-3, `hi` 4-7):
+/// (l0+l4 + l2+l6) + (l1+l5 + l3+l7), in that order.
+#[inline(always)]
+unsafe fn combine8_f64(lo: __m256d, hi: __m256d) -> f64 {
+    let s = _mm256_add_pd(lo, hi);
+    let t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)))
+}
+
+/// Lanes 0-3 and 4-7 of 8 floats at `p`, widened to f64.
+#[inline(always)]
+unsafe fn widen8(p: *const f32) -> (__m256d, __m256d) {
+    // SAFETY: the caller guarantees 8 readable floats.
+    let v = unsafe { _mm256_loadu_ps(p) };
+    (
+        _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+        _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
+    )
+}
+
+// Loops written out, no closures: see exp8_avx2.
+#[target_feature(enable = "avx2")]
+unsafe fn layer_norm_f32_avx2_impl(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let whole = n / 8 * 8;
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ n.
+        let (a, b) = unsafe { widen8(p.add(i)) };
+        lo = _mm256_add_pd(lo, a);
+        hi = _mm256_add_pd(hi, b);
+    }
+    let tail = x[whole..].iter().fold(0f64, |t, &v| t + v as f64);
+    // SAFETY: plain register arithmetic.
+    let mean = (unsafe { combine8_f64(lo, hi) } + tail) / n as f64;
+    let mv = _mm256_set1_pd(mean);
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ n.
+        let (a, b) = unsafe { widen8(p.add(i)) };
+        let (a, b) = (_mm256_sub_pd(a, mv), _mm256_sub_pd(b, mv));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(a, a));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(b, b));
+    }
+    let tail = x[whole..]
+        .iter()
+        .fold(0f64, |t, &v| t + (v as f64 - mean) * (v as f64 - mean));
+    // SAFETY: plain register arithmetic.
+    let var = (unsafe { combine8_f64(lo, hi) } + tail) / n as f64;
+    let rstd = 1.0 / (var + eps as f64).sqrt();
+    let rv = _mm256_set1_pd(rstd);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ n = gamma.len() = beta.len() (checked by the entry point).
+        unsafe {
+            let (a, b) = widen8(p.add(i));
+            let a = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(a, mv), rv));
+            let b = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(b, mv), rv));
+            let y = _mm256_add_ps(
+                _mm256_mul_ps(
+                    _mm256_set_m128(b, a),
+                    _mm256_loadu_ps(gamma.as_ptr().add(i)),
+                ),
+                _mm256_loadu_ps(beta.as_ptr().add(i)),
+            );
+            _mm256_storeu_ps(p.add(i), y);
+        }
+    }
+    for j in whole..n {
+        x[j] = ((x[j] as f64 - mean) * rstd) as f32 * gamma[j] + beta[j];
+    }
+}
+
+/// LayerNorm with AVX2, bit for bit [`super::scalar::layer_norm`].
+pub fn layer_norm_f32_avx2(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    assert!(gamma.len() == x.len() && beta.len() == x.len());
+    // SAFETY: AVX2 presence is the table's invariant; lengths checked above.
+    unsafe { layer_norm_f32_avx2_impl(x, gamma, beta, eps) }
+}

@@ -213,10 +213,10 @@ impl LayerNorm {
     }
 
     /// Normalizes each of the `[t, n]` rows of `x` in place.
-    fn forward(&self, bytes: &[u8], x: &mut [f32]) {
+    fn forward(&self, bytes: &[u8], x: &mut [f32], ex: &Exec<'_>) {
         let (g, b) = (self.gamma.view(bytes), self.beta.view(bytes));
         for row in x.chunks_exact_mut(self.gamma.len) {
-            scalar::layer_norm(row, g, b, self.eps);
+            (ex.k.layer_norm_f32)(row, g, b, self.eps);
         }
     }
 }
@@ -557,7 +557,7 @@ impl Network {
                 ex,
             );
         }
-        emb.norm.forward(bytes, &mut s.hidden[..t * h]);
+        emb.norm.forward(bytes, &mut s.hidden[..t * h], ex);
         // DebertaV2Encoder
         for layer in &self.layers {
             layer.forward(self, bytes, c, t, s, ex);
@@ -630,7 +630,7 @@ impl Layer {
         for (o, r) in out.iter_mut().zip(&s.attn_out[..t * h]) {
             *o += r;
         }
-        self.norm.forward(bytes, out);
+        self.norm.forward(bytes, out, ex);
     }
 }
 
@@ -810,6 +810,6 @@ impl Attention {
         for (o, r) in out.iter_mut().zip(&s.hidden[..t * h]) {
             *o += r;
         }
-        self.norm.forward(bytes, out);
+        self.norm.forward(bytes, out, ex);
     }
 }
