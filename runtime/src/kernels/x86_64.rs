@@ -714,8 +714,25 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
         }
         c += 32;
     }
-    // SAFETY: the entry point checked the shapes; AVX2 is enabled here.
-    unsafe { row_panel4_tail_avx2(&a[..M], b, stride, out, w, c) };
+    // The last columns, up to 16 at a time, with masked loads and stores: nothing outside the
+    // columns is read or written, and each column is summed in the same order.
+    while c < w {
+        let cols = (w - c).min(16);
+        let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
+        let mut acc = [_mm512_setzero_ps(); M];
+        for k in 0..kn {
+            // SAFETY: masked lanes are not read; the others lie inside b (checked).
+            let y = unsafe { _mm512_maskz_loadu_ps(mask, pb.add(k * stride + c)) };
+            for (r, accr) in acc.iter_mut().enumerate() {
+                *accr = _mm512_add_ps(*accr, _mm512_mul_ps(_mm512_set1_ps(a[r][k]), y));
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            // SAFETY: masked lanes are not written; the others lie inside row r of out.
+            unsafe { _mm512_mask_storeu_ps(po.add(r * w + c), mask, *accr) };
+        }
+        c += cols;
+    }
 }
 
 /// Four row panels with AVX-512, each output as [`super::scalar::row_panel`] sums it.
