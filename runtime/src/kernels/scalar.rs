@@ -23,13 +23,15 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         tail += x * y;
     }
-    let s = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    ((s[0] + s[2]) + (s[1] + s[3])) + tail
+    combine8(acc) + tail
+}
+
+/// The canonical combine of 8 lane sums: `(l0+l4 + l2+l6) + (l1+l5 + l3+l7)`, in that order,
+/// which every SIMD tier's horizontal reduction follows.
+#[inline(always)]
+fn combine8<T: Copy + std::ops::Add<Output = T>>(a: [T; 8]) -> T {
+    let s = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (s[0] + s[2]) + (s[1] + s[3])
 }
 
 /// `out[c] = Σ_k a[k] · b[k·stride + c]` for every `c < out.len()`: a row vector times a
@@ -86,13 +88,7 @@ fn sum8_f64(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
         }
     }
     let tail = chunks.remainder().iter().fold(0f64, |t, &v| t + f(v));
-    let s = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    ((s[0] + s[2]) + (s[1] + s[3])) + tail
+    combine8(acc) + tail
 }
 
 /// LayerNorm over one row, in place. Mean and variance are accumulated in f64 (8 lanes in
@@ -345,26 +341,10 @@ pub fn exp_fast(x: f32) -> f32 {
 /// int8 rows across the decision boundary.)
 pub fn softmax_fast(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut acc = [0f64; 8];
-    let mut chunks = x.chunks_exact_mut(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            c[l] = exp_fast(c[l] - max);
-            acc[l] += c[l] as f64;
-        }
-    }
-    let mut tail = 0f64;
-    for v in chunks.into_remainder() {
+    for v in x.iter_mut() {
         *v = exp_fast(*v - max);
-        tail += *v as f64;
     }
-    let s = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    let inv = (1.0 / (((s[0] + s[2]) + (s[1] + s[3])) + tail)) as f32;
+    let inv = (1.0 / sum8_f64(x, |v| v as f64)) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
