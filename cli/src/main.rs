@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use dbrt::{Model, Sequence, Session};
 use serde_json::{json, Value};
 
@@ -48,25 +48,7 @@ enum Command {
     },
     /// Measure latency percentiles, throughput, open time, time to first result and peak RSS
     /// for every combination of sequence length, batch size and thread count.
-    Bench {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
-        seq: Vec<usize>,
-        #[arg(long, value_delimiter = ',', default_value = "1,2")]
-        threads: Vec<usize>,
-        #[arg(long, value_delimiter = ',', default_value = "1")]
-        batch: Vec<usize>,
-        /// Timed iterations per configuration (after one warm-up).
-        #[arg(long, default_value = "20")]
-        iters: usize,
-        /// Kernel tier (default: the best this CPU runs; DBRT_FORCE_ISA also works).
-        #[arg(long)]
-        isa: Option<String>,
-        /// One JSON object per configuration and line.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids`) and write it back
     /// with `input_ids` and `logits` added; prints agreement with `logits_fp32` where present.
     Eval {
@@ -185,13 +167,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+#[derive(Args)]
 struct BenchArgs {
+    #[arg(long)]
     model: PathBuf,
+    #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
     seq: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1")]
     batch: Vec<usize>,
+    /// Timed iterations per configuration (after one warm-up).
+    #[arg(long, default_value = "20")]
     iters: usize,
+    /// Kernel tier (default: the best this CPU runs; DBRT_FORCE_ISA also works).
+    #[arg(long)]
     isa: Option<String>,
+    /// One JSON object per configuration and line.
+    #[arg(long)]
     json: bool,
 }
 
@@ -395,23 +388,7 @@ fn main() -> ExitCode {
             retokenize,
         } => eval(model, data, out, retokenize),
         Command::Tokenize { model, data, out } => tokenize(model, data, out),
-        Command::Bench {
-            model,
-            seq,
-            threads,
-            batch,
-            iters,
-            isa,
-            json,
-        } => bench(BenchArgs {
-            model,
-            seq,
-            threads,
-            batch,
-            iters,
-            isa,
-            json,
-        }),
+        Command::Bench(args) => bench(args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -824,10 +824,10 @@ pub unsafe extern "C" fn dbrt_session_classify_batch(
         }
         for (i, t) in texts.iter().enumerate() {
             // SAFETY: each entry's bytes are readable by the header's contract.
-            unsafe { t.text(&format!("texts[{i}]")) }?;
+            unsafe { t.text("a text") }.map_err(|f| f.at("texts", i))?;
             if let Some(p) = pairs {
                 // SAFETY: as above.
-                unsafe { p[i].text(&format!("pairs[{i}]")) }?;
+                unsafe { p[i].text("a pair") }.map_err(|f| f.at("pairs", i))?;
             }
         }
         with_session(session, |s| {
@@ -896,7 +896,7 @@ pub unsafe extern "C" fn dbrt_session_zero_shot(
         }
         for (i, l) in labels.iter().enumerate() {
             // SAFETY: each entry's bytes are readable by the header's contract.
-            unsafe { l.text(&format!("labels[{i}]")) }?;
+            unsafe { l.text("a label") }.map_err(|f| f.at("labels", i))?;
         }
         with_session(session, |s| {
             // SAFETY: `capacity` writable floats by the header's contract; checked for NULL.
@@ -925,17 +925,8 @@ pub unsafe extern "C" fn dbrt_session_run_logits(
     logits: *mut f32,
     capacity: usize,
 ) -> dbrt_status {
-    guard(|| {
-        // SAFETY: `len` readable ids (and types) by the header's contract; checked for NULL.
-        let seq = unsafe { sequence(ids, type_ids, len) }?;
-        with_session(session, |s| {
-            let n = s.model().config().num_labels;
-            // SAFETY: `capacity` writable floats by the header's contract; checked for NULL.
-            let out = unsafe { args::out_slice(logits, capacity, n, "logits") }?;
-            out.copy_from_slice(s.logits(seq)?);
-            Ok(())
-        })
-    })
+    // SAFETY: forwarded: the same contract.
+    unsafe { run_ids(session, ids, type_ids, len, logits, capacity, false) }
 }
 
 /// Runs `len` token ids (and `type_ids`, or NULL) through the encoder: the last hidden state,
@@ -950,16 +941,36 @@ pub unsafe extern "C" fn dbrt_session_run_hidden(
     hidden: *mut f32,
     capacity: usize,
 ) -> dbrt_status {
+    // SAFETY: forwarded: the same contract.
+    unsafe { run_ids(session, ids, type_ids, len, hidden, capacity, true) }
+}
+
+/// Token ids through the model: the last hidden state (`hidden`) or the logits.
+unsafe fn run_ids(
+    session: *mut dbrt_session,
+    ids: *const u32,
+    type_ids: *const u32,
+    len: usize,
+    out: *mut f32,
+    capacity: usize,
+    hidden: bool,
+) -> dbrt_status {
     guard(|| {
         // SAFETY: `len` readable ids (and types) by the header's contract; checked for NULL.
         let seq = unsafe { sequence(ids, type_ids, len) }?;
         with_session(session, |s| {
-            let needed = len.saturating_mul(s.model().config().hidden_size);
-            // Size the output before running, so a small buffer costs no forward pass.
+            let c = s.model().config();
+            let needed = match hidden {
+                true => len.saturating_mul(c.hidden_size),
+                false => c.num_labels,
+            };
+            // Sized before running, so a small buffer costs no forward pass.
             // SAFETY: `capacity` writable floats by the header's contract; checked for NULL.
-            let out = unsafe { args::out_slice(hidden, capacity, needed, "hidden") }?;
-            let h = s.last_hidden_state(seq)?;
-            out.copy_from_slice(h);
+            let out = unsafe { args::out_slice(out, capacity, needed, "output") }?;
+            out.copy_from_slice(match hidden {
+                true => s.last_hidden_state(seq)?,
+                false => s.logits(seq)?,
+            });
             Ok(())
         })
     })

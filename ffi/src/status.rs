@@ -173,6 +173,12 @@ impl Failure {
     pub fn null(what: &str) -> Failure {
         Failure::new(DBRT_NULL_POINTER, format!("{what} is NULL"))
     }
+
+    /// The same failure, naming entry `index` of the array `array` (built only on failure, so
+    /// that checking every entry of a batch allocates nothing).
+    pub fn at(self, array: &str, index: usize) -> Failure {
+        Failure::new(self.status, format!("{array}[{index}]: {}", self.message))
+    }
 }
 
 impl From<Error> for Failure {

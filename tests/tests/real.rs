@@ -189,10 +189,17 @@ fn mean_abs_dp(a: &[f32], b: &[f32]) -> f64 {
 /// The int8 file on every real row: argmax agreement ≥ 99.5% and mean |Δp| ≤ 0.005 against
 /// transformers' fp32 logits, and both better than onnxruntime's per-channel int8 on the same
 /// rows.
-#[test]
-fn real_int8_fidelity_beats_onnxruntime() {
-    let model = int8_model();
-    let mut s = Session::new(model, Default::default()).unwrap();
+/// Every real row against transformers' fp32 logits: `(rows, argmax agreements, mean |Δp|)`
+/// for the model, and the same for onnxruntime's per-channel int8 logits of those rows.
+struct Fidelity {
+    n: usize,
+    agree: usize,
+    dp: f64,
+    ort_agree: usize,
+    ort_dp: f64,
+}
+
+fn fidelity(s: &mut Session) -> Fidelity {
     let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
         .iter()
         .flat_map(|f| real_rows(f))
@@ -211,7 +218,26 @@ fn real_int8_fidelity_beats_onnxruntime() {
         ort_dp += mean_abs_dp(&r.logits_ort_int8_per_channel, &r.logits_fp32);
     }
     let n = rows.len();
-    let (dp, ort_dp) = (dp / n as f64, ort_dp / n as f64);
+    Fidelity {
+        n,
+        agree,
+        dp: dp / n as f64,
+        ort_agree,
+        ort_dp: ort_dp / n as f64,
+    }
+}
+
+#[test]
+fn real_int8_fidelity_beats_onnxruntime() {
+    let model = int8_model();
+    let mut s = Session::new(model, Default::default()).unwrap();
+    let Fidelity {
+        n,
+        agree,
+        dp,
+        ort_agree,
+        ort_dp,
+    } = fidelity(&mut s);
     eprintln!("int8 ({}): agreement {agree}/{n}, mean |dp| {dp:.5}; onnxruntime per-channel: {ort_agree}/{n}, {ort_dp:.5}", s.isa().name());
     assert!(
         agree as f64 >= 0.995 * n as f64,
@@ -362,22 +388,7 @@ fn real_int4_embeddings_size_and_fidelity() {
     let model = open(&path);
     assert_eq!(model.weight_type(), dbrt::WeightType::Int8);
     let mut s = Session::new(model, Default::default()).unwrap();
-    let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
-        .iter()
-        .flat_map(|f| real_rows(f))
-        .collect();
-    let (mut agree, mut dp) = (0, 0.0);
-    for r in &rows {
-        let logits = s
-            .logits(Sequence {
-                ids: &r.input_ids,
-                type_ids: None,
-            })
-            .unwrap();
-        agree += (argmax(logits) == argmax(&r.logits_fp32)) as usize;
-        dp += mean_abs_dp(logits, &r.logits_fp32);
-    }
-    let (n, dp) = (rows.len(), dp / rows.len() as f64);
+    let Fidelity { n, agree, dp, .. } = fidelity(&mut s);
     eprintln!(
         "int4 embeddings: {int4_size} bytes (int8: {int8_size}), agreement {agree}/{n}, mean |dp| {dp:.5}"
     );
