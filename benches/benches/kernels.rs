@@ -4,7 +4,7 @@
 //! shared, so absolute numbers move between runs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dbrt::kernels::{scalar, Isa, Kernels, MR, NR, QBLOCK};
+use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, MR, NR, QBLOCK};
 
 fn tiers() -> Vec<Kernels> {
     Isa::all_available()
@@ -33,7 +33,7 @@ fn gemm(c: &mut Criterion) {
             .map(|v| (v * 127.0) as i8)
             .collect();
         let xs = vec![0.01f32; MR * kp / QBLOCK];
-        let panels: Vec<Vec<i8>> = (0..2)
+        let panels: Vec<Vec<i8>> = (0..4)
             .map(|p| {
                 values(kp * NR, 2 + p)
                     .iter()
@@ -45,34 +45,47 @@ fn gemm(c: &mut Criterion) {
             .iter()
             .map(|p| scalar::panel_block_sums(p, kp))
             .collect();
-        g.throughput(Throughput::Elements((2 * MR * NR * kp) as u64)); // MACs of two panels
+        // The same four panels in both packed layouts.
+        let pairs: Vec<(Vec<i8>, Vec<i32>)> = (0..2)
+            .map(|j| {
+                (
+                    alternate(&panels[2 * j], &panels[2 * j + 1], 4 * NR),
+                    alternate(&sums[2 * j], &sums[2 * j + 1], NR),
+                )
+            })
+            .collect();
+        let alone = [0, 1, 2, 3].map(|i| Panel {
+            w: &panels[i],
+            sums: &sums[i],
+            interleave: 1,
+        });
+        let both = [0, 1, 2, 3].map(|i| Panel {
+            w: &pairs[i / 2].0[4 * NR * (i % 2)..],
+            sums: &pairs[i / 2].1[NR * (i % 2)..],
+            interleave: 2,
+        });
+        g.throughput(Throughput::Elements((4 * MR * NR * kp) as u64)); // MACs of four panels
         for k in tiers() {
-            g.bench_with_input(
-                BenchmarkId::new(format!("two panels, {}", k.isa.name()), kp),
-                &kp,
-                |b, &kp| {
-                    let mut acc = [[[0f32; NR]; MR]; 2];
-                    b.iter(|| {
-                        let [a0, a1] = &mut acc;
-                        match k.gemm_i8_panel2 {
-                            Some(g2) => g2(
-                                &xq,
-                                &xs,
-                                MR,
-                                kp,
-                                [&panels[0], &panels[1]],
-                                [&sums[0], &sums[1]],
-                                [a0, a1],
-                            ),
-                            None => {
-                                (k.gemm_i8_panel)(&xq, &xs, MR, kp, &panels[0], &sums[0], a0);
-                                (k.gemm_i8_panel)(&xq, &xs, MR, kp, &panels[1], &sums[1], a1);
+            for (layout, four) in [("panel8", alone), ("panel16", both)] {
+                g.bench_with_input(
+                    BenchmarkId::new(format!("four panels, {layout}, {}", k.isa.name()), kp),
+                    &kp,
+                    |b, &kp| {
+                        let mut acc = [[[0f32; NR]; MR]; 4];
+                        b.iter(|| {
+                            match k.gemm_i8_panel4 {
+                                Some(g4) => g4(&xq, &xs, MR, kp, four, &mut acc),
+                                None => {
+                                    for (p, a) in four.into_iter().zip(acc.iter_mut()) {
+                                        (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, a);
+                                    }
+                                }
                             }
-                        }
-                        std::hint::black_box(&acc);
-                    })
-                },
-            );
+                            std::hint::black_box(&acc);
+                        })
+                    },
+                );
+            }
         }
     }
     g.finish();

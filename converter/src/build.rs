@@ -3,6 +3,7 @@
 //! writes metadata.
 
 use dbrt::format::{DType, FileWriter, Layout, MetaValue};
+use dbrt::kernels::alternate;
 use dbrt::model::config::{relative_position_index, RelEmbeddingNorm};
 use dbrt::Config;
 
@@ -73,6 +74,26 @@ fn quantize_rows(t: &Tensor) -> (Vec<i8>, Vec<f32>) {
     (q, scales)
 }
 
+/// How int8 linear weights are packed (each layout runs on every CPU; see `dbrt::format::Layout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Packing {
+    /// `Layout::I8Panel16x4`: two 8-row panels alternating group by group, read by AVX-512 in
+    /// one load (the int8 GEMM ~1.4× faster than with `Panels8`, `gemm_i8` criterion group).
+    #[default]
+    Interleaved16,
+    /// `Layout::I8Panel8x4`: 8-row panels one after another.
+    Panels8,
+}
+
+impl Packing {
+    fn layout(self) -> Layout {
+        match self {
+            Packing::Interleaved16 => Layout::I8Panel16x4,
+            Packing::Panels8 => Layout::I8Panel8x4,
+        }
+    }
+}
+
 /// An `[out, in]` int8 matrix in `Layout::I8Panel8x4`: panels of 8 rows, groups of 4 columns,
 /// columns padded to a multiple of 32.
 pub fn pack_i8_panel8x4(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
@@ -124,6 +145,7 @@ struct Out<'a> {
     storage: StorageType,
     /// The word embedding as int4 (row-wise) whatever `storage` says.
     int4_embeddings: bool,
+    packing: Packing,
     progress: &'a mut dyn Progress,
 }
 
@@ -166,12 +188,34 @@ impl Out<'_> {
         self.progress.step(name);
         let (rows, cols) = (t.shape[0], t.shape[1]);
         let (q, scales) = quantize_rows(t);
-        let packed = pack_i8_panel8x4(&q, rows, cols);
+        let layout = self.packing.layout();
+        // Rows padded to whole panels of the layout, zero weights: 8-row panels, then pairs of
+        // them interleaved if the layout says so (sums likewise, block by block).
+        let padded = rows.next_multiple_of(layout.panel_rows().expect("a packed layout"));
+        let mut q = q;
+        q.resize(padded * cols, 0);
+        let packed = pack_i8_panel8x4(&q, padded, cols);
         let kp = cols.div_ceil(32) * 32;
-        let sums: Vec<i32> = bytemuck::cast_slice::<u8, i8>(&packed)
+        let panels: Vec<&[i8]> = bytemuck::cast_slice::<u8, i8>(&packed)
             .chunks_exact(kp * 8)
-            .flat_map(|panel| dbrt::kernels::scalar::panel_block_sums(panel, kp))
             .collect();
+        let sums: Vec<Vec<i32>> = panels
+            .iter()
+            .map(|p| dbrt::kernels::scalar::panel_block_sums(p, kp))
+            .collect();
+        let (packed, sums): (Vec<u8>, Vec<i32>) = match self.packing {
+            Packing::Panels8 => (packed, sums.concat()),
+            Packing::Interleaved16 => (
+                panels
+                    .chunks_exact(2)
+                    .flat_map(|p| alternate(p[0], p[1], 4 * 8))
+                    .map(|b| b as u8)
+                    .collect(),
+                sums.chunks_exact(2)
+                    .flat_map(|s| alternate(&s[0], &s[1], 8))
+                    .collect(),
+            ),
+        };
         self.w.add_tensor(
             &format!("{name}_bsum"),
             DType::I32,
@@ -181,7 +225,7 @@ impl Out<'_> {
         self.w.add_tensor_with_layout(
             name,
             DType::I8,
-            Layout::I8Panel8x4,
+            layout,
             &[rows as u64, cols as u64],
             packed,
         )?;
@@ -232,6 +276,7 @@ pub fn build(
     ck: &Checkpoint,
     storage: StorageType,
     int4_embeddings: bool,
+    packing: Packing,
     progress: &mut dyn Progress,
 ) -> Result<FileWriter> {
     let c: &Config = &ck.config;
@@ -248,6 +293,7 @@ pub fn build(
         w: FileWriter::new(),
         storage,
         int4_embeddings,
+        packing,
         progress,
     };
 

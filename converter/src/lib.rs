@@ -12,7 +12,7 @@ mod torch_bin;
 
 use std::path::Path;
 
-pub use build::{Progress, StorageType};
+pub use build::{Packing, Progress, StorageType};
 pub use checkpoint::Checkpoint;
 pub use error::{ConvertError, Result};
 pub use onnx::OnnxOverrides;
@@ -23,6 +23,8 @@ pub struct ConvertOptions {
     pub storage: StorageType,
     /// The word embedding (two thirds of DeBERTa-v3-xsmall's parameters) as row-wise int4.
     pub int4_embeddings: bool,
+    /// The packed layout of int8 linear weights.
+    pub packing: Packing,
     /// A tokenizer.json, spm.model, or a directory holding one; found beside the input otherwise.
     pub tokenizer: Option<std::path::PathBuf>,
     pub onnx: OnnxOverrides,
@@ -50,6 +52,12 @@ pub fn convert(
     progress: &mut dyn Progress,
 ) -> Result<u64> {
     let ck = read_checkpoint(input, opts)?;
-    let writer = build::build(&ck, opts.storage, opts.int4_embeddings, progress)?;
+    let writer = build::build(
+        &ck,
+        opts.storage,
+        opts.int4_embeddings,
+        opts.packing,
+        progress,
+    )?;
     writer.write_to_path(output).map_err(error::io_err(output))
 }

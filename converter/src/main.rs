@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbrt_convert::{ConvertOptions, OnnxOverrides, Progress, StorageType};
+use dbrt_convert::{ConvertOptions, OnnxOverrides, Packing, Progress, StorageType};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,14 @@ enum Dtype {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PackingArg {
+    /// Two 8-row panels alternating (one 64-byte load on AVX-512).
+    Panel16,
+    /// 8-row panels one after another.
+    Panel8,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Embeddings {
     Same,
     Int4,
@@ -76,6 +84,9 @@ struct ConvertArgs {
     /// row; a quarter of f16's bytes).
     #[arg(long, value_enum, default_value = "same")]
     embeddings: Embeddings,
+    /// Packed layout of int8 linear weights (either runs on every CPU).
+    #[arg(long, value_enum, default_value = "panel16")]
+    packing: PackingArg,
     /// tokenizer.json, spm.model, or a directory holding one (default: found beside the input).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -132,6 +143,10 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
         },
         tokenizer: a.tokenizer,
         int4_embeddings: matches!(a.embeddings, Embeddings::Int4),
+        packing: match a.packing {
+            PackingArg::Panel16 => Packing::Interleaved16,
+            PackingArg::Panel8 => Packing::Panels8,
+        },
         onnx: OnnxOverrides {
             num_attention_heads: a.num_heads,
             max_position_embeddings: a.max_position_embeddings,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
-use crate::model::deberta::{Exec, Scratch};
+use crate::model::deberta::{Exec, Rows, Scratch};
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
@@ -181,14 +181,21 @@ impl Session {
 
     /// Runs the encoder on checked ids (`ids`/`types` may alias the session's own buffers, so
     /// they are passed by range when they do).
-    fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>) {
+    fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>, rows: Rows) {
         let m = &*self.model;
         let ex = Exec {
             k: self.kernels,
             pool: &self.pool,
         };
-        m.network
-            .encode(m.bytes(), m.config(), ids, types, &mut self.scratch, &ex);
+        m.network.encode(
+            m.bytes(),
+            m.config(),
+            ids,
+            types,
+            rows,
+            &mut self.scratch,
+            &ex,
+        );
     }
 
     fn run_head(&mut self, out: Option<&mut [f32]>) -> Result<()> {
@@ -208,14 +215,24 @@ impl Session {
     /// The encoder's last hidden state, `[tokens, hidden]` row-major.
     pub fn last_hidden_state(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
-        self.run_encoder(seq.ids, seq.type_ids);
+        self.run_encoder(seq.ids, seq.type_ids, Rows::All);
         Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
+    }
+
+    /// [`Session::logits`] with the last layer computed for every token, as transformers
+    /// does: for tests that pin the `[CLS]`-only shortcut to the same bits.
+    #[doc(hidden)]
+    pub fn logits_all_rows(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+        self.check(&seq)?;
+        self.run_encoder(seq.ids, seq.type_ids, Rows::All);
+        self.run_head(None)?;
+        Ok(&self.logits)
     }
 
     /// Classification logits of one sequence.
     pub fn logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
-        self.run_encoder(seq.ids, seq.type_ids);
+        self.run_encoder(seq.ids, seq.type_ids, Rows::First);
         self.run_head(None)?;
         Ok(&self.logits)
     }
@@ -345,7 +362,11 @@ impl Session {
         let ids = std::mem::take(&mut self.ids);
         let types = std::mem::take(&mut self.type_ids);
         let with_types = self.model.config().type_vocab_size > 0;
-        self.run_encoder(&ids[..len], with_types.then_some(&types[..len]));
+        self.run_encoder(
+            &ids[..len],
+            with_types.then_some(&types[..len]),
+            Rows::First,
+        );
         self.ids = ids;
         self.type_ids = types;
         self.run_head(Some(logits))

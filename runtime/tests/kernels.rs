@@ -1,7 +1,7 @@
 //! Every SIMD kernel against its scalar twin, on every tier this CPU runs: random shapes,
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
-use dbrt::kernels::{scalar, Isa, Kernels, MR, NR, QBLOCK};
+use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, MR, NR, QBLOCK};
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed | 1;
@@ -37,101 +37,138 @@ fn expected_tiers_are_available() {
     }
 }
 
+/// Random int8 GEMM operands: `m` rows of `kp` inputs, their block scales, and `n` panels of
+/// weights (each `kp · NR` bytes, `Layout::I8Panel8x4`) with their block sums.
+struct GemmCase {
+    m: usize,
+    kp: usize,
+    xq: Vec<i8>,
+    xs: Vec<f32>,
+    panels: Vec<Vec<i8>>,
+    sums: Vec<Vec<i32>>,
+}
+
+impl GemmCase {
+    fn random(next: &mut impl FnMut() -> u64, n: usize) -> GemmCase {
+        let m = 1 + (next() % MR as u64) as usize;
+        let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
+        let nb = kp / QBLOCK;
+        let mut byte = || ((next() % 255) as i64 - 127) as i8;
+        let xq: Vec<i8> = (0..m * kp).map(|_| byte()).collect();
+        let panels: Vec<Vec<i8>> = (0..n)
+            .map(|_| (0..kp * NR).map(|_| byte()).collect())
+            .collect();
+        let xs: Vec<f32> = (0..m * nb)
+            .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
+            .collect();
+        let sums = panels
+            .iter()
+            .map(|p| scalar::panel_block_sums(p, kp))
+            .collect();
+        GemmCase {
+            m,
+            kp,
+            xq,
+            xs,
+            panels,
+            sums,
+        }
+    }
+
+    /// Panel `i` as laid out alone (`I8Panel8x4`).
+    fn alone(&self, i: usize) -> Panel<'_> {
+        Panel {
+            w: &self.panels[i],
+            sums: &self.sums[i],
+            interleave: 1,
+        }
+    }
+
+    /// The scalar kernel's outputs for panel `i`.
+    fn want(&self, i: usize) -> [[f32; NR]; MR] {
+        let mut acc = [[0f32; NR]; MR];
+        scalar::gemm_i8_panel(&self.xq, &self.xs, self.m, self.kp, self.alone(i), &mut acc);
+        acc
+    }
+}
+
+/// Panels `2j` and `2j + 1` of `case` interleaved (`I8Panel16x4`): weights, then sums.
+fn interleaved(case: &GemmCase) -> Vec<(Vec<i8>, Vec<i32>)> {
+    (0..case.panels.len() / 2)
+        .map(|j| {
+            (
+                alternate(&case.panels[2 * j], &case.panels[2 * j + 1], 4 * NR),
+                alternate(&case.sums[2 * j], &case.sums[2 * j + 1], NR),
+            )
+        })
+        .collect()
+}
+
+/// Panel `lane` (0 or 1) of an interleaved pair.
+fn in_pair(pair: &(Vec<i8>, Vec<i32>), lane: usize) -> Panel<'_> {
+    Panel {
+        w: &pair.0[(4 * NR * lane).min(pair.0.len())..],
+        sums: &pair.1[(NR * lane).min(pair.1.len())..],
+        interleave: 2,
+    }
+}
+
+fn assert_same(want: &[[f32; NR]; MR], got: &[[f32; NR]; MR], m: usize, what: &str) {
+    for r in 0..m {
+        let bits = |v: &[f32; NR]| v.map(f32::to_bits);
+        assert_eq!(bits(&want[r]), bits(&got[r]), "{what} row {r}");
+    }
+}
+
 #[test]
 fn gemm_i8_panel_matches_scalar_bit_for_bit() {
     let mut next = rng(7);
     for k in tiers() {
         for _ in 0..2000 {
-            let m = 1 + (next() % MR as u64) as usize;
-            let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
-            let nb = kp / QBLOCK;
-            let xq: Vec<i8> = (0..m * kp)
-                .map(|_| (next() % 255) as i8 as i16 as i8)
-                .map(|v| v.max(-127))
-                .collect();
-            let xs: Vec<f32> = (0..m * nb)
-                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
-                .collect();
-            let panel: Vec<i8> = (0..kp * NR)
-                .map(|_| ((next() % 255) as i64 - 127) as i8)
-                .collect();
-            let (mut want, mut got) = ([[0f32; NR]; MR], [[1f32; NR]; MR]);
-            let bsum = scalar::panel_block_sums(&panel, kp);
-            scalar::gemm_i8_panel(&xq, &xs, m, kp, &panel, &bsum, &mut want);
-            (k.gemm_i8_panel)(&xq, &xs, m, kp, &panel, &bsum, &mut got);
-            for r in 0..m {
-                for j in 0..NR {
-                    assert_eq!(
-                        want[r][j].to_bits(),
-                        got[r][j].to_bits(),
-                        "{:?} m={m} kp={kp} r={r} j={j}",
-                        k.isa
-                    );
-                }
+            let case = GemmCase::random(&mut next, 2);
+            let (m, kp) = (case.m, case.kp);
+            let pairs = interleaved(&case);
+            for (i, panel) in [case.alone(0), in_pair(&pairs[0], 0), in_pair(&pairs[0], 1)]
+                .into_iter()
+                .enumerate()
+            {
+                let mut got = [[1f32; NR]; MR];
+                (k.gemm_i8_panel)(&case.xq, &case.xs, m, kp, panel, &mut got);
+                let what = format!("{:?} m={m} kp={kp} panel {i}", k.isa);
+                assert_same(&case.want(i.saturating_sub(1)), &got, m, &what);
             }
         }
     }
 }
 
 #[test]
-fn gemm_i8_panel2_matches_two_scalar_panels_bit_for_bit() {
+fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
     let mut next = rng(13);
     let mut ran = 0;
     for k in tiers() {
-        let Some(gemm2) = k.gemm_i8_panel2 else {
+        let Some(gemm4) = k.gemm_i8_panel4 else {
             continue;
         };
         ran += 1;
         for _ in 0..1000 {
-            let m = 1 + (next() % MR as u64) as usize;
-            let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
-            let nb = kp / QBLOCK;
-            let xq: Vec<i8> = (0..m * kp)
-                .map(|_| ((next() % 255) as i64 - 127) as i8)
-                .collect();
-            let xs: Vec<f32> = (0..m * nb)
-                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
-                .collect();
-            let panels: Vec<Vec<i8>> = (0..2)
-                .map(|_| {
-                    (0..kp * NR)
-                        .map(|_| ((next() % 255) as i64 - 127) as i8)
-                        .collect()
-                })
-                .collect();
-            let sums: Vec<Vec<i32>> = panels
-                .iter()
-                .map(|p| scalar::panel_block_sums(p, kp))
-                .collect();
-            let mut want = [[[0f32; NR]; MR]; 2];
-            for p in 0..2 {
-                scalar::gemm_i8_panel(&xq, &xs, m, kp, &panels[p], &sums[p], &mut want[p]);
-            }
-            let mut got = [[[1f32; NR]; MR]; 2];
-            let [g0, g1] = &mut got;
-            gemm2(
-                &xq,
-                &xs,
-                m,
-                kp,
-                [&panels[0], &panels[1]],
-                [&sums[0], &sums[1]],
-                [g0, g1],
-            );
-            for p in 0..2 {
-                for r in 0..m {
-                    let bits = |v: &[f32; NR]| v.map(f32::to_bits);
-                    assert_eq!(
-                        bits(&want[p][r]),
-                        bits(&got[p][r]),
-                        "{:?} m={m} kp={kp} panel {p} row {r}",
-                        k.isa
-                    );
+            let case = GemmCase::random(&mut next, 4);
+            let (m, kp) = (case.m, case.kp);
+            let pairs = interleaved(&case);
+            let alone = [0, 1, 2, 3].map(|i| case.alone(i));
+            let both = [0, 1, 2, 3].map(|i| in_pair(&pairs[i / 2], i % 2));
+            // One interleaved pair, two panels alone: the kernel's mixed path.
+            let mixed = [both[0], both[1], alone[2], alone[3]];
+            for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
+                let mut got = [[[1f32; NR]; MR]; 4];
+                gemm4(&case.xq, &case.xs, m, kp, panels, &mut got);
+                for (p, g) in got.iter().enumerate() {
+                    let what = format!("{:?} {layout} m={m} kp={kp} panel {p}", k.isa);
+                    assert_same(&case.want(p), g, m, &what);
                 }
             }
         }
     }
-    eprintln!("two-panel GEMM checked on {ran} tier(s)");
+    eprintln!("four-panel GEMM checked on {ran} tier(s)");
 }
 
 #[test]
@@ -168,15 +205,13 @@ fn extreme_values_do_not_saturate() {
             let xs = vec![1.0f32; MR * 4];
             let panel = vec![wv; kp * NR];
             let mut got = [[0f32; NR]; MR];
-            (k.gemm_i8_panel)(
-                &xq,
-                &xs,
-                MR,
-                kp,
-                &panel,
-                &scalar::panel_block_sums(&panel, kp),
-                &mut got,
-            );
+            let sums = scalar::panel_block_sums(&panel, kp);
+            let p = Panel {
+                w: &panel,
+                sums: &sums,
+                interleave: 1,
+            };
+            (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, &mut got);
             let want = (xv as i32 * wv as i32 * kp as i32) as f32;
             assert!(
                 got.iter().flatten().all(|&v| v == want),

@@ -2,7 +2,7 @@
 //! logits: single sequences, the padded batch, and the encoder's hidden states.
 
 use dbrt::{Sequence, Session, SessionOptions};
-use dbrt_convert::StorageType;
+use dbrt_convert::{ConvertOptions, Packing, StorageType};
 use dbrt_tests::*;
 
 const TOL: f32 = 1e-4;
@@ -208,16 +208,26 @@ fn bad_inputs_are_typed_errors() {
     .is_err());
 }
 
-/// int8 storage of the tiny models: logits near transformers' and, on every kernel tier this CPU
-/// runs (NEON and dotprod under qemu in CI) and every thread count, the same bits as scalar.
+/// int8 storage of the tiny models: logits near transformers' and, in both packed layouts, on
+/// every kernel tier this CPU runs (NEON and dotprod under qemu in CI) and every thread count,
+/// the same bits as scalar.
 #[test]
-fn int8_storage_close_and_identical_across_tiers_and_threads() {
+fn int8_storage_close_and_identical_across_layouts_tiers_and_threads() {
     for name in ["v3-style", "separate-pos-proj", "v2-absolute-pos"] {
-        let (_d, path) = convert(&fixtures().join("tiny").join(name), StorageType::Int8);
-        let model = open(&path);
-        let has_types = model.config().type_vocab_size > 0;
         let goldens = tiny_goldens(name);
-        let run = |isa: dbrt::kernels::Isa, threads: usize| -> Vec<Vec<f32>> {
+        let convert_as = |packing| {
+            let opts = ConvertOptions {
+                storage: StorageType::Int8,
+                packing,
+                ..Default::default()
+            };
+            convert_with(&fixtures().join("tiny").join(name), &opts)
+        };
+        let (_d8, panels8) = convert_as(Packing::Panels8);
+        let (_d16, interleaved) = convert_as(Packing::Interleaved16);
+        let run = |path: &std::path::Path, isa: dbrt::kernels::Isa, threads: usize| {
+            let model = open(path);
+            let has_types = model.config().type_vocab_size > 0;
             let opts = SessionOptions {
                 isa: Some(isa),
                 threads,
@@ -232,11 +242,14 @@ fn int8_storage_close_and_identical_across_tiers_and_threads() {
                         ids: &c.input_ids,
                         type_ids: has_types.then_some(&c.token_type_ids[..]),
                     };
-                    s.logits(seq).unwrap().to_vec()
+                    let logits = s.logits(seq).unwrap().to_vec();
+                    // The [CLS]-only last layer gives the bits of the whole one.
+                    assert_eq!(s.logits_all_rows(seq).unwrap(), &logits[..]);
+                    logits
                 })
-                .collect()
+                .collect::<Vec<Vec<f32>>>()
         };
-        let reference = run(dbrt::kernels::Isa::Scalar, 1);
+        let reference = run(&panels8, dbrt::kernels::Isa::Scalar, 1);
         let mut worst = 0f32;
         for (got, case) in reference.iter().zip(&goldens.cases) {
             worst = worst.max(max_abs_diff(got, &case.logits));
@@ -250,14 +263,16 @@ fn int8_storage_close_and_identical_across_tiers_and_threads() {
             .fold(1f32, |a, &v| a.max(v.abs()));
         eprintln!("{name} int8: worst max |dlogit| {worst:e} (largest |logit| {largest})");
         assert!(worst < 0.05 * largest, "{name} int8: max |dlogit| {worst}");
-        for isa in dbrt::kernels::Isa::all_available() {
-            for threads in [1, 2, 3] {
-                assert_eq!(
-                    run(isa, threads),
-                    reference,
-                    "{name}: {} with {threads} threads",
-                    isa.name()
-                );
+        for (layout, path) in [("panel8", &panels8), ("panel16", &interleaved)] {
+            for isa in dbrt::kernels::Isa::all_available() {
+                for threads in [1, 2, 3] {
+                    assert_eq!(
+                        run(path, isa, threads),
+                        reference,
+                        "{name} {layout}: {} with {threads} threads",
+                        isa.name()
+                    );
+                }
             }
         }
     }

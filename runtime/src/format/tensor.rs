@@ -84,13 +84,27 @@ pub enum Layout {
     /// zeros. An AVX2 register holds one
     /// group (32 bytes); a NEON register half of one (4 outputs × 4 inputs, for `sdot`).
     I8Panel8x4 = 1,
+    /// As `I8Panel8x4` with panels of 16 output rows: for each group of 4 inputs, 16 × 4
+    /// bytes, i.e. two 8-row panels alternating group by group (one 64-byte load holds both,
+    /// for AVX-512). `out` is padded to a multiple of 16.
+    I8Panel16x4 = 2,
 }
 
 impl Layout {
+    /// Output rows per packed panel; `None` for an unpacked layout.
+    pub fn panel_rows(self) -> Option<usize> {
+        match self {
+            Layout::RowMajor => None,
+            Layout::I8Panel8x4 => Some(8),
+            Layout::I8Panel16x4 => Some(16),
+        }
+    }
+
     pub fn from_u16(v: u16) -> Option<Layout> {
         match v {
             0 => Some(Layout::RowMajor),
             1 => Some(Layout::I8Panel8x4),
+            2 => Some(Layout::I8Panel16x4),
             _ => None,
         }
     }
@@ -108,11 +122,13 @@ pub fn storage_bytes(dtype: DType, layout: Layout, shape: &[u64]) -> Option<u64>
         Layout::RowMajor => shape
             .iter()
             .try_fold(dtype.size() as u64, |a, &d| a.checked_mul(d)),
-        Layout::I8Panel8x4 => match (dtype, shape) {
-            (DType::I8, [rows, cols]) => rows
-                .div_ceil(8)
-                .checked_mul(8)?
-                .checked_mul(cols.div_ceil(32).checked_mul(32)?),
+        Layout::I8Panel8x4 | Layout::I8Panel16x4 => match (dtype, shape) {
+            (DType::I8, [rows, cols]) => {
+                let nr = layout.panel_rows()? as u64;
+                rows.div_ceil(nr)
+                    .checked_mul(nr)?
+                    .checked_mul(cols.div_ceil(32).checked_mul(32)?)
+            }
             _ => None,
         },
     }

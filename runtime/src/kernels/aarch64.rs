@@ -4,7 +4,7 @@
 
 use std::arch::aarch64::*;
 
-use super::{MR, NR, QBLOCK};
+use super::{Panel, MR, NR, QBLOCK};
 
 /// Scales one block's i32 sums into the f32 sums: a multiply and an add, as the scalar kernel.
 #[inline(always)]
@@ -21,6 +21,7 @@ unsafe fn gemm_i8_panel_neon_impl<const M: usize>(
     xs: *const f32,
     kp: usize,
     panel: *const i8,
+    step: usize,
     acc: &mut [[f32; NR]; MR],
 ) {
     let nb = kp / QBLOCK;
@@ -29,11 +30,12 @@ unsafe fn gemm_i8_panel_neon_impl<const M: usize>(
         // Per row, four accumulators of pair sums: outputs 0-1, 2-3, 4-5, 6-7.
         let mut c = [[vdupq_n_s32(0); 4]; M];
         for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
-            // SAFETY: the caller checked the panel holds kp·8 bytes and each row kp bytes.
+            // SAFETY: the caller checked the panel holds kp / 4 groups of 32 bytes, `step`
+            // bytes apart, and each row kp bytes.
             let (w0, w1) = unsafe {
                 (
-                    vld1q_s8(panel.add(g * 32)),
-                    vld1q_s8(panel.add(g * 32 + 16)),
+                    vld1q_s8(panel.add(g * step)),
+                    vld1q_s8(panel.add(g * step + 16)),
                 )
             };
             for (r, cr) in c.iter_mut().enumerate() {
@@ -81,6 +83,7 @@ unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
     xs: *const f32,
     kp: usize,
     panel: *const i8,
+    step: usize,
     acc: &mut [[f32; NR]; MR],
 ) {
     let nb = kp / QBLOCK;
@@ -91,8 +94,8 @@ unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
             // SAFETY: as in the NEON kernel.
             let (w0, w1) = unsafe {
                 (
-                    vld1q_s8(panel.add(g * 32)),
-                    vld1q_s8(panel.add(g * 32 + 16)),
+                    vld1q_s8(panel.add(g * step)),
+                    vld1q_s8(panel.add(g * step + 16)),
                 )
             };
             for (r, cr) in c.iter_mut().enumerate() {
@@ -117,12 +120,12 @@ unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
 }
 
 macro_rules! dispatch_m {
-    ($f:ident, $m:expr, $x:expr, $s:expr, $kp:expr, $p:expr, $acc:expr) => {
+    ($f:ident, $m:expr, $x:expr, $s:expr, $kp:expr, $p:expr, $step:expr, $acc:expr) => {
         match $m {
-            1 => $f::<1>($x, $s, $kp, $p, $acc),
-            2 => $f::<2>($x, $s, $kp, $p, $acc),
-            3 => $f::<3>($x, $s, $kp, $p, $acc),
-            4 => $f::<4>($x, $s, $kp, $p, $acc),
+            1 => $f::<1>($x, $s, $kp, $p, $step, $acc),
+            2 => $f::<2>($x, $s, $kp, $p, $step, $acc),
+            3 => $f::<3>($x, $s, $kp, $p, $step, $acc),
+            4 => $f::<4>($x, $s, $kp, $p, $step, $acc),
             _ => {}
         }
     };
@@ -133,15 +136,15 @@ pub fn gemm_i8_panel_neon(
     xs: &[f32],
     m: usize,
     kp: usize,
-    panel: &[i8],
-    bsum: &[i32],
+    panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
     // Signed bytes multiply directly here: no block sums needed.
-    super::check_gemm_args(xq, xs, m, kp, panel, bsum, false);
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    super::check_gemm_args(xq, xs, m, kp, &panel);
+    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
+    let step = 4 * NR * panel.interleave;
     // SAFETY: lengths checked above; NEON presence is the table's invariant.
-    unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, acc) }
+    unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, step, acc) }
 }
 
 pub fn gemm_i8_panel_dotprod(
@@ -149,16 +152,16 @@ pub fn gemm_i8_panel_dotprod(
     xs: &[f32],
     m: usize,
     kp: usize,
-    panel: &[i8],
-    bsum: &[i32],
+    panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
     // Signed bytes multiply directly here: no block sums needed.
-    super::check_gemm_args(xq, xs, m, kp, panel, bsum, false);
+    super::check_gemm_args(xq, xs, m, kp, &panel);
     debug_assert!(super::Isa::NeonDotprod.available());
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.as_ptr());
+    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
+    let step = 4 * NR * panel.interleave;
     // SAFETY: lengths checked above; dotprod presence is the table's invariant.
-    unsafe { dispatch_m!(gemm_i8_panel_dotprod_impl, m, x, s, kp, p, acc) }
+    unsafe { dispatch_m!(gemm_i8_panel_dotprod_impl, m, x, s, kp, p, step, acc) }
 }
 
 #[target_feature(enable = "neon")]

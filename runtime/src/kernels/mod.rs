@@ -93,26 +93,55 @@ impl Isa {
     }
 }
 
+/// One packed panel of [`NR`] outputs as the int8 GEMM kernels read it, in either packed
+/// layout (`format::Layout::I8Panel8x4`: `interleave` 1; `I8Panel16x4`: 2, the panel and its
+/// neighbour alternate group by group so that one 64-byte load holds both).
+#[derive(Debug, Clone, Copy)]
+pub struct Panel<'a> {
+    /// From the panel's first group on: group `g` (`NR · 4` bytes) starts at
+    /// `g · NR · 4 · interleave`.
+    pub w: &'a [i8],
+    /// The panel's block sums ([`scalar::panel_block_sums`]): block `b`'s `NR` start at
+    /// `b · NR · interleave`.
+    pub sums: &'a [i32],
+    /// How many panels alternate group by group: 1 or 2.
+    pub interleave: usize,
+}
+
+impl Panel<'_> {
+    /// Bytes of `w` the kernels read for `kp` inputs.
+    pub fn weight_span(kp: usize, interleave: usize) -> usize {
+        (kp / 4).saturating_sub(1) * NR * 4 * interleave + if kp > 0 { NR * 4 } else { 0 }
+    }
+
+    /// Sums of `sums` the kernels read for `kp` inputs.
+    pub fn sums_span(kp: usize, interleave: usize) -> usize {
+        (kp / QBLOCK).saturating_sub(1) * NR * interleave + if kp > 0 { NR } else { 0 }
+    }
+}
+
+/// Two sequences cut in `chunk`s, alternating: two panels of `Layout::I8Panel8x4` (chunk
+/// `NR · 4`) or their block sums (chunk `NR`) as one pair of `I8Panel16x4`.
+pub fn alternate<T: Copy>(a: &[T], b: &[T], chunk: usize) -> Vec<T> {
+    assert_eq!(a.len(), b.len());
+    a.chunks(chunk)
+        .zip(b.chunks(chunk))
+        .flat_map(|(x, y)| x.iter().chain(y).copied())
+        .collect()
+}
+
 /// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
-pub type GemmI8Panel = fn(
+pub type GemmI8Panel =
+    fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: Panel<'_>, acc: &mut [[f32; NR]; MR]);
+/// Signature of the four-panel int8 GEMM: four panels' outputs, each exactly as
+/// [`GemmI8Panel`] gives it. Tiers without one run the single kernel per panel.
+pub type GemmI8Panel4 = fn(
     xq: &[i8],
     xs: &[f32],
     m: usize,
     kp: usize,
-    panel: &[i8],
-    bsum: &[i32],
-    acc: &mut [[f32; NR]; MR],
-);
-/// Signature of the two-panel int8 GEMM: both panels' outputs, each exactly as
-/// [`GemmI8Panel`] gives it. Tiers without one run the single kernel twice.
-pub type GemmI8Panel2 = fn(
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    kp: usize,
-    panels: [&[i8]; 2],
-    bsums: [&[i32]; 2],
-    acc: [&mut [[f32; NR]; MR]; 2],
+    panels: [Panel<'_>; 4],
+    acc: &mut [[[f32; NR]; MR]; 4],
 );
 /// Signature of the int8 GEMM's whole-panel epilogue (see [`scalar::panel_epilogue`]).
 pub type PanelEpilogue = fn(
@@ -139,22 +168,16 @@ pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 
 /// The bounds every int8 GEMM entry point checks before its unsafe body reads raw pointers.
 #[allow(dead_code)] // used by the SIMD tiers only
-pub(crate) fn check_gemm_args(
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    kp: usize,
-    panel: &[i8],
-    bsum: &[i32],
-    needs_bsum: bool,
-) {
+pub(crate) fn check_gemm_args(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
+    let il = panel.interleave;
     assert!(
         m <= MR
             && kp.is_multiple_of(QBLOCK)
+            && (il == 1 || il == 2)
             && xq.len() >= m * kp
             && xs.len() >= m * (kp / QBLOCK)
-            && panel.len() >= kp * NR
-            && (!needs_bsum || bsum.len() >= kp / QBLOCK * NR)
+            && panel.w.len() >= Panel::weight_span(kp, il)
+            && panel.sums.len() >= Panel::sums_span(kp, il)
     );
 }
 
@@ -206,7 +229,7 @@ pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize
 pub struct Kernels {
     pub isa: Isa,
     pub gemm_i8_panel: GemmI8Panel,
-    pub gemm_i8_panel2: Option<GemmI8Panel2>,
+    pub gemm_i8_panel4: Option<GemmI8Panel4>,
     pub panel_epilogue: PanelEpilogue,
     pub dot_f32: DotF32,
     pub row_panel_f32: RowPanelF32,
@@ -231,7 +254,7 @@ impl Kernels {
         let mut k = Kernels {
             isa,
             gemm_i8_panel: scalar::gemm_i8_panel,
-            gemm_i8_panel2: None,
+            gemm_i8_panel4: None,
             panel_epilogue: scalar::panel_epilogue,
             dot_f32: scalar::dot,
             row_panel_f32: scalar::row_panel,
@@ -261,7 +284,7 @@ impl Kernels {
                     ..Self::for_isa(Isa::Avx2)?
                 };
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
-                k.gemm_i8_panel2 = Some(x86_64::gemm_i8_panel2_avx512vnni);
+                k.gemm_i8_panel4 = Some(x86_64::gemm_i8_panel4_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
                 k.row_panel4_f32 = x86_64::row_panel4_f32_avx512;
             }

@@ -1,5 +1,6 @@
 //! Scalar f32 reference kernels.
 
+use super::Panel;
 use crate::model::config::Activation;
 
 /// Dot product in the one order every tier follows, so that all tiers compute the same bits:
@@ -173,21 +174,20 @@ pub fn panel_block_sums(panel: &[i8], kp: usize) -> Vec<i32> {
 
 /// `acc[r][j] = Σ_b xs[r·nb + b] · Σ_{k in block b} xq[r·kp + k] · panel[j, k]` for the first
 /// `m ≤ MR` rows of `xq` (each `kp` bytes, a multiple of [`QBLOCK`]; `nb = kp / QBLOCK` scales
-/// per row) and the 8 outputs of one packed panel (`kp · 8` bytes). Integer sums are exact; the
-/// float steps (one multiply, one add per block, no fused multiply-add) are the same in every
-/// tier, so every tier computes the same bits. `bsum` ([`panel_block_sums`]) is for kernels that
-/// need it; this one does not.
+/// per row) and the 8 outputs of one packed [`Panel`]. Integer sums are exact; the float steps
+/// (one multiply, one add per block, no fused multiply-add) are the same in every tier, so every
+/// tier computes the same bits. The panel's block sums are for kernels that need them; this one
+/// does not.
 pub fn gemm_i8_panel(
     xq: &[i8],
     xs: &[f32],
     m: usize,
     kp: usize,
-    panel: &[i8],
-    bsum: &[i32],
+    panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
-    let _ = bsum;
     let nb = kp / QBLOCK;
+    let step = 4 * NR * panel.interleave;
     for (r, out) in acc.iter_mut().enumerate().take(m) {
         let x = &xq[r * kp..(r + 1) * kp];
         *out = [0.0; NR];
@@ -200,7 +200,7 @@ pub fn gemm_i8_panel(
                     x[g * 4 + 2] as i32,
                     x[g * 4 + 3] as i32,
                 ];
-                let group = &panel[g * 4 * NR..(g + 1) * 4 * NR];
+                let group = &panel.w[g * step..g * step + 4 * NR];
                 for (o, w) in block.iter_mut().zip(group.chunks_exact(4)) {
                     *o += xk[0] * w[0] as i32
                         + xk[1] * w[1] as i32
@@ -484,15 +484,13 @@ mod tests {
             panel[(c / 4) * 4 * NR + j * 4 + c % 4] = (j + 1) as i8;
         }
         let mut acc = [[0.0; NR]; MR];
-        gemm_i8_panel(
-            &q,
-            &s,
-            m,
-            kp,
-            &panel,
-            &panel_block_sums(&panel, kp),
-            &mut acc,
-        );
+        let sums = panel_block_sums(&panel, kp);
+        let p = Panel {
+            w: &panel,
+            sums: &sums,
+            interleave: 1,
+        };
+        gemm_i8_panel(&q, &s, m, kp, p, &mut acc);
         for r in 0..m {
             for j in 0..NR {
                 let c = 4 * j + 1;

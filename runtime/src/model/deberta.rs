@@ -111,13 +111,16 @@ impl Linear {
                 (ex.k.quantize_blocks)(x, t, n_in, kp, &mut w.xq, &mut w.xs);
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
                 let ws = p.scales.view(bytes);
-                let (gemm, gemm2) = (ex.k.gemm_i8_panel, ex.k.gemm_i8_panel2);
+                let (gemm, gemm4) = (ex.k.gemm_i8_panel, ex.k.gemm_i8_panel4);
                 // Dequantize, add the bias, activate and store rows r0..r0+m of one panel:
                 // whole panels by the tier's kernel, the last narrower one here (the same
                 // operations as scalar::panel_epilogue, on fewer columns).
                 let fused = matches!(act, None | Some(Activation::Gelu));
                 let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
                     let o0 = panel * NR;
+                    if o0 >= n_out {
+                        return; // the padding of an interleaved layout
+                    }
                     let cols = NR.min(n_out - o0);
                     let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
                     if cols == NR && fused {
@@ -156,31 +159,30 @@ impl Linear {
                     }
                 };
                 ex.pool.run(&|ti, tn| {
-                    let mut acc = [[[0f32; NR]; MR]; 2];
-                    let mine = share(p.panels, ti, tn);
+                    let mut acc = [[[0f32; NR]; MR]; 4];
+                    // Whole interleaved sets per thread, so that a pass of four starts on one.
+                    let il = p.interleave;
+                    let sets = share(p.panels / il, ti, tn);
+                    let mine = sets.start * il..sets.end * il;
                     let mut panel = mine.start;
                     while panel < mine.end {
-                        // Two panels per pass where the tier has a kernel for it.
-                        let pair = gemm2.filter(|_| panel + 1 < mine.end);
+                        // Four panels per pass where the tier has a kernel for it.
+                        let quad = gemm4.filter(|_| panel + 4 <= mine.end);
                         for r0 in (0..t).step_by(MR) {
                             let m = MR.min(t - r0);
                             let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
-                            let [a0, a1] = &mut acc;
-                            if let Some(gemm2) = pair {
-                                let pw = [p.panel(bytes, panel), p.panel(bytes, panel + 1)];
-                                let sums =
-                                    [p.panel_sums(bytes, panel), p.panel_sums(bytes, panel + 1)];
-                                gemm2(xr, sr, m, kp, pw, sums, [a0, a1]);
-                                epilogue(panel, r0, m, a0);
-                                epilogue(panel + 1, r0, m, a1);
+                            if let Some(gemm4) = quad {
+                                let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
+                                gemm4(xr, sr, m, kp, pw, &mut acc);
+                                for (i, a) in acc.iter_mut().enumerate() {
+                                    epilogue(panel + i, r0, m, a);
+                                }
                             } else {
-                                let (pw, sums) =
-                                    (p.panel(bytes, panel), p.panel_sums(bytes, panel));
-                                gemm(xr, sr, m, kp, pw, sums, a0);
-                                epilogue(panel, r0, m, a0);
+                                gemm(xr, sr, m, kp, p.panel(bytes, panel), &mut acc[0]);
+                                epilogue(panel, r0, m, &mut acc[0]);
                             }
                         }
-                        panel += if pair.is_some() { 2 } else { 1 };
+                        panel += if quad.is_some() { 4 } else { 1 };
                     }
                 });
             }
@@ -513,14 +515,19 @@ impl Network {
         kp
     }
 
-    /// Runs the encoder over one sequence; the last hidden state is left in `s.hidden[..t*H]`.
-    /// Ids were checked against the vocabulary and token types by the caller.
+    /// Runs the encoder over one sequence; the last hidden state is left in `s.hidden[..t*H]`
+    /// (with [`Rows::First`], only its first row: the last layer computes keys and values for
+    /// every token but queries, attention output and feed-forward for `[CLS]` alone, which is
+    /// all the pooler reads; the row is the same bits as with [`Rows::All`]). Ids were checked
+    /// against the vocabulary and token types by the caller.
+    #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
         bytes: &[u8],
         c: &Config,
         ids: &[u32],
         types: Option<&[u32]>,
+        rows: Rows,
         s: &mut Scratch,
         ex: &Exec<'_>,
     ) {
@@ -559,8 +566,10 @@ impl Network {
         }
         emb.norm.forward(bytes, &mut s.hidden[..t * h], ex);
         // DebertaV2Encoder
-        for layer in &self.layers {
-            layer.forward(self, bytes, c, t, s, ex);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let last = i + 1 == self.layers.len();
+            let rows = if last && rows == Rows::First { 1 } else { t };
+            layer.forward(self, bytes, c, t, rows, s, ex);
         }
     }
 
@@ -600,34 +609,47 @@ impl Network {
     }
 }
 
+/// Which rows of the last hidden state an encoder run must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Every token's.
+    All,
+    /// The first token's (`[CLS]`), for the classification head.
+    First,
+}
+
 impl Layer {
+    /// Over `t` tokens, producing the first `rows` rows of the output (keys and values always
+    /// cover all `t`).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         net: &Network,
         bytes: &[u8],
         c: &Config,
         t: usize,
+        rows: usize,
         s: &mut Scratch,
         ex: &Exec<'_>,
     ) {
         let h = c.hidden_size;
-        self.attention.forward(net, bytes, c, t, s, ex);
+        self.attention.forward(net, bytes, c, t, rows, s, ex);
         // DebertaV2Intermediate (the activation fused into the linear layer)
-        let inter = &mut s.inter[..t * c.intermediate_size];
+        let inter = &mut s.inter[..rows * c.intermediate_size];
         self.intermediate.forward(
             bytes,
-            &s.attn_out[..t * h],
-            t,
+            &s.attn_out[..rows * h],
+            rows,
             inter,
             Some(c.hidden_act),
             &mut s.work,
             ex,
         );
         // DebertaV2Output: LayerNorm(dense(x) + attention_output)
-        let out = &mut s.hidden[..t * h];
+        let out = &mut s.hidden[..rows * h];
         self.output
-            .forward(bytes, inter, t, out, None, &mut s.work, ex);
-        for (o, r) in out.iter_mut().zip(&s.attn_out[..t * h]) {
+            .forward(bytes, inter, rows, out, None, &mut s.work, ex);
+        for (o, r) in out.iter_mut().zip(&s.attn_out[..rows * h]) {
             *o += r;
         }
         self.norm.forward(bytes, out, ex);
@@ -635,19 +657,29 @@ impl Layer {
 }
 
 impl Attention {
+    /// Queries, scores and output for the first `rows` of `t` tokens.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         net: &Network,
         bytes: &[u8],
         c: &Config,
         t: usize,
+        rows: usize,
         s: &mut Scratch,
         ex: &Exec<'_>,
     ) {
         let (h, ah, d) = (c.hidden_size, c.all_head_size(), c.attention_head_size);
         let x = &s.hidden[..t * h];
-        self.query
-            .forward(bytes, x, t, &mut s.q[..t * ah], None, &mut s.work, ex);
+        self.query.forward(
+            bytes,
+            &x[..rows * h],
+            rows,
+            &mut s.q[..rows * ah],
+            None,
+            &mut s.work,
+            ex,
+        );
         self.key
             .forward(bytes, x, t, &mut s.k[..t * ah], None, &mut s.work, ex);
         self.value
@@ -679,6 +711,7 @@ impl Attention {
         let stride = s.attn_stride;
         let r = 2 * t - 1; // relative rows in use
         let panel4 = ex.k.row_panel4_f32;
+        let q_rows = rows;
         // Heads are split across threads: each writes its own columns of the context.
         ex.pool.run(&|ti, tn| {
             // SAFETY: thread ti owns its own block of attention scratch.
@@ -763,8 +796,8 @@ impl Attention {
                         });
                     }
                 }
-                for i0 in (0..t).step_by(4) {
-                    let m = 4.min(t - i0);
+                for i0 in (0..q_rows).step_by(4) {
+                    let m = 4.min(q_rows - i0);
                     let qa = four(q, i0, m);
                     // score(i, j) = ((q_i·k_j + q_i·rel_k[i-j]) + k_j·rel_q[i-j]) · scale
                     panel4(qa, m, kt, t, &mut rows[..m * t], t);
@@ -804,10 +837,10 @@ impl Attention {
             }
         });
         // DebertaV2SelfOutput: LayerNorm(dense(context) + input)
-        let out = &mut s.attn_out[..t * h];
+        let out = &mut s.attn_out[..rows * h];
         self.output
-            .forward(bytes, &s.ctx[..t * ah], t, out, None, &mut s.work, ex);
-        for (o, r) in out.iter_mut().zip(&s.hidden[..t * h]) {
+            .forward(bytes, &s.ctx[..rows * ah], rows, out, None, &mut s.work, ex);
+        for (o, r) in out.iter_mut().zip(&s.hidden[..rows * h]) {
             *o += r;
         }
         self.norm.forward(bytes, out, ex);

@@ -5,7 +5,7 @@ use half::{bf16, f16};
 
 use crate::error::{Error, Result};
 use crate::format::{DType, Layout, ModelFile, TensorView};
-use crate::kernels::{NR, QBLOCK};
+use crate::kernels::{Panel, NR, QBLOCK};
 
 /// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 / int4 with one scale per row.
 #[derive(Debug, Clone, Copy)]
@@ -18,14 +18,17 @@ pub(crate) struct MatRef {
     scales: Option<VecRef>,
 }
 
-/// An int8 `[rows, cols]` matrix packed in `Layout::I8Panel8x4`, with one scale per row
-/// (output channel).
+/// An int8 `[rows, cols]` matrix packed in `Layout::I8Panel8x4` or `I8Panel16x4` (seen as
+/// 8-row panels, two of them interleaved), with one scale per row (output channel).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PackedRef {
     offset: usize,
     /// `cols` rounded up to a multiple of [`QBLOCK`]: the bytes per row of a quantized input.
     pub kp: usize,
+    /// 8-row panels, including the padding of `I8Panel16x4` to an even count.
     pub panels: usize,
+    /// 1 for `I8Panel8x4`, 2 for `I8Panel16x4` (see [`Panel`]).
+    pub interleave: usize,
     pub scales: VecRef,
     /// `<name>_bsum`: per panel, per block of inputs, the 8 outputs' weight sums (i32).
     bsum: usize,
@@ -123,12 +126,15 @@ impl PackedRef {
         cols: usize,
     ) -> Result<Option<PackedRef>> {
         let v = file.tensor(name)?;
-        if v.record.layout != Layout::I8Panel8x4 {
-            return Ok(None);
-        }
+        let interleave = match v.record.layout {
+            Layout::I8Panel8x4 => 1,
+            Layout::I8Panel16x4 => 2,
+            Layout::RowMajor => return Ok(None),
+        };
         expect_shape(&v, &[rows, cols])?;
         let scales = VecRef::resolve(file, &format!("{name}_scale"), rows)?;
-        let (kp, panels) = (cols.div_ceil(QBLOCK) * QBLOCK, rows.div_ceil(NR));
+        let kp = cols.div_ceil(QBLOCK) * QBLOCK;
+        let panels = rows.div_ceil(NR * interleave) * interleave;
         let sums_name = format!("{name}_bsum");
         let sums = file.tensor(&sums_name)?;
         expect_shape(&sums, &[panels * (kp / QBLOCK) * NR])?;
@@ -137,23 +143,29 @@ impl PackedRef {
             offset: v.record.offset as usize,
             kp,
             panels,
+            interleave,
             scales,
             bsum: sums.record.offset as usize,
         }))
     }
 
-    /// Block sums of panel `p` (`kp / QBLOCK · 8` i32).
+    /// 8-row panel `p` with its block sums, as the GEMM kernels read it.
     #[inline]
-    pub fn panel_sums<'a>(&self, bytes: &'a [u8], p: usize) -> &'a [i32] {
-        let len = self.kp / QBLOCK * NR * 4;
-        bytemuck::cast_slice(&bytes[self.bsum + p * len..self.bsum + (p + 1) * len])
-    }
-
-    /// Panel `p`: `kp · 8` bytes.
-    #[inline]
-    pub fn panel<'a>(&self, bytes: &'a [u8], p: usize) -> &'a [i8] {
-        let len = self.kp * NR;
-        bytemuck::cast_slice(&bytes[self.offset + p * len..self.offset + (p + 1) * len])
+    pub fn panel<'a>(&self, bytes: &'a [u8], p: usize) -> Panel<'a> {
+        let il = self.interleave;
+        // The group of interleaved panels p belongs to, and p's place in it.
+        let (set, lane) = (p / il, p % il);
+        let w = self.offset + set * self.kp * NR * il + lane * NR * 4;
+        let s = self.bsum + 4 * (set * self.kp / QBLOCK * NR * il + lane * NR);
+        let (wn, sn) = (
+            Panel::weight_span(self.kp, il),
+            4 * Panel::sums_span(self.kp, il),
+        );
+        Panel {
+            w: bytemuck::cast_slice(&bytes[w..w + wn]),
+            sums: bytemuck::cast_slice(&bytes[s..s + sn]),
+            interleave: il,
+        }
     }
 }
 
