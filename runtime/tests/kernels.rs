@@ -75,6 +75,13 @@ impl GemmCase {
         }
     }
 
+    /// The activations as tier `k`'s kernels read them.
+    fn xq_for(&self, k: &Kernels) -> Vec<i8> {
+        let mut q = self.xq.clone();
+        k.codes.encode(&mut q);
+        q
+    }
+
     /// Panel `i` as laid out alone (`I8Panel8x4`).
     fn alone(&self, i: usize) -> Panel<'_> {
         Panel {
@@ -133,7 +140,7 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
                 .enumerate()
             {
                 let mut got = [[1f32; NR]; MR];
-                (k.gemm_i8_panel)(&case.xq, &case.xs, m, kp, panel, &mut got);
+                (k.gemm_i8_panel)(&case.xq_for(&k), &case.xs, m, kp, panel, &mut got);
                 let what = format!("{:?} m={m} kp={kp} panel {i}", k.isa);
                 assert_same(&case.want(i.saturating_sub(1)), &got, m, &what);
             }
@@ -160,7 +167,7 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
             let mixed = [both[0], both[1], alone[2], alone[3]];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
                 let mut got = [[[1f32; NR]; MR]; 4];
-                gemm4(&case.xq, &case.xs, m, kp, panels, &mut got);
+                gemm4(&case.xq_for(&k), &case.xs, m, kp, panels, &mut got);
                 for (p, g) in got.iter().enumerate() {
                     let what = format!("{:?} {layout} m={m} kp={kp} panel {p}", k.isa);
                     assert_same(&case.want(p), g, m, &what);
@@ -211,6 +218,8 @@ fn extreme_values_do_not_saturate() {
                 sums: &sums,
                 interleave: 1,
             };
+            let mut xq = xq;
+            k.codes.encode(&mut xq);
             (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, &mut got);
             let want = (xv as i32 * wv as i32 * kp as i32) as f32;
             assert!(
@@ -277,6 +286,7 @@ fn quantize_blocks_matches_scalar_bit_for_bit() {
             let (mut q0, mut s0) = (vec![7i8; rows * kp], vec![0f32; rows * kp / QBLOCK]);
             let (mut q1, mut s1) = (vec![-7i8; rows * kp], vec![1f32; rows * kp / QBLOCK]);
             scalar::quantize_blocks(&x, rows, cols, kp, &mut q0, &mut s0);
+            k.codes.encode(&mut q0); // the tier's own codes
             (k.quantize_blocks)(&x, rows, cols, kp, &mut q1, &mut s1);
             assert_eq!(q0, q1, "{:?} {rows}x{cols}", k.isa);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();

@@ -64,6 +64,7 @@ impl Isa {
                 std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(target_arch = "aarch64")]
@@ -128,6 +129,27 @@ pub fn alternate<T: Copy>(a: &[T], b: &[T], chunk: usize) -> Vec<T> {
         .zip(b.chunks(chunk))
         .flat_map(|(x, y)| x.iter().chain(y).copied())
         .collect()
+}
+
+/// How a tier's GEMM kernels read quantized activations (and its `quantize_blocks` writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codes {
+    /// Signed bytes in [-127, 127].
+    Signed,
+    /// The signed value + 128 as an unsigned byte (the sign bit flipped): what `vpdpbusd`
+    /// multiplies as u8. The kernels subtract 128 · Σw, exactly.
+    Offset,
+}
+
+impl Codes {
+    /// Turns signed codes into these codes, in place.
+    pub fn encode(self, q: &mut [i8]) {
+        if self == Codes::Offset {
+            for v in q {
+                *v ^= i8::MIN;
+            }
+        }
+    }
 }
 
 /// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
@@ -228,6 +250,8 @@ pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize
 #[derive(Clone, Copy)]
 pub struct Kernels {
     pub isa: Isa,
+    /// The activation codes `quantize_blocks` writes and the GEMM kernels read.
+    pub codes: Codes,
     pub gemm_i8_panel: GemmI8Panel,
     pub gemm_i8_panel4: Option<GemmI8Panel4>,
     pub panel_epilogue: PanelEpilogue,
@@ -253,6 +277,7 @@ impl Kernels {
         }
         let mut k = Kernels {
             isa,
+            codes: Codes::Signed,
             gemm_i8_panel: scalar::gemm_i8_panel,
             gemm_i8_panel4: None,
             panel_epilogue: scalar::panel_epilogue,
@@ -283,6 +308,8 @@ impl Kernels {
                     isa,
                     ..Self::for_isa(Isa::Avx2)?
                 };
+                k.codes = Codes::Offset;
+                k.quantize_blocks = x86_64::quantize_blocks_offset_avx2;
                 k.gemm_i8_panel = x86_64::gemm_i8_panel_avx512vnni;
                 k.gemm_i8_panel4 = Some(x86_64::gemm_i8_panel4_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;

@@ -77,54 +77,42 @@ pub fn gemm_i8_panel_avx2(
     }
 }
 
-/// The int8 panel GEMM with AVX-512 VNNI: a 64-byte load holds two input groups of one panel
-/// (8 outputs × 8 inputs) and `vpdpbusd` sums four u8 × s8 products per lane straight into i32.
-/// Activations go in as unsigned bytes, x + 128 (a flip of the sign bit), and each block's
-/// 128 · Σw (`bsum`, stored in the file) is subtracted: Σ(x + 128)·w − 128·Σw = Σ x·w exactly,
-/// so the result is the scalar kernel's to the bit.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+/// The int8 panel GEMM with AVX-512 VNNI on one panel: a 32-byte load holds one input group
+/// (8 outputs × 4 inputs) and `vpdpbusd` sums four u8 × s8 products per lane straight into
+/// i32. The activations arrive as offset codes (x + 128, [`super::Codes::Offset`]), and each
+/// block's accumulators start from −128 · Σw (the panel's block sums, stored in the file):
+/// Σ(x + 128)·w − 128·Σw = Σ x·w exactly, so the result is the scalar kernel's to the bit.
+/// (Whole panels go through the four-panel kernel; this one takes what is left.)
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
     xq: *const i8,
     xs: *const f32,
     kp: usize,
-    panel: *const i8,
-    bsum: *const i32,
+    panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
-    // Lanes 0-7 take input group g (bytes 0-3 of the 8 loaded), lanes 8-15 group g + 1.
-    let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    let flip = _mm512_set1_epi8(-128);
     let nb = kp / QBLOCK;
+    let il = panel.interleave;
+    let (w, sums) = (panel.w.as_ptr(), panel.sums.as_ptr());
     let mut f = [_mm256_setzero_ps(); M];
     for b in 0..nb {
-        let mut c = [_mm512_setzero_si512(); M];
-        let mut g = b * QBLOCK / 4;
-        while g < (b + 1) * QBLOCK / 4 {
-            // SAFETY: the caller checked that the panel holds kp·8 bytes; groups g, g + 1 are
-            // 64 contiguous bytes inside it.
-            let w = unsafe { _mm512_loadu_si512(panel.add(g * 32) as *const _) };
+        // SAFETY: the caller checked the panel's sums for nb blocks, NR · il apart.
+        let bs = unsafe { _mm256_loadu_si256(sums.add(b * NR * il).cast()) };
+        let start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(bs));
+        let mut c = [start; M];
+        for g in b * QBLOCK / 4..(b + 1) * QBLOCK / 4 {
+            // SAFETY: the caller checked the panel's kp / 4 groups, 4 · NR · il bytes apart.
+            let wg = unsafe { _mm256_loadu_si256(w.add(g * 4 * NR * il).cast()) };
             for (r, cr) in c.iter_mut().enumerate() {
-                // SAFETY: an unaligned 8-byte read of row r at input 4g, inside the row.
-                let x8 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i64) };
-                let xv =
-                    _mm512_permutexvar_epi32(halves, _mm512_castsi128_si512(_mm_cvtsi64_si128(x8)));
-                *cr = _mm512_dpbusd_epi32(*cr, _mm512_xor_si512(xv, flip), w);
+                // SAFETY: an unaligned 4-byte read of row r at input 4g, inside the row.
+                let x4 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i32) };
+                *cr = _mm256_dpbusd_epi32(*cr, _mm256_set1_epi32(x4), wg);
             }
-            g += 2;
         }
-        // SAFETY: the caller checked bsum holds nb · 8 sums.
-        let corr = _mm256_slli_epi32::<7>(unsafe {
-            _mm256_loadu_si256(bsum.add(b * NR) as *const __m256i)
-        });
         for (r, fr) in f.iter_mut().enumerate() {
-            let sum = _mm256_add_epi32(
-                _mm512_castsi512_si256(c[r]),
-                _mm512_extracti64x4_epi64::<1>(c[r]),
-            );
-            let sum = _mm256_sub_epi32(sum, corr);
             // SAFETY: the caller checked xs holds nb scales per row.
             let s = _mm256_set1_ps(unsafe { *xs.add(r * nb + b) });
-            *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(sum), s));
+            *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(c[r]), s));
         }
     }
     for (r, fr) in f.iter().enumerate() {
@@ -134,8 +122,9 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
 }
 
 /// Four panels at once: two 16-lane accumulators per row, lanes 0-7 panel 0 (or 2) and 8-15
-/// panel 1 (or 3), for one input group of 4. An activation group is broadcast from memory (a
-/// load, no shuffle) and feeds two `vpdpbusd`. Eight independent accumulators for four rows
+/// panel 1 (or 3), for one input group of 4. An activation group (offset codes, as the
+/// one-panel kernel) is broadcast from memory (a load, no shuffle or sign flip: 330 → ~390
+/// G MAC/s) and feeds two `vpdpbusd`. Eight independent accumulators for four rows
 /// hide the instruction's latency, and each load feeds two multiplies; the two-panel kernel it
 /// replaced was bound by loads and by one accumulator chain per row (225 → 280 G MAC/s in the
 /// `gemm_i8` criterion group with `Layout::I8Panel8x4`, where each 16 lanes are two 32-byte
@@ -151,7 +140,6 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
     sums: [*const i32; 4],
     acc: &mut [[[f32; NR]; MR]; 4],
 ) {
-    let flip = _mm512_set1_epi8(-128);
     let nb = kp / QBLOCK;
     let il = if INTERLEAVED { 2 } else { 1 };
     let mut f = [[_mm512_setzero_ps(); 2]; M];
@@ -182,7 +170,7 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
             for (r, cr) in c.iter_mut().enumerate() {
                 // SAFETY: an unaligned 4-byte read of row r at input 4g, inside the row.
                 let x4 = unsafe { std::ptr::read_unaligned(xq.add(r * kp + g * 4) as *const i32) };
-                let xv = _mm512_xor_si512(_mm512_set1_epi32(x4), flip);
+                let xv = _mm512_set1_epi32(x4);
                 cr[0] = _mm512_dpbusd_epi32(cr[0], xv, w[0]);
                 cr[1] = _mm512_dpbusd_epi32(cr[1], xv, w[1]);
             }
@@ -294,26 +282,16 @@ pub fn gemm_i8_panel_avx512vnni(
     panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
-    if panel.interleave != 1 {
-        // Groups g and g + 1 are not adjacent: the AVX2 kernel computes the same bits. (The
-        // four-panel kernel, which runs interleaved pairs at full speed, takes such panels.)
-        return gemm_i8_panel_avx2(xq, xs, m, kp, panel, acc);
-    }
     super::check_gemm_args(xq, xs, m, kp, &panel);
     debug_assert!(super::Isa::Avx512Vnni.available());
-    let (x, s, p, bs) = (
-        xq.as_ptr(),
-        xs.as_ptr(),
-        panel.w.as_ptr(),
-        panel.sums.as_ptr(),
-    );
-    // SAFETY: lengths checked above; AVX-512 F/BW/VNNI presence is the table's invariant.
+    let (x, s) = (xq.as_ptr(), xs.as_ptr());
+    // SAFETY: lengths checked above; AVX-512 F/BW/VL/VNNI presence is the table's invariant.
     unsafe {
         match m {
-            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, p, bs, acc),
-            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, p, bs, acc),
-            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, p, bs, acc),
-            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, p, bs, acc),
+            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, panel, acc),
+            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, panel, acc),
+            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, panel, acc),
+            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, panel, acc),
             _ => {}
         }
     }
@@ -567,6 +545,21 @@ unsafe fn quantize_block32_avx2(x: &[f32], q: &mut [i8]) -> f32 {
         _mm256_storeu_si256(q.cast(), b);
         scale
     }
+}
+
+/// Activation quantization for the AVX-512 VNNI tier: [`quantize_blocks_avx2`], then each
+/// code flipped to x + 128 (`super::Codes::Offset`), once per matrix rather than once per
+/// broadcast in every GEMM pass over it.
+pub fn quantize_blocks_offset_avx2(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    quantize_blocks_avx2(x, rows, k, kp, q, scales);
+    super::Codes::Offset.encode(&mut q[..rows * kp]);
 }
 
 /// Activation quantization with AVX2, bit for bit [`super::scalar::quantize_blocks`].
