@@ -269,7 +269,7 @@ enum dbrt_status dbrt_session_options_set_max_batch(struct dbrt_session_options 
                                                     size_t max_batch);
 
 // The kernel tier by name: "auto" (the best this CPU runs), "scalar", "avx2", "avx512vnni",
-// "neon", "neon-dotprod". Whether the CPU runs it is checked by `dbrt_session_create`
+// "neon", "neon-dotprod", "neon-i8mm". Whether the CPU runs it is checked by `dbrt_session_create`
 // (DBRT_UNSUPPORTED_ISA). Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
 // DBRT_INVALID_ARGUMENT (unknown name).
 DBRT_API

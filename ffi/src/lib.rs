@@ -119,6 +119,7 @@ fn isa_name(isa: Isa) -> &'static CStr {
         Isa::Avx512Vnni => c"avx512vnni",
         Isa::Neon => c"neon",
         Isa::NeonDotprod => c"neon-dotprod",
+        Isa::NeonI8mm => c"neon-i8mm",
     }
 }
 
@@ -532,7 +533,7 @@ pub unsafe extern "C" fn dbrt_session_options_set_max_batch(
 }
 
 /// The kernel tier by name: "auto" (the best this CPU runs), "scalar", "avx2", "avx512vnni",
-/// "neon", "neon-dotprod". Whether the CPU runs it is checked by `dbrt_session_create`
+/// "neon", "neon-dotprod", "neon-i8mm". Whether the CPU runs it is checked by `dbrt_session_create`
 /// (DBRT_UNSUPPORTED_ISA). Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
 /// DBRT_INVALID_ARGUMENT (unknown name).
 #[no_mangle]

@@ -20,7 +20,7 @@ fn tiers() -> Vec<Kernels> {
         .collect()
 }
 
-/// CI names the tiers its machine must run (`DBRT_EXPECT_ISA=avx2`, `neon,neon-dotprod`), so
+/// CI names the tiers its machine must run (`DBRT_EXPECT_ISA=avx2`, `neon,neon-dotprod,neon-i8mm`), so
 /// that a tier that silently never ran fails the build.
 #[test]
 fn expected_tiers_are_available() {
@@ -420,7 +420,13 @@ fn forcing_a_tier() {
     assert_eq!(Some(&best), Isa::all_available().last());
     // An explicit choice wins over the variable; a tier the CPU lacks is an error.
     assert_eq!(Kernels::select(Some(Isa::Scalar)).unwrap().isa, Isa::Scalar);
-    for isa in [Isa::Avx2, Isa::Neon, Isa::NeonDotprod] {
+    for isa in [
+        Isa::Avx2,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ] {
         assert_eq!(Kernels::for_isa(isa).is_ok(), isa.available());
     }
 }

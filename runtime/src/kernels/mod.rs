@@ -25,6 +25,9 @@ pub enum Isa {
     Neon,
     /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
     NeonDotprod,
+    /// aarch64 with the int8 matrix multiply extension (`smmla`) for the int8 GEMM, on top of
+    /// `NeonDotprod`.
+    NeonI8mm,
 }
 
 impl Isa {
@@ -35,6 +38,7 @@ impl Isa {
             Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "neon-dotprod",
+            Isa::NeonI8mm => "neon-i8mm",
         }
     }
 
@@ -45,9 +49,11 @@ impl Isa {
             "avx512" | "avx512vnni" => Isa::Avx512Vnni,
             "neon" => Isa::Neon,
             "neon-dotprod" | "dotprod" => Isa::NeonDotprod,
+            "neon-i8mm" | "i8mm" => Isa::NeonI8mm,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown ISA '{other}' (scalar, avx2, avx512vnni, neon, neon-dotprod)"
+                    "unknown ISA '{other}' (scalar, avx2, avx512vnni, neon, neon-dotprod, \
+                     neon-i8mm)"
                 )))
             }
         })
@@ -74,6 +80,10 @@ impl Isa {
                 std::arch::is_aarch64_feature_detected!("neon")
                     && std::arch::is_aarch64_feature_detected!("dotprod")
             }
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => {
+                Isa::NeonDotprod.available() && std::arch::is_aarch64_feature_detected!("i8mm")
+            }
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -87,6 +97,7 @@ impl Isa {
             Isa::Avx512Vnni,
             Isa::Neon,
             Isa::NeonDotprod,
+            Isa::NeonI8mm,
         ]
         .into_iter()
         .filter(|i| i.available())
@@ -333,6 +344,14 @@ impl Kernels {
                     ..Self::for_isa(Isa::Neon)?
                 };
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => {
+                k = Kernels {
+                    isa,
+                    ..Self::for_isa(Isa::NeonDotprod)?
+                };
+                k.gemm_i8_panel = aarch64::gemm_i8_panel_i8mm;
             }
             #[allow(unreachable_patterns)]
             _ => unreachable!("available() admits only this architecture's tiers"),
