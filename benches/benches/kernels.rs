@@ -74,7 +74,7 @@ fn gemm(c: &mut Criterion) {
                         let mut acc = [[[0f32; NR]; MR]; 4];
                         b.iter(|| {
                             match k.gemm_i8_panel4 {
-                                Some(g4) => g4(&xq, &xs, MR, kp, four, &mut acc),
+                                Some(g4) => g4(&xq, &xs, MR, kp, four, None, &mut acc),
                                 None => {
                                     for (p, a) in four.into_iter().zip(acc.iter_mut()) {
                                         (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, a);

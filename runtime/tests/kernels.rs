@@ -1,7 +1,7 @@
 //! Every SIMD kernel against its scalar twin, on every tier this CPU runs: random shapes,
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
-use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, MR, NR, QBLOCK};
+use dbrt::kernels::{alternate, scalar, Epilogue4, Isa, Kernels, Panel, MR, NR, QBLOCK};
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed | 1;
@@ -165,12 +165,49 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
             let both = [0, 1, 2, 3].map(|i| in_pair(&pairs[i / 2], i % 2));
             // One interleaved pair, two panels alone: the kernel's mixed path.
             let mixed = [both[0], both[1], alone[2], alone[3]];
+            // Scales and biases of all sizes; GELU or not; or no epilogue at all.
+            let mut val = |s: f32| ((next() % 20001) as f32 / 10000.0 - 1.0) * s;
+            let scales: [f32; 4 * NR] = std::array::from_fn(|_| val(0.05));
+            let bias: [f32; 4 * NR] = std::array::from_fn(|_| val(4.0));
+            let epilogues = [
+                None,
+                Some(Epilogue4 {
+                    scales: &scales,
+                    bias: None,
+                    gelu: false,
+                }),
+                Some(Epilogue4 {
+                    scales: &scales,
+                    bias: Some(&bias),
+                    gelu: true,
+                }),
+            ];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
-                let mut got = [[[1f32; NR]; MR]; 4];
-                gemm4(&case.xq_for(&k), &case.xs, m, kp, panels, &mut got);
-                for (p, g) in got.iter().enumerate() {
-                    let what = format!("{:?} {layout} m={m} kp={kp} panel {p}", k.isa);
-                    assert_same(&case.want(p), g, m, &what);
+                for epi in epilogues {
+                    let mut got = [[[1f32; NR]; MR]; 4];
+                    gemm4(&case.xq_for(&k), &case.xs, m, kp, panels, epi, &mut got);
+                    for (p, g) in got.iter().enumerate() {
+                        let mut want = case.want(p);
+                        if let Some(e) = epi {
+                            let part = |v: &[f32; 4 * NR]| -> [f32; NR] {
+                                v[p * NR..(p + 1) * NR].try_into().unwrap()
+                            };
+                            let b = e.bias.map(part);
+                            scalar::panel_epilogue(
+                                &mut want,
+                                m,
+                                &part(e.scales),
+                                b.as_ref(),
+                                e.gelu,
+                            );
+                        }
+                        let what = format!(
+                            "{:?} {layout} m={m} kp={kp} panel {p} epilogue {}",
+                            k.isa,
+                            epi.is_some()
+                        );
+                        assert_same(&want, g, m, &what);
+                    }
                 }
             }
         }

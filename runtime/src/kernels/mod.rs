@@ -166,16 +166,28 @@ impl Codes {
 /// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
 pub type GemmI8Panel =
     fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: Panel<'_>, acc: &mut [[f32; NR]; MR]);
+/// The epilogue of four whole panels (32 outputs), applied by [`GemmI8Panel4`] before it
+/// stores: exactly [`scalar::panel_epilogue`] on each panel.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue4<'a> {
+    pub scales: &'a [f32; 4 * NR],
+    pub bias: Option<&'a [f32; 4 * NR]>,
+    pub gelu: bool,
+}
+
 /// Signature of the four-panel int8 GEMM: four panels' outputs, each exactly as
-/// [`GemmI8Panel`] gives it. Tiers without one run the single kernel per panel.
+/// [`GemmI8Panel`] gives it, then the epilogue if one is given. Tiers without one run the
+/// single kernel per panel.
 pub type GemmI8Panel4 = fn(
     xq: &[i8],
     xs: &[f32],
     m: usize,
     kp: usize,
     panels: [Panel<'_>; 4],
+    epilogue: Option<Epilogue4<'_>>,
     acc: &mut [[[f32; NR]; MR]; 4],
 );
+
 /// Signature of the int8 GEMM's whole-panel epilogue (see [`scalar::panel_epilogue`]).
 pub type PanelEpilogue = fn(
     acc: &mut [[f32; NR]; MR],

@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Panel, MR, NR, QBLOCK};
+use super::{Epilogue4, Panel, MR, NR, QBLOCK};
 
 /// The int8 panel GEMM with AVX2: one 32-byte load holds 8 outputs × 4 inputs. `maddubs`
 /// multiplies |x| (u8) by w with x's sign (s8); with both in [-127, 127] a pair sums to at most
@@ -138,6 +138,7 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
     kp: usize,
     panels: [*const i8; 4],
     sums: [*const i32; 4],
+    epilogue: Option<Epilogue4<'_>>,
     acc: &mut [[[f32; NR]; MR]; 4],
 ) {
     let nb = kp / QBLOCK;
@@ -183,6 +184,40 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
             }
         }
     }
+    // The epilogue on 16 lanes: outputs 16h..16h + 16 are panels 2h and 2h + 1.
+    if let Some(e) = epilogue {
+        // SAFETY: 32 scales (and biases) in fixed-size arrays.
+        let ws = unsafe {
+            [
+                _mm512_loadu_ps(e.scales.as_ptr()),
+                _mm512_loadu_ps(e.scales.as_ptr().add(16)),
+            ]
+        };
+        let zero = _mm512_setzero_ps();
+        let b = match e.bias {
+            // SAFETY: as above.
+            Some(b) => unsafe {
+                [
+                    _mm512_loadu_ps(b.as_ptr()),
+                    _mm512_loadu_ps(b.as_ptr().add(16)),
+                ]
+            },
+            None => [zero; 2],
+        };
+        for fr in f.iter_mut() {
+            for h in 0..2 {
+                let mut v = _mm512_mul_ps(fr[h], ws[h]);
+                if e.bias.is_some() {
+                    v = _mm512_add_ps(v, b[h]);
+                }
+                if e.gelu {
+                    // SAFETY: AVX-512 F is enabled on this function.
+                    v = unsafe { gelu16_avx512(v) };
+                }
+                fr[h] = v;
+            }
+        }
+    }
     for (r, fr) in f.iter().enumerate() {
         for h in 0..2 {
             let lo = _mm512_castps512_ps256(fr[h]);
@@ -225,6 +260,7 @@ pub fn gemm_i8_panel4_avx512vnni(
     m: usize,
     kp: usize,
     panels: [Panel<'_>; 4],
+    epilogue: Option<Epilogue4<'_>>,
     acc: &mut [[[f32; NR]; MR]; 4],
 ) {
     for p in &panels {
@@ -241,8 +277,15 @@ pub fn gemm_i8_panel4_avx512vnni(
     });
     if !interleaved && panels.iter().any(|p| p.interleave != 1) {
         // Mixed or unpaired interleaved panels: one at a time, same bits.
-        for (p, a) in panels.into_iter().zip(acc.iter_mut()) {
+        for (i, (p, a)) in panels.into_iter().zip(acc.iter_mut()).enumerate() {
             gemm_i8_panel_avx512vnni(xq, xs, m, kp, p, a);
+            if let Some(e) = epilogue {
+                let part = |v: &[f32; 4 * NR]| -> [f32; NR] {
+                    v[i * NR..(i + 1) * NR].try_into().expect("NR values")
+                };
+                let bias = e.bias.map(part);
+                panel_epilogue_avx2(a, m, &part(e.scales), bias.as_ref(), e.gelu);
+            }
         }
         return;
     }
@@ -252,10 +295,10 @@ pub fn gemm_i8_panel4_avx512vnni(
     macro_rules! run {
         ($il:literal) => {
             match m {
-                1 => gemm_i8_panel4_avx512vnni_impl::<1, $il>(x, s, kp, p, bs, acc),
-                2 => gemm_i8_panel4_avx512vnni_impl::<2, $il>(x, s, kp, p, bs, acc),
-                3 => gemm_i8_panel4_avx512vnni_impl::<3, $il>(x, s, kp, p, bs, acc),
-                4 => gemm_i8_panel4_avx512vnni_impl::<4, $il>(x, s, kp, p, bs, acc),
+                1 => gemm_i8_panel4_avx512vnni_impl::<1, $il>(x, s, kp, p, bs, epilogue, acc),
+                2 => gemm_i8_panel4_avx512vnni_impl::<2, $il>(x, s, kp, p, bs, epilogue, acc),
+                3 => gemm_i8_panel4_avx512vnni_impl::<3, $il>(x, s, kp, p, bs, epilogue, acc),
+                4 => gemm_i8_panel4_avx512vnni_impl::<4, $il>(x, s, kp, p, bs, epilogue, acc),
                 _ => {}
             }
         };
@@ -599,6 +642,28 @@ unsafe fn gelu8_avx2(v: __m256) -> __m256 {
     let erf = _mm256_div_ps(_mm256_mul_ps(x, p), q);
     let half_v = _mm256_mul_ps(_mm256_set1_ps(0.5), v);
     _mm256_mul_ps(half_v, _mm256_add_ps(_mm256_set1_ps(1.0), erf))
+}
+
+/// [`gelu8_avx2`] on 16 lanes, the same operations in the same order.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn gelu16_avx512(v: __m512) -> __m512 {
+    use super::scalar::erf_consts::{P, Q};
+    let x = _mm512_mul_ps(v, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    // f32::clamp(-4, 4) on finite values.
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+    let x2 = _mm512_mul_ps(x, x);
+    let mut p = _mm512_set1_ps(P[0]);
+    for &c in &P[1..] {
+        p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(c));
+    }
+    let mut q = _mm512_set1_ps(Q[0]);
+    for &c in &Q[1..] {
+        q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(c));
+    }
+    let erf = _mm512_div_ps(_mm512_mul_ps(x, p), q);
+    let half_v = _mm512_mul_ps(_mm512_set1_ps(0.5), v);
+    _mm512_mul_ps(half_v, _mm512_add_ps(_mm512_set1_ps(1.0), erf))
 }
 
 #[target_feature(enable = "avx2")]

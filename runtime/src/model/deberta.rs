@@ -12,7 +12,7 @@ use super::config::{Activation, Config};
 use super::weights::{MatRef, PackedRef, VecRef};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
-use crate::kernels::{scalar, Kernels, MR, NR, QBLOCK};
+use crate::kernels::{scalar, Epilogue4, Kernels, MR, NR, QBLOCK};
 use crate::pool::{share, Pool, SharedMut};
 
 /// What a forward pass runs on: the session's kernels and threads.
@@ -116,6 +116,18 @@ impl Linear {
                 // whole panels by the tier's kernel, the last narrower one here (the same
                 // operations as scalar::panel_epilogue, on fewer columns).
                 let fused = matches!(act, None | Some(Activation::Gelu));
+                // Rows r0..r0+m of a whole panel whose epilogue is done, into the output.
+                let store = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
+                    let o0 = panel * NR;
+                    for (r, y) in acc.iter().enumerate().take(m) {
+                        let at = (r0 + r) * n_out + o0;
+                        // SAFETY: columns o0..o0+NR belong to this thread's panels.
+                        let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
+                            .try_into()
+                            .expect("NR columns");
+                        *dst = *y;
+                    }
+                };
                 let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
                     let o0 = panel * NR;
                     if o0 >= n_out {
@@ -127,14 +139,7 @@ impl Linear {
                         let wsp: &[f32; NR] = wsp.try_into().expect("NR scales");
                         let bp: Option<&[f32; NR]> = bp.map(|b| b.try_into().expect("NR biases"));
                         (ex.k.panel_epilogue)(acc, m, wsp, bp, act.is_some());
-                        for (r, y) in acc.iter().enumerate().take(m) {
-                            let at = (r0 + r) * n_out + o0;
-                            // SAFETY: columns o0..o0+NR belong to this thread's panels.
-                            let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
-                                .try_into()
-                                .expect("NR columns");
-                            *dst = *y;
-                        }
+                        store(panel, r0, m, acc);
                         return;
                     }
                     for (r, a) in acc.iter().enumerate().take(m) {
@@ -173,9 +178,21 @@ impl Linear {
                             let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
                             if let Some(gemm4) = quad {
                                 let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
-                                gemm4(xr, sr, m, kp, pw, &mut acc);
+                                // Four whole panels: the kernel applies the epilogue itself.
+                                let o = panel * NR..(panel + 4) * NR;
+                                let whole = fused && o.end <= n_out;
+                                let epi = whole.then(|| Epilogue4 {
+                                    scales: ws[o.clone()].try_into().expect("4·NR scales"),
+                                    bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
+                                    gelu: act.is_some(),
+                                });
+                                gemm4(xr, sr, m, kp, pw, epi, &mut acc);
                                 for (i, a) in acc.iter_mut().enumerate() {
-                                    epilogue(panel + i, r0, m, a);
+                                    if whole {
+                                        store(panel + i, r0, m, a);
+                                    } else {
+                                        epilogue(panel + i, r0, m, a);
+                                    }
                                 }
                             } else {
                                 gemm(xr, sr, m, kp, p.panel(bytes, panel), &mut acc[0]);
