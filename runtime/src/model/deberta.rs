@@ -106,103 +106,163 @@ impl Linear {
                 }
             }
             Weight::Int8(p) => {
-                let kp = p.kp;
-                let nb = kp / QBLOCK;
+                let (kp, nb) = (p.kp, p.kp / QBLOCK);
                 (ex.k.quantize_blocks)(x, t, n_in, kp, &mut w.xq, &mut w.xs);
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
-                let ws = p.scales.view(bytes);
-                let (gemm, gemm4) = (ex.k.gemm_i8_panel, ex.k.gemm_i8_panel4);
-                // Dequantize, add the bias, activate and store rows r0..r0+m of one panel:
-                // whole panels by the tier's kernel, the last narrower one here (the same
-                // operations as scalar::panel_epilogue, on fewer columns).
-                let fused = matches!(act, None | Some(Activation::Gelu));
-                // Rows r0..r0+m of a whole panel whose epilogue is done, into the output.
-                let store = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
-                    let o0 = panel * NR;
-                    for (r, y) in acc.iter().enumerate().take(m) {
-                        let at = (r0 + r) * n_out + o0;
-                        // SAFETY: columns o0..o0+NR belong to this thread's panels.
-                        let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
-                            .try_into()
-                            .expect("NR columns");
-                        *dst = *y;
-                    }
-                };
-                let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
-                    let o0 = panel * NR;
-                    if o0 >= n_out {
-                        return; // the padding of an interleaved layout
-                    }
-                    let cols = NR.min(n_out - o0);
-                    let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
-                    if cols == NR && fused {
-                        let wsp: &[f32; NR] = wsp.try_into().expect("NR scales");
-                        let bp: Option<&[f32; NR]> = bp.map(|b| b.try_into().expect("NR biases"));
-                        (ex.k.panel_epilogue)(acc, m, wsp, bp, act.is_some());
-                        store(panel, r0, m, acc);
-                        return;
-                    }
-                    for (r, a) in acc.iter().enumerate().take(m) {
-                        let mut y = [0f32; NR];
-                        let y = &mut y[..cols];
-                        for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
-                            *yj = aj * wj;
-                        }
-                        if let Some(bp) = bp {
-                            for (yj, bj) in y.iter_mut().zip(bp) {
-                                *yj += bj;
-                            }
-                        }
-                        match act {
-                            Some(Activation::Gelu) => scalar::gelu_fast(y),
-                            Some(a) => scalar::activate(a, y),
-                            None => {}
-                        }
-                        let at = (r0 + r) * n_out + o0;
-                        // SAFETY: columns o0..o0+cols belong to this thread's panels.
-                        unsafe { out.slice(at..at + cols) }.copy_from_slice(y);
-                    }
-                };
-                ex.pool.run(&|ti, tn| {
-                    let mut acc = [[[0f32; NR]; MR]; 4];
-                    // Whole interleaved sets per thread, so that a pass of four starts on one.
-                    let il = p.interleave;
-                    let sets = share(p.panels / il, ti, tn);
-                    let mine = sets.start * il..sets.end * il;
-                    let mut panel = mine.start;
-                    while panel < mine.end {
-                        // Four panels per pass where the tier has a kernel for it.
-                        let quad = gemm4.filter(|_| panel + 4 <= mine.end);
-                        for r0 in (0..t).step_by(MR) {
-                            let m = MR.min(t - r0);
-                            let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
-                            if let Some(gemm4) = quad {
-                                let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
-                                // Four whole panels: the kernel applies the epilogue itself.
-                                let o = panel * NR..(panel + 4) * NR;
-                                let whole = fused && o.end <= n_out;
-                                let epi = whole.then(|| Epilogue4 {
-                                    scales: ws[o.clone()].try_into().expect("4·NR scales"),
-                                    bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
-                                    gelu: act.is_some(),
-                                });
-                                gemm4(xr, sr, m, kp, pw, epi, &mut acc);
-                                for (i, a) in acc.iter_mut().enumerate() {
-                                    if whole {
-                                        store(panel + i, r0, m, a);
-                                    } else {
-                                        epilogue(panel + i, r0, m, a);
-                                    }
-                                }
-                            } else {
-                                gemm(xr, sr, m, kp, p.panel(bytes, panel), &mut acc[0]);
-                                epilogue(panel, r0, m, &mut acc[0]);
-                            }
-                        }
-                        panel += if quad.is_some() { 4 } else { 1 };
-                    }
-                });
+                ex.pool
+                    .run(&|ti, tn| self.int8_share(bytes, p, xq, xs, t, &out, act, ti, tn, &ex.k));
             }
+        }
+    }
+
+    /// Several layers over one input (query, key and value): quantized once, and all their
+    /// panels in one run of the pool (one wait instead of three). The same bits as one
+    /// `forward` each.
+    pub fn forward_same_input<const N: usize>(
+        layers: [&Linear; N],
+        bytes: &[u8],
+        x: &[f32],
+        t: usize,
+        outs: [&mut [f32]; N],
+        w: &mut Work,
+        ex: &Exec<'_>,
+    ) {
+        let packed = layers.map(|l| match l.w {
+            Weight::Int8(p) if p.kp == layers[0].kp() && l.cols == layers[0].cols => Some(p),
+            _ => None,
+        });
+        if packed.iter().any(Option::is_none) {
+            for (l, out) in layers.into_iter().zip(outs) {
+                l.forward(bytes, x, t, out, None, w, ex);
+            }
+            return;
+        }
+        let (kp, nb) = (layers[0].kp(), layers[0].kp() / QBLOCK);
+        (ex.k.quantize_blocks)(x, t, layers[0].cols, kp, &mut w.xq, &mut w.xs);
+        let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
+        let outs: [SharedMut<f32>; N] = {
+            let mut i = 0;
+            outs.map(|o| {
+                let n = layers[i].rows;
+                i += 1;
+                SharedMut::new(&mut o[..t * n])
+            })
+        };
+        ex.pool.run(&|ti, tn| {
+            for ((l, p), out) in layers.iter().zip(&packed).zip(&outs) {
+                let p = p.expect("checked above");
+                l.int8_share(bytes, p, xq, xs, t, out, None, ti, tn, &ex.k);
+            }
+        });
+    }
+
+    /// Thread `ti` of `tn`'s share of an int8 layer: its panels of `out` (`[t, rows]`) from the
+    /// quantized input `xq`/`xs`, then `act`.
+    #[allow(clippy::too_many_arguments)]
+    fn int8_share(
+        &self,
+        bytes: &[u8],
+        p: PackedRef,
+        xq: &[i8],
+        xs: &[f32],
+        t: usize,
+        out: &SharedMut<f32>,
+        act: Option<Activation>,
+        ti: usize,
+        tn: usize,
+        k: &Kernels,
+    ) {
+        let (n_out, kp, nb) = (self.rows, p.kp, p.kp / QBLOCK);
+        let b = self.b.map(|b| b.view(bytes));
+        let ws = p.scales.view(bytes);
+        let (gemm, gemm4) = (k.gemm_i8_panel, k.gemm_i8_panel4);
+        // Dequantize, add the bias, activate and store rows r0..r0+m of one panel:
+        // whole panels by the tier's kernel, the last narrower one here (the same
+        // operations as scalar::panel_epilogue, on fewer columns).
+        let fused = matches!(act, None | Some(Activation::Gelu));
+        // Rows r0..r0+m of a whole panel whose epilogue is done, into the output.
+        let store = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
+            let o0 = panel * NR;
+            for (r, y) in acc.iter().enumerate().take(m) {
+                let at = (r0 + r) * n_out + o0;
+                // SAFETY: columns o0..o0+NR belong to this thread's panels.
+                let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
+                    .try_into()
+                    .expect("NR columns");
+                *dst = *y;
+            }
+        };
+        let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
+            let o0 = panel * NR;
+            if o0 >= n_out {
+                return; // the padding of an interleaved layout
+            }
+            let cols = NR.min(n_out - o0);
+            let (wsp, bp) = (&ws[o0..o0 + cols], b.map(|b| &b[o0..o0 + cols]));
+            if cols == NR && fused {
+                let wsp: &[f32; NR] = wsp.try_into().expect("NR scales");
+                let bp: Option<&[f32; NR]> = bp.map(|b| b.try_into().expect("NR biases"));
+                (k.panel_epilogue)(acc, m, wsp, bp, act.is_some());
+                store(panel, r0, m, acc);
+                return;
+            }
+            for (r, a) in acc.iter().enumerate().take(m) {
+                let mut y = [0f32; NR];
+                let y = &mut y[..cols];
+                for ((yj, aj), wj) in y.iter_mut().zip(a).zip(wsp) {
+                    *yj = aj * wj;
+                }
+                if let Some(bp) = bp {
+                    for (yj, bj) in y.iter_mut().zip(bp) {
+                        *yj += bj;
+                    }
+                }
+                match act {
+                    Some(Activation::Gelu) => scalar::gelu_fast(y),
+                    Some(a) => scalar::activate(a, y),
+                    None => {}
+                }
+                let at = (r0 + r) * n_out + o0;
+                // SAFETY: columns o0..o0+cols belong to this thread's panels.
+                unsafe { out.slice(at..at + cols) }.copy_from_slice(y);
+            }
+        };
+        let mut acc = [[[0f32; NR]; MR]; 4];
+        // Whole interleaved sets per thread, so that a pass of four starts on one.
+        let il = p.interleave;
+        let sets = share(p.panels / il, ti, tn);
+        let mine = sets.start * il..sets.end * il;
+        let mut panel = mine.start;
+        while panel < mine.end {
+            // Four panels per pass where the tier has a kernel for it.
+            let quad = gemm4.filter(|_| panel + 4 <= mine.end);
+            for r0 in (0..t).step_by(MR) {
+                let m = MR.min(t - r0);
+                let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
+                if let Some(gemm4) = quad {
+                    let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
+                    // Four whole panels: the kernel applies the epilogue itself.
+                    let o = panel * NR..(panel + 4) * NR;
+                    let whole = fused && o.end <= n_out;
+                    let epi = whole.then(|| Epilogue4 {
+                        scales: ws[o.clone()].try_into().expect("4·NR scales"),
+                        bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
+                        gelu: act.is_some(),
+                    });
+                    gemm4(xr, sr, m, kp, pw, epi, &mut acc);
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        if whole {
+                            store(panel + i, r0, m, a);
+                        } else {
+                            epilogue(panel + i, r0, m, a);
+                        }
+                    }
+                } else {
+                    gemm(xr, sr, m, kp, p.panel(bytes, panel), &mut acc[0]);
+                    epilogue(panel, r0, m, &mut acc[0]);
+                }
+            }
+            panel += if quad.is_some() { 4 } else { 1 };
         }
     }
 
@@ -303,8 +363,6 @@ pub(crate) struct Scratch {
     /// of scores and a temporary row (`attn_stride` floats each).
     attn: Vec<f32>,
     attn_stride: usize,
-    rel_k: Vec<f32>,
-    rel_q: Vec<f32>,
     pooled: Vec<f32>,
     work: Work,
 }
@@ -322,14 +380,6 @@ impl Scratch {
         .into_iter()
         .max()
         .unwrap_or(h);
-        let rel_rows = 2 * max_len - 1;
-        let rel = |on: bool| {
-            if c.relative_attention && on {
-                vec![0.0; rel_rows * ah]
-            } else {
-                Vec::new()
-            }
-        };
         let max_kp = net.max_kp();
         let d = c.attention_head_size;
         // Per thread: keys and both relative projections transposed, the p2c table, four score
@@ -351,8 +401,6 @@ impl Scratch {
             inter: vec![0.0; max_len * c.intermediate_size],
             attn: vec![0.0; attn_stride * threads],
             attn_stride,
-            rel_k: rel(c.pos_att.c2p),
-            rel_q: rel(c.pos_att.p2c),
             pooled: vec![0.0; c.pooler_hidden_size],
             work: Work {
                 row: vec![0.0; widest * threads],
@@ -688,41 +736,37 @@ impl Attention {
     ) {
         let (h, ah, d) = (c.hidden_size, c.all_head_size(), c.attention_head_size);
         let x = &s.hidden[..t * h];
-        self.query.forward(
-            bytes,
-            &x[..rows * h],
-            rows,
-            &mut s.q[..rows * ah],
-            None,
-            &mut s.work,
-            ex,
-        );
-        self.key
-            .forward(bytes, x, t, &mut s.k[..t * ah], None, &mut s.work, ex);
-        self.value
-            .forward(bytes, x, t, &mut s.v[..t * ah], None, &mut s.work, ex);
+        if rows == t {
+            let (q, k, v) = (&mut s.q[..t * ah], &mut s.k[..t * ah], &mut s.v[..t * ah]);
+            let qkv = [&self.query, &self.key, &self.value];
+            Linear::forward_same_input(qkv, bytes, x, t, [q, k, v], &mut s.work, ex);
+        } else {
+            let (k, v) = (&mut s.k[..t * ah], &mut s.v[..t * ah]);
+            let kv = [&self.key, &self.value];
+            Linear::forward_same_input(kv, bytes, x, t, [k, v], &mut s.work, ex);
+            let q = &mut s.q[..rows * ah];
+            self.query
+                .forward(bytes, &x[..rows * h], rows, q, None, &mut s.work, ex);
+        }
 
-        // Relative projections for the 2t-1 distances that occur, as f32 rows indexed by
-        // (i - j) + t - 1: never all 2 * att_span rows.
+        // Relative projections for the 2t-1 distances that occur, read in place from the file
+        // (f32; other storage widened into the thread's row) as rows indexed by
+        // (i - j) + t - 1: never all 2 * att_span rows, and no copy of them.
         let index = net.rel_index(bytes);
         let max_len = c.max_position_embeddings;
-        let row = &mut s.work.row[..s.work.widest];
-        let gather = |m: &Option<MatRef>, dst: &mut [f32], row: &mut [f32]| {
-            if let Some(m) = m {
-                let view = m.view(bytes);
-                for (r, out) in dst[..(2 * t - 1) * ah].chunks_exact_mut(ah).enumerate() {
-                    let dist = r + max_len - t; // (i - j) + max_len - 1 with i - j = r - (t - 1)
-                    out.copy_from_slice(view.row(index[dist] as usize, ah, row));
-                }
-            }
-        };
-        gather(&self.rel_key, &mut s.rel_k, row);
-        gather(&self.rel_query, &mut s.rel_q, row);
+        let (rel_k, rel_q) = (
+            self.rel_key.map(|m| m.view(bytes)),
+            self.rel_query.map(|m| m.view(bytes)),
+        );
+        // Row (i - j) + t - 1 of a relative projection: distance index (i - j) + max_len - 1.
+        let rel_index = |rr: usize| index[rr + max_len - t] as usize;
+        let widest = s.work.widest;
+        let widened = SharedMut::new(&mut s.work.row);
 
         let scale = 1.0 / ((d * c.pos_att.scale_factor()) as f32).sqrt();
         let panel = ex.k.row_panel_f32;
         let (c2p, p2c) = (self.rel_key.is_some(), self.rel_query.is_some());
-        let (q, k, v, rel_k, rel_q) = (&s.q, &s.k, &s.v, &s.rel_k, &s.rel_q);
+        let (q, k, v) = (&s.q, &s.k, &s.v);
         let ctx = SharedMut::new(&mut s.ctx[..t * ah]);
         let per_thread = SharedMut::new(&mut s.attn);
         let stride = s.attn_stride;
@@ -740,6 +784,8 @@ impl Attention {
             let (rows, rest) = rest.split_at_mut(4 * t);
             let (win, rest) = rest.split_at_mut(4 * (t + 3));
             let ctx4 = &mut rest[..4 * d];
+            // SAFETY: thread ti owns its own widened-row slot.
+            let scratch = unsafe { widened.slice(ti * widest..(ti + 1) * widest) };
             // Rows i0..i0+m of a shifted relative product: row i (of a = q or k) takes columns
             // t-1-i.. of `m_t` ([d][r]). Four rows at once read one window of t + 3 columns
             // starting at t-4-i0; row i0+rr's part starts rr columns before the window's end
@@ -776,10 +822,11 @@ impl Attention {
                         kt[dd * t + j] = k[j * ah + h0 + dd];
                     }
                 }
-                if c2p {
+                if let Some(rel_k) = &rel_k {
                     for m in 0..r {
-                        for dd in 0..d {
-                            rkr[dd * r + m] = rel_k[(r - 1 - m) * ah + h0 + dd];
+                        let src = &rel_k.row(rel_index(r - 1 - m), ah, scratch)[h0..h0 + d];
+                        for (dd, &v) in src.iter().enumerate() {
+                            rkr[dd * r + m] = v;
                         }
                     }
                 }
@@ -799,10 +846,11 @@ impl Attention {
                     [row(0), row(1), row(2), row(3)]
                 }
                 let four = |x, i0, m| rows_of(x, i0, m, (ah, h0, d));
-                if p2c {
+                if let Some(rel_q) = &rel_q {
                     for m in 0..r {
-                        for dd in 0..d {
-                            rq[dd * r + m] = rel_q[m * ah + h0 + dd];
+                        let src = &rel_q.row(rel_index(m), ah, scratch)[h0..h0 + d];
+                        for (dd, &v) in src.iter().enumerate() {
+                            rq[dd * r + m] = v;
                         }
                     }
                     // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1], four keys at a time.
