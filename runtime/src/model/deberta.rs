@@ -234,22 +234,21 @@ impl Linear {
         let mine = sets.start * il..sets.end * il;
         let mut panel = mine.start;
         while panel < mine.end {
-            // Four panels per pass where the tier has a kernel for it.
-            let quad = gemm4.filter(|_| panel + 4 <= mine.end);
-            for r0 in (0..t).step_by(MR) {
-                let m = MR.min(t - r0);
-                let (xr, sr) = (&xq[r0 * kp..], &xs[r0 * nb..]);
-                if let Some(gemm4) = quad {
-                    let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
-                    // Four whole panels: the kernel applies the epilogue itself.
-                    let o = panel * NR..(panel + 4) * NR;
-                    let whole = fused && o.end <= n_out;
-                    let epi = whole.then(|| Epilogue4 {
-                        scales: ws[o.clone()].try_into().expect("4·NR scales"),
-                        bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
-                        gelu: act.is_some(),
-                    });
-                    gemm4(xr, sr, m, kp, pw, epi, &mut acc);
+            // Four panels per pass where the tier has a kernel for it; their views and
+            // epilogue are made once for all row blocks.
+            if let Some(gemm4) = gemm4.filter(|_| panel + 4 <= mine.end) {
+                let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
+                // Four whole panels: the kernel applies the epilogue itself.
+                let o = panel * NR..(panel + 4) * NR;
+                let whole = fused && o.end <= n_out;
+                let epi = whole.then(|| Epilogue4 {
+                    scales: ws[o.clone()].try_into().expect("4·NR scales"),
+                    bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
+                    gelu: act.is_some(),
+                });
+                for r0 in (0..t).step_by(MR) {
+                    let m = MR.min(t - r0);
+                    gemm4(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, epi, &mut acc);
                     for (i, a) in acc.iter_mut().enumerate() {
                         if whole {
                             store(panel + i, r0, m, a);
@@ -257,12 +256,17 @@ impl Linear {
                             epilogue(panel + i, r0, m, a);
                         }
                     }
-                } else {
-                    gemm(xr, sr, m, kp, p.panel(bytes, panel), &mut acc[0]);
+                }
+                panel += 4;
+            } else {
+                let pw = p.panel(bytes, panel);
+                for r0 in (0..t).step_by(MR) {
+                    let m = MR.min(t - r0);
+                    gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc[0]);
                     epilogue(panel, r0, m, &mut acc[0]);
                 }
+                panel += 1;
             }
-            panel += if quad.is_some() { 4 } else { 1 };
         }
     }
 
