@@ -320,7 +320,7 @@ unsafe fn row_panel_f32_neon_impl(a: &[f32], b: &[f32], stride: usize, out: &mut
             for (n, accn) in acc.iter_mut().enumerate() {
                 // SAFETY: the caller checked b's length; c + 16 ≤ w.
                 let y = unsafe { vld1q_f32(pb.add(k * stride + c + 4 * n)) };
-                *accn = vaddq_f32(*accn, vmulq_f32(x, y));
+                *accn = vfmaq_f32(*accn, x, y);
             }
         }
         for (n, accn) in acc.iter().enumerate() {
@@ -362,7 +362,7 @@ unsafe fn row_panel4_f32_neon_impl<const M: usize>(
             for (r, accr) in acc.iter_mut().enumerate() {
                 let x = vdupq_n_f32(a[r][k]);
                 for (accn, &yn) in accr.iter_mut().zip(&y) {
-                    *accn = vaddq_f32(*accn, vmulq_f32(x, yn));
+                    *accn = vfmaq_f32(*accn, x, yn);
                 }
             }
         }

@@ -387,7 +387,7 @@ unsafe fn row_panel_avx2_cols<const N: usize>(
         for (n, accn) in acc.iter_mut().enumerate() {
             // SAFETY: the caller checked b holds (a.len()-1)·stride + out.len() values.
             let y = unsafe { _mm256_loadu_ps(b.add(k * stride + c0 + 8 * n)) };
-            *accn = _mm256_add_ps(*accn, _mm256_mul_ps(x, y));
+            *accn = _mm256_fmadd_ps(x, y, *accn);
         }
     }
     for (n, accn) in acc.iter().enumerate() {
@@ -396,7 +396,7 @@ unsafe fn row_panel_avx2_cols<const N: usize>(
     }
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn row_panel_f32_avx2_impl(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
     let w = out.len();
     let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
@@ -421,7 +421,7 @@ pub fn row_panel_f32_avx2(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) 
     unsafe { row_panel_f32_avx2_impl(a, b, stride, out) }
 }
 
-#[target_feature(enable = "avx512f,avx2")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn row_panel_f32_avx512_impl(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
     let w = out.len();
     let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
@@ -433,7 +433,7 @@ unsafe fn row_panel_f32_avx512_impl(a: &[f32], b: &[f32], stride: usize, out: &m
             for (n, accn) in acc.iter_mut().enumerate() {
                 // SAFETY: the caller checked b's length; c + 64 ≤ w.
                 let y = unsafe { _mm512_loadu_ps(pb.add(k * stride + c + 16 * n)) };
-                *accn = _mm512_add_ps(*accn, _mm512_mul_ps(x, y));
+                *accn = _mm512_fmadd_ps(x, y, *accn);
             }
         }
         for (n, accn) in acc.iter().enumerate() {
@@ -730,7 +730,7 @@ unsafe fn row_panel4_avx2_cols<const M: usize, const N: usize>(
             // SAFETY: row r has kn values.
             let x = _mm256_set1_ps(unsafe { *a[r].add(k) });
             for (accn, &yn) in accr.iter_mut().zip(&y) {
-                *accn = _mm256_add_ps(*accn, _mm256_mul_ps(x, yn));
+                *accn = _mm256_fmadd_ps(x, yn, *accn);
             }
         }
     }
@@ -744,7 +744,7 @@ unsafe fn row_panel4_avx2_cols<const M: usize, const N: usize>(
 
 /// Columns `c..w` of the rows `a`, row by row, as the one-row kernel does them (the tails the
 /// four-row blocks leave).
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn row_panel4_tail_avx2(
     a: &[&[f32]],
     b: &[f32],
@@ -763,7 +763,7 @@ unsafe fn row_panel4_tail_avx2(
     }
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn row_panel4_f32_avx2_impl<const M: usize>(
     a: [&[f32]; 4],
     b: &[f32],
@@ -806,7 +806,7 @@ pub fn row_panel4_f32_avx2(
     }
 }
 
-#[target_feature(enable = "avx512f,avx2")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::needless_range_loop)] // k indexes b's rows and every a[r] alike
 unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
     a: [&[f32]; 4],
@@ -830,8 +830,8 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
             };
             for (r, accr) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_ps(a[r][k]);
-                accr[0] = _mm512_add_ps(accr[0], _mm512_mul_ps(x, y[0]));
-                accr[1] = _mm512_add_ps(accr[1], _mm512_mul_ps(x, y[1]));
+                accr[0] = _mm512_fmadd_ps(x, y[0], accr[0]);
+                accr[1] = _mm512_fmadd_ps(x, y[1], accr[1]);
             }
         }
         for (r, accr) in acc.iter().enumerate() {
@@ -853,7 +853,7 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
             // SAFETY: masked lanes are not read; the others lie inside b (checked).
             let y = unsafe { _mm512_maskz_loadu_ps(mask, pb.add(k * stride + c)) };
             for (r, accr) in acc.iter_mut().enumerate() {
-                *accr = _mm512_add_ps(*accr, _mm512_mul_ps(_mm512_set1_ps(a[r][k]), y));
+                *accr = _mm512_fmadd_ps(_mm512_set1_ps(a[r][k]), y, *accr);
             }
         }
         for (r, accr) in acc.iter().enumerate() {
