@@ -107,7 +107,7 @@ impl Linear {
             }
             Weight::Int8(p) => {
                 let (kp, nb) = (p.kp, p.kp / QBLOCK);
-                (ex.k.quantize_blocks)(x, t, n_in, kp, &mut w.xq, &mut w.xs);
+                quantize_rows(ex, x, t, n_in, kp, &mut w.xq, &mut w.xs);
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
                 ex.pool
                     .run(&|ti, tn| self.int8_share(bytes, p, xq, xs, t, &out, act, ti, tn, &ex.k));
@@ -138,7 +138,7 @@ impl Linear {
             return;
         }
         let (kp, nb) = (layers[0].kp(), layers[0].kp() / QBLOCK);
-        (ex.k.quantize_blocks)(x, t, layers[0].cols, kp, &mut w.xq, &mut w.xs);
+        quantize_rows(ex, x, t, layers[0].cols, kp, &mut w.xq, &mut w.xs);
         let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
         let outs: [SharedMut<f32>; N] = {
             let mut i = 0;
@@ -296,11 +296,26 @@ impl LayerNorm {
     }
 
     /// Normalizes each of the `[t, n]` rows of `x` in place.
-    fn forward(&self, bytes: &[u8], x: &mut [f32], ex: &Exec<'_>) {
+    /// `LayerNorm(x + residual)` in place, row by row, the rows split across the threads.
+    fn forward(&self, bytes: &[u8], x: &mut [f32], residual: Option<&[f32]>, ex: &Exec<'_>) {
         let (g, b) = (self.gamma.view(bytes), self.beta.view(bytes));
-        for row in x.chunks_exact_mut(self.gamma.len) {
-            (ex.k.layer_norm_f32)(row, g, b, self.eps);
-        }
+        let n = self.gamma.len;
+        let rows = x.len() / n;
+        let x = SharedMut::new(x);
+        ex.pool.run(&|ti, tn| {
+            let mine = share(rows, ti, tn);
+            // SAFETY: rows are split between the threads.
+            let part = unsafe { x.slice(mine.start * n..mine.end * n) };
+            for (i, row) in part.chunks_exact_mut(n).enumerate() {
+                if let Some(res) = residual {
+                    let at = (mine.start + i) * n;
+                    for (v, r) in row.iter_mut().zip(&res[at..at + n]) {
+                        *v += r;
+                    }
+                }
+                (ex.k.layer_norm_f32)(row, g, b, self.eps);
+            }
+        });
     }
 }
 
@@ -633,7 +648,7 @@ impl Network {
                 ex,
             );
         }
-        emb.norm.forward(bytes, &mut s.hidden[..t * h], ex);
+        emb.norm.forward(bytes, &mut s.hidden[..t * h], None, ex);
         // DebertaV2Encoder
         for (i, layer) in self.layers.iter().enumerate() {
             let last = i + 1 == self.layers.len();
@@ -676,6 +691,36 @@ impl Network {
             None => &[],
         }
     }
+}
+
+/// The tier's activation quantization of `t` rows of `k` inputs into rows of `kp` codes, the
+/// rows split across the threads (each row's codes and scales are its own: the same bits).
+fn quantize_rows(
+    ex: &Exec<'_>,
+    x: &[f32],
+    t: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    let nb = kp / QBLOCK;
+    let (q, scales) = (
+        SharedMut::new(&mut q[..t * kp]),
+        SharedMut::new(&mut scales[..t * nb]),
+    );
+    ex.pool.run(&|ti, tn| {
+        let rows = share(t, ti, tn);
+        // SAFETY: rows are split between the threads.
+        let (qr, sr) = unsafe {
+            (
+                q.slice(rows.start * kp..rows.end * kp),
+                scales.slice(rows.start * nb..rows.end * nb),
+            )
+        };
+        let xr = &x[rows.start * k..rows.end * k];
+        (ex.k.quantize_blocks)(xr, rows.len(), k, kp, qr, sr);
+    });
 }
 
 /// `dst[dd·ld + m] = row(m)[dd]` for `m < n`, `dd < d`, eight rows at a time: each
@@ -764,10 +809,8 @@ impl Layer {
         let out = &mut s.hidden[..rows * h];
         self.output
             .forward(bytes, inter, rows, out, None, &mut s.work, ex);
-        for (o, r) in out.iter_mut().zip(&s.attn_out[..rows * h]) {
-            *o += r;
-        }
-        self.norm.forward(bytes, out, ex);
+        self.norm
+            .forward(bytes, out, Some(&s.attn_out[..rows * h]), ex);
     }
 }
 
@@ -942,9 +985,7 @@ impl Attention {
         let out = &mut s.attn_out[..rows * h];
         self.output
             .forward(bytes, &s.ctx[..rows * ah], rows, out, None, &mut s.work, ex);
-        for (o, r) in out.iter_mut().zip(&s.hidden[..rows * h]) {
-            *o += r;
-        }
-        self.norm.forward(bytes, out, ex);
+        self.norm
+            .forward(bytes, out, Some(&s.hidden[..rows * h]), ex);
     }
 }
