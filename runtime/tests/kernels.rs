@@ -467,3 +467,27 @@ fn forcing_a_tier() {
         assert_eq!(Kernels::for_isa(isa).is_ok(), isa.available());
     }
 }
+
+#[test]
+fn transpose8_matches_scalar() {
+    let mut next = rng(97);
+    for k in tiers() {
+        for d in (0..20).chain([63, 64, 65, 384]) {
+            let ld = 8 + (next() % 9) as usize;
+            let rows: Vec<Vec<f32>> = (0..8)
+                .map(|_| (0..d + 3).map(|_| (next() % 1000) as f32 - 500.0).collect())
+                .collect();
+            let src: [&[f32]; 8] = std::array::from_fn(|i| &rows[i][..]);
+            let len = if d == 0 { 8 } else { (d - 1) * ld + 8 };
+            let (mut want, mut got) = (vec![7f32; len], vec![7f32; len]);
+            scalar::transpose8(src, d, &mut want, ld);
+            (k.transpose8)(src, d, &mut got, ld);
+            assert_eq!(want, got, "{:?} d={d} ld={ld}", k.isa);
+            for dd in 0..d {
+                for i in 0..8 {
+                    assert_eq!(want[dd * ld + i], rows[i][dd]);
+                }
+            }
+        }
+    }
+}

@@ -199,6 +199,8 @@ pub type PanelEpilogue = fn(
     bias: Option<&[f32; NR]>,
     gelu: bool,
 );
+/// Signature of the eight-row transpose (see [`scalar::transpose8`]).
+pub type Transpose8 = fn(src: [&[f32]; 8], d: usize, dst: &mut [f32], ld: usize);
 /// Signature of the f32 dot product.
 pub type DotF32 = fn(a: &[f32], b: &[f32]) -> f32;
 /// Signature of activation quantization (see [`scalar::quantize_blocks`]).
@@ -266,6 +268,13 @@ pub(crate) fn check_row_panel4_args(
     }
 }
 
+/// The bounds of an eight-row transpose: every row holds `d` values, `dst` `(d - 1)·ld + 8`.
+#[allow(dead_code)] // used by the SIMD tiers only
+pub(crate) fn check_transpose8_args(src: &[&[f32]; 8], d: usize, dst: &[f32], ld: usize) {
+    assert!(ld >= 8 && src.iter().all(|s| s.len() >= d));
+    assert!(d == 0 || dst.len() >= (d - 1) * ld + 8);
+}
+
 /// The bounds of a row panel: `b` holds `(a.len() - 1)·stride + w` values.
 #[allow(dead_code)] // used by the SIMD tiers only
 pub(crate) fn check_row_panel_args(a: &[f32], b: &[f32], stride: usize, w: usize) {
@@ -287,6 +296,7 @@ pub struct Kernels {
     pub softmax_f32: SoftmaxF32,
     pub layer_norm_f32: LayerNormF32,
     pub quantize_blocks: QuantizeBlocks,
+    pub transpose8: Transpose8,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -313,6 +323,7 @@ impl Kernels {
             softmax_f32: scalar::softmax_fast,
             layer_norm_f32: scalar::layer_norm,
             quantize_blocks: scalar::quantize_blocks,
+            transpose8: scalar::transpose8,
         };
         match isa {
             Isa::Scalar => {}
@@ -326,6 +337,7 @@ impl Kernels {
                 k.layer_norm_f32 = x86_64::layer_norm_f32_avx2;
                 k.quantize_blocks = x86_64::quantize_blocks_avx2;
                 k.panel_epilogue = x86_64::panel_epilogue_avx2;
+                k.transpose8 = x86_64::transpose8_avx2;
             }
             // A higher tier starts from the one below and overwrites what it does better.
             #[cfg(target_arch = "x86_64")]

@@ -68,6 +68,16 @@ fn row_panel_body(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
     }
 }
 
+/// Eight rows as eight columns: `dst[dd·ld + i] = src[i][dd]` for `i < 8` and `dd < d` (the
+/// attention's per-head transposes of keys and relative projections, eight rows at a time).
+pub fn transpose8(src: [&[f32]; 8], d: usize, dst: &mut [f32], ld: usize) {
+    for dd in 0..d {
+        for (o, s) in dst[dd * ld..dd * ld + 8].iter_mut().zip(&src) {
+            *o = s[dd];
+        }
+    }
+}
+
 /// Up to four row panels over one matrix: `out[r·w + c] = Σ_k a[r][k] · b[k·stride + c]` for
 /// rows `r < m` (each `a[r]` of the same length) and columns `c < w`; each output summed over
 /// `k` in order, as [`row_panel`] sums it. The SIMD tiers load each `b` value once for all rows.

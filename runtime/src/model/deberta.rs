@@ -727,6 +727,7 @@ fn quantize_rows(
 /// destination row then takes eight contiguous values per visit instead of one (the per-head
 /// transposes of keys and relative projections were a tenth of the run one value at a time).
 fn transpose_rows<'a>(
+    k: &Kernels,
     n: usize,
     d: usize,
     dst: &mut [f32],
@@ -734,10 +735,14 @@ fn transpose_rows<'a>(
     row: impl Fn(usize) -> &'a [f32],
 ) {
     for m0 in (0..n).step_by(8) {
-        let k = 8.min(n - m0);
-        let src: [&[f32]; 8] = std::array::from_fn(|i| &row(m0 + i.min(k - 1))[..d]);
+        let rows = 8.min(n - m0);
+        let src: [&[f32]; 8] = std::array::from_fn(|i| &row(m0 + i.min(rows - 1))[..d]);
+        if rows == 8 {
+            (k.transpose8)(src, d, &mut dst[m0..], ld);
+            continue;
+        }
         for dd in 0..d {
-            let out = &mut dst[dd * ld + m0..dd * ld + m0 + k];
+            let out = &mut dst[dd * ld + m0..dd * ld + m0 + rows];
             for (o, s) in out.iter_mut().zip(&src) {
                 *o = s[dd];
             }
@@ -749,6 +754,7 @@ fn transpose_rows<'a>(
 /// columns), for `m < n`, `dd < d`: in place when it is stored f32, else one widened row at a
 /// time through `scratch`.
 fn transpose_rel(
+    k: &Kernels,
     m: &Matrix<'_>,
     row_of: impl Fn(usize) -> usize,
     n: usize,
@@ -758,7 +764,7 @@ fn transpose_rel(
 ) {
     if let Matrix::F32(data) = m {
         let at = |i: usize| row_of(i) * ah + h0;
-        transpose_rows(n, d, dst, n, |i| &data[at(i)..at(i) + d]);
+        transpose_rows(k, n, d, dst, n, |i| &data[at(i)..at(i) + d]);
         return;
     }
     for i in 0..n {
@@ -910,10 +916,10 @@ impl Attention {
                 // kt[dd][j] = k[j][dd]; rkr[dd][m] = rel_k[r-1-m][dd] (rows reversed, so the
                 // c2p terms of query i are the contiguous columns t-1-i..2t-1-i);
                 // rq[dd][m] = rel_q[m][dd] (the p2c terms of key j are columns t-1-j..2t-1-j).
-                transpose_rows(t, d, kt, t, |j| &k[j * ah + h0..j * ah + h0 + d]);
+                transpose_rows(&ex.k, t, d, kt, t, |j| &k[j * ah + h0..j * ah + h0 + d]);
                 if let Some(rel_k) = &rel_k {
                     let m_row = |m| rel_index(r - 1 - m);
-                    transpose_rel(rel_k, m_row, r, (ah, h0, d), rkr, scratch);
+                    transpose_rel(&ex.k, rel_k, m_row, r, (ah, h0, d), rkr, scratch);
                 }
                 // Rows i0..i0+m of this head's columns of x ([t][ah]); unused slots repeat the
                 // last row.
@@ -932,7 +938,7 @@ impl Attention {
                 }
                 let four = |x, i0, m| rows_of(x, i0, m, (ah, h0, d));
                 if let Some(rel_q) = &rel_q {
-                    transpose_rel(rel_q, rel_index, r, (ah, h0, d), rq, scratch);
+                    transpose_rel(&ex.k, rel_q, rel_index, r, (ah, h0, d), rq, scratch);
                     // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1], four keys at a time.
                     for j0 in (0..t).step_by(4) {
                         let m = 4.min(t - j0);
