@@ -115,8 +115,8 @@ fn row_panel_from_body(a: &[f32], b: &[f32], stride: usize, out: &mut [f32], fro
     }
 }
 
-/// `y += alpha * x`, element by element: a multiply, then an add (no fused multiply-add), as
-/// every tier does it.
+/// `y += alpha * x`, element by element: a multiply, then an add (no fused multiply-add; the
+/// embedding sums, with `alpha` 1).
 #[inline]
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
