@@ -221,55 +221,47 @@ macro_rules! dispatch_m {
     };
 }
 
-pub fn gemm_i8_panel_neon(
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    kp: usize,
-    panel: Panel<'_>,
-    acc: &mut [[f32; NR]; MR],
-) {
-    // Signed bytes multiply directly here: no block sums needed.
-    super::check_gemm_args(xq, xs, m, kp, &panel);
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
-    let step = 4 * NR * panel.interleave;
-    // SAFETY: lengths checked above; NEON presence is the table's invariant.
-    unsafe { dispatch_m!(gemm_i8_panel_neon_impl, m, x, s, kp, p, step, acc) }
+/// The safe entry of a one-panel GEMM body: checks the shapes, then runs it. Signed bytes
+/// multiply directly in every aarch64 body: no block sums needed.
+macro_rules! gemm_entry {
+    ($(#[$doc:meta])* $name:ident, $body:ident, $isa:expr) => {
+        $(#[$doc])*
+        pub fn $name(
+            xq: &[i8],
+            xs: &[f32],
+            m: usize,
+            kp: usize,
+            panel: Panel<'_>,
+            acc: &mut [[f32; NR]; MR],
+        ) {
+            super::check_gemm_args(xq, xs, m, kp, &panel);
+            debug_assert!($isa.available());
+            let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
+            let step = 4 * NR * panel.interleave;
+            // SAFETY: lengths checked above; the tier's features are the table's invariant.
+            unsafe { dispatch_m!($body, m, x, s, kp, p, step, acc) }
+        }
+    };
 }
 
-pub fn gemm_i8_panel_dotprod(
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    kp: usize,
-    panel: Panel<'_>,
-    acc: &mut [[f32; NR]; MR],
-) {
-    // Signed bytes multiply directly here: no block sums needed.
-    super::check_gemm_args(xq, xs, m, kp, &panel);
-    debug_assert!(super::Isa::NeonDotprod.available());
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
-    let step = 4 * NR * panel.interleave;
-    // SAFETY: lengths checked above; dotprod presence is the table's invariant.
-    unsafe { dispatch_m!(gemm_i8_panel_dotprod_impl, m, x, s, kp, p, step, acc) }
-}
-
-pub fn gemm_i8_panel_i8mm(
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    kp: usize,
-    panel: Panel<'_>,
-    acc: &mut [[f32; NR]; MR],
-) {
-    // Signed bytes multiply directly here: no block sums needed.
-    super::check_gemm_args(xq, xs, m, kp, &panel);
-    debug_assert!(super::Isa::NeonI8mm.available());
-    let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
-    let step = 4 * NR * panel.interleave;
-    // SAFETY: lengths checked above; i8mm presence is the table's invariant.
-    unsafe { dispatch_m!(gemm_i8_panel_i8mm_impl, m, x, s, kp, p, step, acc) }
-}
+gemm_entry!(
+    /// The int8 panel GEMM with plain NEON.
+    gemm_i8_panel_neon,
+    gemm_i8_panel_neon_impl,
+    super::Isa::Neon
+);
+gemm_entry!(
+    /// The int8 panel GEMM with `sdot`.
+    gemm_i8_panel_dotprod,
+    gemm_i8_panel_dotprod_impl,
+    super::Isa::NeonDotprod
+);
+gemm_entry!(
+    /// The int8 panel GEMM with `smmla`.
+    gemm_i8_panel_i8mm,
+    gemm_i8_panel_i8mm_impl,
+    super::Isa::NeonI8mm
+);
 
 #[target_feature(enable = "neon")]
 unsafe fn dot_f32_neon_impl(a: &[f32], b: &[f32]) -> f32 {
