@@ -806,8 +806,42 @@ pub fn row_panel4_f32_avx2(
     }
 }
 
+/// Columns `c..c + 16·N` of M row panels: N 16-lane accumulators per row, each `b` vector
+/// loaded once for all M rows and each `a` value broadcast once for N vectors.
+#[inline(always)]
+unsafe fn row_panel4_avx512_cols<const M: usize, const N: usize>(
+    pa: &[*const f32; 4],
+    kn: usize,
+    pb: *const f32,
+    stride: usize,
+    po: *mut f32,
+    w: usize,
+    c: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); N]; M];
+    for k in 0..kn {
+        let mut y = [_mm512_setzero_ps(); N];
+        for (n, yn) in y.iter_mut().enumerate() {
+            // SAFETY: the entry point checked b's length; c + 16N ≤ w.
+            *yn = unsafe { _mm512_loadu_ps(pb.add(k * stride + c + 16 * n)) };
+        }
+        for (r, accr) in acc.iter_mut().enumerate() {
+            // SAFETY: rows r < M hold kn values (checked by the entry point).
+            let x = _mm512_set1_ps(unsafe { *pa[r].add(k) });
+            for (accn, &yn) in accr.iter_mut().zip(&y) {
+                *accn = _mm512_fmadd_ps(x, yn, *accn);
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        for (n, accn) in accr.iter().enumerate() {
+            // SAFETY: out holds M·w values; c + 16n + 16 ≤ w.
+            unsafe { _mm512_storeu_ps(po.add(r * w + c + 16 * n), *accn) };
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::needless_range_loop)] // k indexes b's rows and every a[r] alike
 unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
     a: [&[f32]; 4],
     b: &[f32],
@@ -816,31 +850,17 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
     w: usize,
 ) {
     let kn = a[0].len();
+    let pa = [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr(), a[3].as_ptr()];
     let (pb, po) = (b.as_ptr(), out.as_mut_ptr());
     let mut c = 0;
+    while c + 64 <= w {
+        // SAFETY: columns c..c+64 exist; shapes checked by the entry point.
+        unsafe { row_panel4_avx512_cols::<M, 4>(&pa, kn, pb, stride, po, w, c) };
+        c += 64;
+    }
     while c + 32 <= w {
-        let mut acc = [[_mm512_setzero_ps(); 2]; M];
-        for k in 0..kn {
-            // SAFETY: the entry point checked b's length; c + 32 ≤ w.
-            let y = unsafe {
-                [
-                    _mm512_loadu_ps(pb.add(k * stride + c)),
-                    _mm512_loadu_ps(pb.add(k * stride + c + 16)),
-                ]
-            };
-            for (r, accr) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(a[r][k]);
-                accr[0] = _mm512_fmadd_ps(x, y[0], accr[0]);
-                accr[1] = _mm512_fmadd_ps(x, y[1], accr[1]);
-            }
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            // SAFETY: out holds M·w values; c + 32 ≤ w.
-            unsafe {
-                _mm512_storeu_ps(po.add(r * w + c), accr[0]);
-                _mm512_storeu_ps(po.add(r * w + c + 16), accr[1]);
-            }
-        }
+        // SAFETY: columns c..c+32 exist; shapes checked by the entry point.
+        unsafe { row_panel4_avx512_cols::<M, 2>(&pa, kn, pb, stride, po, w, c) };
         c += 32;
     }
     // The last columns, up to 16 at a time, with masked loads and stores: nothing outside the
@@ -853,7 +873,9 @@ unsafe fn row_panel4_f32_avx512_impl<const M: usize>(
             // SAFETY: masked lanes are not read; the others lie inside b (checked).
             let y = unsafe { _mm512_maskz_loadu_ps(mask, pb.add(k * stride + c)) };
             for (r, accr) in acc.iter_mut().enumerate() {
-                *accr = _mm512_fmadd_ps(_mm512_set1_ps(a[r][k]), y, *accr);
+                // SAFETY: rows r < M hold kn values (checked by the entry point).
+                let x = _mm512_set1_ps(unsafe { *pa[r].add(k) });
+                *accr = _mm512_fmadd_ps(x, y, *accr);
             }
         }
         for (r, accr) in acc.iter().enumerate() {
