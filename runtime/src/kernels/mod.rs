@@ -352,6 +352,7 @@ impl Kernels {
                 k.gemm_i8_panel4 = Some(x86_64::gemm_i8_panel4_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
                 k.row_panel4_f32 = x86_64::row_panel4_f32_avx512;
+                k.softmax_f32 = x86_64::softmax_f32_avx512;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {

@@ -1055,3 +1055,106 @@ pub fn transpose8_avx2(src: [&[f32]; 8], d: usize, dst: &mut [f32], ld: usize) {
     // SAFETY: shapes checked above; AVX2 presence is the table's invariant.
     unsafe { transpose8_avx2_impl(src, d, dst, ld) }
 }
+
+/// [`exp8_avx2`] on 16 lanes, operation for operation.
+#[inline(always)]
+unsafe fn exp16_avx512(x: __m512) -> __m512 {
+    use super::scalar::exp_consts::*;
+    // No closures here: see exp8_avx2.
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(LO)), _mm512_set1_ps(HI));
+    let round = _mm512_set1_ps(ROUND);
+    let n = _mm512_sub_ps(
+        _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), round),
+        round,
+    );
+    let r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(LN2_HI)));
+    let r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(LN2_LO)));
+    let mut p = _mm512_set1_ps(P[0]);
+    for &k in &P[1..] {
+        p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(k));
+    }
+    let y = _mm512_add_ps(
+        _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r),
+        _mm512_set1_ps(1.0),
+    );
+    let e = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+        _mm512_cvtps_epi32(n),
+        _mm512_set1_epi32(127),
+    ));
+    _mm512_mul_ps(y, _mm512_castsi512_ps(e))
+}
+
+/// The attention softmax on 16 lanes. The f64 sum keeps the scalar's 8 lanes in one register:
+/// element i goes to lane i mod 8 in order (a 16-wide step adds its low then its high half),
+/// so the result is [`super::scalar::softmax_fast`]'s to the bit.
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn softmax_f32_avx512_impl(x: &mut [f32]) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut m16 = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 ≤ n.
+        m16 = _mm512_max_ps(m16, unsafe { _mm512_loadu_ps(p.add(i)) });
+        i += 16;
+    }
+    let max = x[i..]
+        .iter()
+        .fold(_mm512_reduce_max_ps(m16), |m, &v| m.max(v));
+    let mv = _mm512_set1_ps(max);
+    let mut sum = _mm512_setzero_pd();
+    i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 ≤ n.
+        unsafe {
+            let e = exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), mv));
+            _mm512_storeu_ps(p.add(i), e);
+            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)));
+            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(hi));
+        }
+        i += 16;
+    }
+    if i + 8 <= n {
+        // SAFETY: i + 8 ≤ n.
+        unsafe {
+            let e = exp8_avx2(_mm256_sub_ps(
+                _mm256_loadu_ps(p.add(i)),
+                _mm256_set1_ps(max),
+            ));
+            _mm256_storeu_ps(p.add(i), e);
+            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(e));
+        }
+        i += 8;
+    }
+    let mut tail = 0f64;
+    for v in &mut x[i..] {
+        *v = super::scalar::exp_fast(*v - max);
+        tail += *v as f64;
+    }
+    // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar.
+    let s = _mm256_add_pd(
+        _mm512_castpd512_pd256(sum),
+        _mm512_extractf64x4_pd::<1>(sum),
+    );
+    let t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    let r = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    let inv = (1.0 / (_mm_cvtsd_f64(r) + tail)) as f32;
+    let iv = _mm512_set1_ps(inv);
+    i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 ≤ n.
+        unsafe { _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), iv)) };
+        i += 16;
+    }
+    for v in &mut x[i..] {
+        *v *= inv;
+    }
+}
+
+/// The attention softmax with AVX-512, bit for bit [`super::scalar::softmax_fast`].
+pub fn softmax_f32_avx512(x: &mut [f32]) {
+    debug_assert!(super::Isa::Avx512Vnni.available());
+    // SAFETY: AVX-512F presence is the table's invariant; the body stays inside x.
+    unsafe { softmax_f32_avx512_impl(x) }
+}
