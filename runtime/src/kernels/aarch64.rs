@@ -209,18 +209,6 @@ unsafe fn gemm_i8_panel_i8mm_impl<const M: usize>(
     store(&f, acc);
 }
 
-macro_rules! dispatch_m {
-    ($f:ident, $m:expr, $x:expr, $s:expr, $kp:expr, $p:expr, $step:expr, $acc:expr) => {
-        match $m {
-            1 => $f::<1>($x, $s, $kp, $p, $step, $acc),
-            2 => $f::<2>($x, $s, $kp, $p, $step, $acc),
-            3 => $f::<3>($x, $s, $kp, $p, $step, $acc),
-            4 => $f::<4>($x, $s, $kp, $p, $step, $acc),
-            _ => {}
-        }
-    };
-}
-
 /// The safe entry of a one-panel GEMM body: checks the shapes, then runs it. Signed bytes
 /// multiply directly in every aarch64 body: no block sums needed.
 macro_rules! gemm_entry {
@@ -239,7 +227,7 @@ macro_rules! gemm_entry {
             let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
             let step = 4 * NR * panel.interleave;
             // SAFETY: lengths checked above; the tier's features are the table's invariant.
-            unsafe { dispatch_m!($body, m, x, s, kp, p, step, acc) }
+            unsafe { by_rows!(m, M => $body::<M>(x, s, kp, p, step, acc)) }
         }
     };
 }
@@ -389,15 +377,7 @@ pub fn row_panel4_f32_neon(
 ) {
     super::check_row_panel4_args(&a, m, b, stride, out, w);
     // SAFETY: shapes checked above; NEON presence is the table's invariant.
-    unsafe {
-        match m {
-            1 => row_panel4_f32_neon_impl::<1>(a, b, stride, out, w),
-            2 => row_panel4_f32_neon_impl::<2>(a, b, stride, out, w),
-            3 => row_panel4_f32_neon_impl::<3>(a, b, stride, out, w),
-            4 => row_panel4_f32_neon_impl::<4>(a, b, stride, out, w),
-            _ => {}
-        }
-    }
+    unsafe { by_rows!(m, M => row_panel4_f32_neon_impl::<M>(a, b, stride, out, w)) }
 }
 
 /// [`super::scalar::exp_fast`] on 4 lanes, operation for operation.

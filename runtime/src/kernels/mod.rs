@@ -3,6 +3,35 @@
 //! offers (or by the tier `DBRT_FORCE_ISA` / the session options force); the choice is made once
 //! per session and logged.
 
+/// Runs `$body` with the const `$M` equal to the row count `$m`, 1 to [`MR`]: the SIMD bodies
+/// take their rows as a const generic so that their accumulators stay in registers. Entry
+/// points have checked `m ≤ MR`; no rows run nothing.
+macro_rules! by_rows {
+    ($m:expr, $M:ident => $body:expr) => {
+        match $m {
+            1 => {
+                const $M: usize = 1;
+                $body
+            }
+            2 => {
+                const $M: usize = 2;
+                $body
+            }
+            3 => {
+                const $M: usize = 3;
+                $body
+            }
+            4 => {
+                const $M: usize = 4;
+                $body
+            }
+            _ => {}
+        }
+    };
+}
+// by_rows! spells out the row counts 1 to MR.
+const _: () = assert!(MR == 4);
+
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod scalar;

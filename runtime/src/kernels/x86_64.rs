@@ -66,15 +66,7 @@ pub fn gemm_i8_panel_avx2(
     let (x, s, p) = (xq.as_ptr(), xs.as_ptr(), panel.w.as_ptr());
     let step = 4 * NR * panel.interleave;
     // SAFETY: lengths checked above; AVX2 presence is the table's invariant.
-    unsafe {
-        match m {
-            1 => gemm_i8_panel_avx2_impl::<1>(x, s, kp, p, step, acc),
-            2 => gemm_i8_panel_avx2_impl::<2>(x, s, kp, p, step, acc),
-            3 => gemm_i8_panel_avx2_impl::<3>(x, s, kp, p, step, acc),
-            4 => gemm_i8_panel_avx2_impl::<4>(x, s, kp, p, step, acc),
-            _ => {}
-        }
-    }
+    unsafe { by_rows!(m, M => gemm_i8_panel_avx2_impl::<M>(x, s, kp, p, step, acc)) }
 }
 
 /// The int8 panel GEMM with AVX-512 VNNI on one panel: a 32-byte load holds one input group
@@ -292,25 +284,14 @@ pub fn gemm_i8_panel4_avx512vnni(
     let (x, s) = (xq.as_ptr(), xs.as_ptr());
     let p = panels.map(|p| p.w.as_ptr());
     let bs = panels.map(|p| p.sums.as_ptr());
-    macro_rules! run {
-        ($il:literal) => {
-            match m {
-                1 => gemm_i8_panel4_avx512vnni_impl::<1, $il>(x, s, kp, p, bs, epilogue, acc),
-                2 => gemm_i8_panel4_avx512vnni_impl::<2, $il>(x, s, kp, p, bs, epilogue, acc),
-                3 => gemm_i8_panel4_avx512vnni_impl::<3, $il>(x, s, kp, p, bs, epilogue, acc),
-                4 => gemm_i8_panel4_avx512vnni_impl::<4, $il>(x, s, kp, p, bs, epilogue, acc),
-                _ => {}
-            }
-        };
-    }
     // SAFETY: lengths checked above (when interleaved, each pair's second panel is the first
     // one's neighbour inside the same checked span); AVX-512 F/BW/VNNI presence is the
     // table's invariant.
     unsafe {
         if interleaved {
-            run!(true)
+            by_rows!(m, M => gemm_i8_panel4_avx512vnni_impl::<M, true>(x, s, kp, p, bs, epilogue, acc))
         } else {
-            run!(false)
+            by_rows!(m, M => gemm_i8_panel4_avx512vnni_impl::<M, false>(x, s, kp, p, bs, epilogue, acc))
         }
     }
 }
@@ -329,15 +310,7 @@ pub fn gemm_i8_panel_avx512vnni(
     debug_assert!(super::Isa::Avx512Vnni.available());
     let (x, s) = (xq.as_ptr(), xs.as_ptr());
     // SAFETY: lengths checked above; AVX-512 F/BW/VL/VNNI presence is the table's invariant.
-    unsafe {
-        match m {
-            1 => gemm_i8_panel_avx512vnni_impl::<1>(x, s, kp, panel, acc),
-            2 => gemm_i8_panel_avx512vnni_impl::<2>(x, s, kp, panel, acc),
-            3 => gemm_i8_panel_avx512vnni_impl::<3>(x, s, kp, panel, acc),
-            4 => gemm_i8_panel_avx512vnni_impl::<4>(x, s, kp, panel, acc),
-            _ => {}
-        }
-    }
+    unsafe { by_rows!(m, M => gemm_i8_panel_avx512vnni_impl::<M>(x, s, kp, panel, acc)) }
 }
 
 #[target_feature(enable = "avx2")]
@@ -795,15 +768,7 @@ pub fn row_panel4_f32_avx2(
 ) {
     super::check_row_panel4_args(&a, m, b, stride, out, w);
     // SAFETY: shapes checked above; AVX2 presence is the table's invariant.
-    unsafe {
-        match m {
-            1 => row_panel4_f32_avx2_impl::<1>(a, b, stride, out, w),
-            2 => row_panel4_f32_avx2_impl::<2>(a, b, stride, out, w),
-            3 => row_panel4_f32_avx2_impl::<3>(a, b, stride, out, w),
-            4 => row_panel4_f32_avx2_impl::<4>(a, b, stride, out, w),
-            _ => {}
-        }
-    }
+    unsafe { by_rows!(m, M => row_panel4_f32_avx2_impl::<M>(a, b, stride, out, w)) }
 }
 
 /// Columns `c..c + 16·N` of M row panels: N 16-lane accumulators per row, each `b` vector
@@ -897,15 +862,7 @@ pub fn row_panel4_f32_avx512(
 ) {
     super::check_row_panel4_args(&a, m, b, stride, out, w);
     // SAFETY: shapes checked above; AVX-512F presence is the table's invariant.
-    unsafe {
-        match m {
-            1 => row_panel4_f32_avx512_impl::<1>(a, b, stride, out, w),
-            2 => row_panel4_f32_avx512_impl::<2>(a, b, stride, out, w),
-            3 => row_panel4_f32_avx512_impl::<3>(a, b, stride, out, w),
-            4 => row_panel4_f32_avx512_impl::<4>(a, b, stride, out, w),
-            _ => {}
-        }
-    }
+    unsafe { by_rows!(m, M => row_panel4_f32_avx512_impl::<M>(a, b, stride, out, w)) }
 }
 
 /// The scalar `sum8_f64` combine of 8 f64 lanes (`lo` lanes 0-3, `hi` 4-7):
