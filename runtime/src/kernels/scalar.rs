@@ -71,8 +71,14 @@ fn row_panel_body(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
 /// Eight rows as eight columns: `dst[dd·ld + i] = src[i][dd]` for `i < 8` and `dd < d` (the
 /// attention's per-head transposes of keys and relative projections, eight rows at a time).
 pub fn transpose8(src: [&[f32]; 8], d: usize, dst: &mut [f32], ld: usize) {
+    transpose_rows(&src, d, dst, ld);
+}
+
+/// Rows as columns, `dst[dd·ld + i] = src[i][dd]` for `i < src.len()` and `dd < d`: the
+/// reference of [`transpose8`], and its tails (fewer rows, or the last columns).
+pub fn transpose_rows(src: &[&[f32]], d: usize, dst: &mut [f32], ld: usize) {
     for dd in 0..d {
-        for (o, s) in dst[dd * ld..dd * ld + 8].iter_mut().zip(&src) {
+        for (o, s) in dst[dd * ld..dd * ld + src.len()].iter_mut().zip(src) {
             *o = s[dd];
         }
     }

@@ -999,10 +999,9 @@ unsafe fn transpose8_avx2_impl(src: [&[f32]; 8], d: usize, dst: &mut [f32], ld: 
         }
         dd += 8;
     }
-    for dd in dd..d {
-        for (i, s) in src.iter().enumerate() {
-            dst[dd * ld + i] = s[dd];
-        }
+    if dd < d {
+        let rest = src.map(|s| &s[dd..]);
+        super::scalar::transpose_rows(&rest, d - dd, &mut dst[dd * ld..], ld);
     }
 }
 

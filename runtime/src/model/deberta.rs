@@ -107,7 +107,7 @@ impl Linear {
             }
             Weight::Int8(p) => {
                 let (kp, nb) = (p.kp, p.kp / QBLOCK);
-                quantize_rows(ex, x, t, n_in, kp, &mut w.xq, &mut w.xs);
+                quantize_activations(ex, x, t, n_in, kp, &mut w.xq, &mut w.xs);
                 let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
                 ex.pool
                     .run(&|ti, tn| self.int8_share(bytes, p, xq, xs, t, &out, act, ti, tn, &ex.k));
@@ -138,16 +138,10 @@ impl Linear {
             return;
         }
         let (kp, nb) = (layers[0].kp(), layers[0].kp() / QBLOCK);
-        quantize_rows(ex, x, t, layers[0].cols, kp, &mut w.xq, &mut w.xs);
+        quantize_activations(ex, x, t, layers[0].cols, kp, &mut w.xq, &mut w.xs);
         let (xq, xs) = (&w.xq[..t * kp], &w.xs[..t * nb]);
-        let outs: [SharedMut<f32>; N] = {
-            let mut i = 0;
-            outs.map(|o| {
-                let n = layers[i].rows;
-                i += 1;
-                SharedMut::new(&mut o[..t * n])
-            })
-        };
+        let mut widths = layers.iter().map(|l| l.rows);
+        let outs = outs.map(|o| SharedMut::new(&mut o[..t * widths.next().expect("N layers")]));
         ex.pool.run(&|ti, tn| {
             for ((l, p), out) in layers.iter().zip(&packed).zip(&outs) {
                 let p = p.expect("checked above");
@@ -695,7 +689,7 @@ impl Network {
 
 /// The tier's activation quantization of `t` rows of `k` inputs into rows of `kp` codes, the
 /// rows split across the threads (each row's codes and scales are its own: the same bits).
-fn quantize_rows(
+fn quantize_activations(
     ex: &Exec<'_>,
     x: &[f32],
     t: usize,
@@ -739,13 +733,8 @@ fn transpose_rows<'a>(
         let src: [&[f32]; 8] = std::array::from_fn(|i| &row(m0 + i.min(rows - 1))[..d]);
         if rows == 8 {
             (k.transpose8)(src, d, &mut dst[m0..], ld);
-            continue;
-        }
-        for dd in 0..d {
-            let out = &mut dst[dd * ld + m0..dd * ld + m0 + rows];
-            for (o, s) in out.iter_mut().zip(&src) {
-                *o = s[dd];
-            }
+        } else {
+            scalar::transpose_rows(&src[..rows], d, &mut dst[m0..], ld);
         }
     }
 }
@@ -773,6 +762,22 @@ fn transpose_rel(
             dst[dd * n + i] = v;
         }
     }
+}
+
+/// Rows `i0..i0 + m` (`m` ≤ 4) of a row-major matrix with `stride` columns, each cut to `cols`,
+/// as the four row operands of a row-panel kernel; unused slots repeat the last row.
+fn rows_of(
+    x: &[f32],
+    i0: usize,
+    m: usize,
+    stride: usize,
+    cols: std::ops::Range<usize>,
+) -> [&[f32]; 4] {
+    let row = |rr: usize| {
+        let at = (i0 + rr.min(m - 1)) * stride;
+        &x[at + cols.start..at + cols.end]
+    };
+    [row(0), row(1), row(2), row(3)]
 }
 
 /// Which rows of the last hidden state an encoder run must produce.
@@ -864,14 +869,12 @@ impl Attention {
 
         let scale = 1.0 / ((d * c.pos_att.scale_factor()) as f32).sqrt();
         let panel = ex.k.row_panel_f32;
-        let (c2p, p2c) = (self.rel_key.is_some(), self.rel_query.is_some());
         let (q, k, v) = (&s.q, &s.k, &s.v);
         let ctx = SharedMut::new(&mut s.ctx[..t * ah]);
         let per_thread = SharedMut::new(&mut s.attn);
         let stride = s.attn_stride;
         let r = 2 * t - 1; // relative rows in use
         let panel4 = ex.k.row_panel4_f32;
-        let q_rows = rows;
         // Heads are split across threads: each writes its own columns of the context.
         ex.pool.run(&|ti, tn| {
             // SAFETY: thread ti owns its own block of attention scratch.
@@ -880,7 +883,7 @@ impl Attention {
             let (rkr, rest) = rest.split_at_mut(d * r);
             let (rq, rest) = rest.split_at_mut(d * r);
             let (p2ct, rest) = rest.split_at_mut(t * t);
-            let (rows, rest) = rest.split_at_mut(4 * t);
+            let (scores, rest) = rest.split_at_mut(4 * t);
             let (win, rest) = rest.split_at_mut(4 * (t + 3));
             let ctx4 = &mut rest[..4 * d];
             // SAFETY: thread ti owns its own widened-row slot.
@@ -923,20 +926,7 @@ impl Attention {
                 }
                 // Rows i0..i0+m of this head's columns of x ([t][ah]); unused slots repeat the
                 // last row.
-                fn rows_of(
-                    x: &[f32],
-                    i0: usize,
-                    m: usize,
-                    at: (usize, usize, usize),
-                ) -> [&[f32]; 4] {
-                    let (ah, h0, d) = at;
-                    let row = |rr: usize| {
-                        let i = i0 + rr.min(m - 1);
-                        &x[i * ah + h0..i * ah + h0 + d]
-                    };
-                    [row(0), row(1), row(2), row(3)]
-                }
-                let four = |x, i0, m| rows_of(x, i0, m, (ah, h0, d));
+                let four = |x, i0, m| rows_of(x, i0, m, ah, h0..h0 + d);
                 if let Some(rel_q) = &rel_q {
                     transpose_rel(&ex.k, rel_q, rel_index, r, (ah, h0, d), rq, scratch);
                     // p2ct[j][i] = k_j · rel_q[(i - j) + t - 1], four keys at a time.
@@ -947,22 +937,22 @@ impl Attention {
                         });
                     }
                 }
-                for i0 in (0..q_rows).step_by(4) {
-                    let m = 4.min(q_rows - i0);
+                for i0 in (0..rows).step_by(4) {
+                    let m = 4.min(rows - i0);
                     let qa = four(q, i0, m);
                     // score(i, j) = ((q_i·k_j + q_i·rel_k[i-j]) + k_j·rel_q[i-j]) · scale
-                    panel4(qa, m, kt, t, &mut rows[..m * t], t);
-                    if c2p {
+                    panel4(qa, m, kt, t, &mut scores[..m * t], t);
+                    if rel_k.is_some() {
                         shifted(qa, i0, m, rkr, win, &mut |rr, vals| {
-                            for (sj, cj) in rows[rr * t..(rr + 1) * t].iter_mut().zip(vals) {
+                            for (sj, cj) in scores[rr * t..(rr + 1) * t].iter_mut().zip(vals) {
                                 *sj += cj;
                             }
                         });
                     }
                     for rr in 0..m {
                         let i = i0 + rr;
-                        let row = &mut rows[rr * t..(rr + 1) * t];
-                        if p2c {
+                        let row = &mut scores[rr * t..(rr + 1) * t];
+                        if rel_q.is_some() {
                             for (j, sj) in row.iter_mut().enumerate() {
                                 *sj += p2ct[j * t + i];
                             }
@@ -973,10 +963,7 @@ impl Attention {
                         (ex.k.softmax_f32)(row);
                     }
                     // ctx_i = Σ_j p_ij v_j: the probabilities times this head's values.
-                    let pa = {
-                        let row = |rr: usize| &rows[rr.min(m - 1) * t..(rr.min(m - 1) + 1) * t];
-                        [row(0), row(1), row(2), row(3)]
-                    };
+                    let pa = rows_of(scores, 0, m, t, 0..t);
                     panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
                     for rr in 0..m {
                         let i = i0 + rr;
