@@ -4,7 +4,7 @@
 //! shared, so absolute numbers move between runs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, MR, NR, QBLOCK};
+use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
 
 fn tiers() -> Vec<Kernels> {
     Isa::all_available()
@@ -72,9 +72,20 @@ fn gemm(c: &mut Criterion) {
                     &kp,
                     |b, &kp| {
                         let mut acc = [[[0f32; NR]; MR]; 4];
+                        let mut out = [0f32; MR * Tile::COLS];
                         b.iter(|| {
                             match k.gemm_i8_panel4 {
-                                Some(g4) => g4(&xq, &xs, MR, kp, four, None, &mut acc),
+                                Some(g4) => {
+                                    g4(
+                                        &xq,
+                                        &xs,
+                                        kp,
+                                        four,
+                                        None,
+                                        Tile::new(&mut out, MR, Tile::COLS),
+                                    );
+                                    std::hint::black_box(&out);
+                                }
                                 None => {
                                     for (p, a) in four.into_iter().zip(acc.iter_mut()) {
                                         (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, a);

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::kernels::Tile;
+
 /// A job: called as `job(thread_index, thread_count)`.
 type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
 
@@ -205,6 +207,18 @@ impl<T> SharedMut<T> {
         assert!(range.start <= range.end && range.end <= self.1);
         // SAFETY: in bounds (checked); exclusivity is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.end - range.start) }
+    }
+}
+
+impl SharedMut<f32> {
+    /// The [`Tile`] of `rows` rows `ld` apart starting at `at`.
+    ///
+    /// # Safety
+    /// No other thread may access the tile's values while it lives.
+    pub unsafe fn tile(&self, at: usize, rows: usize, ld: usize) -> Tile<'_> {
+        assert!(rows == 0 || at + (rows - 1) * ld + Tile::COLS <= self.1);
+        // SAFETY: in bounds (checked); exclusivity is the caller's contract.
+        unsafe { Tile::from_raw(self.0.add(at), rows, ld) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every SIMD kernel against its scalar twin, on every tier this CPU runs: random shapes,
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
-use dbrt::kernels::{alternate, scalar, Epilogue4, Isa, Kernels, Panel, MR, NR, QBLOCK};
+use dbrt::kernels::{alternate, scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed | 1;
@@ -49,8 +49,9 @@ struct GemmCase {
 }
 
 impl GemmCase {
-    fn random(next: &mut impl FnMut() -> u64, n: usize) -> GemmCase {
-        let m = 1 + (next() % MR as u64) as usize;
+    /// `n` panels over 1 to `max_rows` rows.
+    fn random(next: &mut impl FnMut() -> u64, n: usize, max_rows: usize) -> GemmCase {
+        let m = 1 + (next() % max_rows as u64) as usize;
         let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
         let nb = kp / QBLOCK;
         let mut byte = || ((next() % 255) as i64 - 127) as i8;
@@ -91,11 +92,18 @@ impl GemmCase {
         }
     }
 
-    /// The scalar kernel's outputs for panel `i`.
-    fn want(&self, i: usize) -> [[f32; NR]; MR] {
-        let mut acc = [[0f32; NR]; MR];
-        scalar::gemm_i8_panel(&self.xq, &self.xs, self.m, self.kp, self.alone(i), &mut acc);
-        acc
+    /// The scalar kernel's outputs for panel `i`, `MR` rows at a time.
+    fn want(&self, i: usize) -> Vec<[f32; NR]> {
+        let (kp, nb) = (self.kp, self.kp / QBLOCK);
+        let mut rows = Vec::new();
+        for r0 in (0..self.m).step_by(MR) {
+            let m = MR.min(self.m - r0);
+            let mut acc = [[0f32; NR]; MR];
+            let (x, s) = (&self.xq[r0 * kp..], &self.xs[r0 * nb..]);
+            scalar::gemm_i8_panel(x, s, m, kp, self.alone(i), &mut acc);
+            rows.extend_from_slice(&acc[..m]);
+        }
+        rows
     }
 }
 
@@ -120,7 +128,7 @@ fn in_pair(pair: &(Vec<i8>, Vec<i32>), lane: usize) -> Panel<'_> {
     }
 }
 
-fn assert_same(want: &[[f32; NR]; MR], got: &[[f32; NR]; MR], m: usize, what: &str) {
+fn assert_same(want: &[[f32; NR]], got: &[[f32; NR]], m: usize, what: &str) {
     for r in 0..m {
         let bits = |v: &[f32; NR]| v.map(f32::to_bits);
         assert_eq!(bits(&want[r]), bits(&got[r]), "{what} row {r}");
@@ -132,7 +140,7 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
     let mut next = rng(7);
     for k in tiers() {
         for _ in 0..2000 {
-            let case = GemmCase::random(&mut next, 2);
+            let case = GemmCase::random(&mut next, 2, MR);
             let (m, kp) = (case.m, case.kp);
             let pairs = interleaved(&case);
             for (i, panel) in [case.alone(0), in_pair(&pairs[0], 0), in_pair(&pairs[0], 1)]
@@ -158,7 +166,7 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
         };
         ran += 1;
         for _ in 0..1000 {
-            let case = GemmCase::random(&mut next, 4);
+            let case = GemmCase::random(&mut next, 4, 3 * MR); // several row blocks
             let (m, kp) = (case.m, case.kp);
             let pairs = interleaved(&case);
             let alone = [0, 1, 2, 3].map(|i| case.alone(i));
@@ -184,29 +192,53 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
             ];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
                 for epi in epilogues {
-                    let mut got = [[[1f32; NR]; MR]; 4];
-                    gemm4(&case.xq_for(&k), &case.xs, m, kp, panels, epi, &mut got);
-                    for (p, g) in got.iter().enumerate() {
+                    // A tile narrower than its rows' stride, with a sentinel around it.
+                    let ld = Tile::COLS + 3;
+                    let mut out = vec![1f32; m * ld];
+                    gemm4(
+                        &case.xq_for(&k),
+                        &case.xs,
+                        kp,
+                        panels,
+                        epi,
+                        Tile::new(&mut out, m, ld),
+                    );
+                    for p in 0..4 {
                         let mut want = case.want(p);
                         if let Some(e) = epi {
                             let part = |v: &[f32; 4 * NR]| -> [f32; NR] {
                                 v[p * NR..(p + 1) * NR].try_into().unwrap()
                             };
                             let b = e.bias.map(part);
-                            scalar::panel_epilogue(
-                                &mut want,
-                                m,
-                                &part(e.scales),
-                                b.as_ref(),
-                                e.gelu,
-                            );
+                            for block in want.chunks_mut(MR) {
+                                let n = block.len();
+                                let mut acc = [[0f32; NR]; MR];
+                                acc[..n].copy_from_slice(block);
+                                scalar::panel_epilogue(
+                                    &mut acc,
+                                    n,
+                                    &part(e.scales),
+                                    b.as_ref(),
+                                    e.gelu,
+                                );
+                                block.copy_from_slice(&acc[..n]);
+                            }
+                        }
+                        let mut got = vec![[0f32; NR]; m];
+                        for (r, g) in got.iter_mut().enumerate() {
+                            g.copy_from_slice(&out[r * ld + p * NR..r * ld + (p + 1) * NR]);
                         }
                         let what = format!(
                             "{:?} {layout} m={m} kp={kp} panel {p} epilogue {}",
                             k.isa,
                             epi.is_some()
                         );
-                        assert_same(&want, g, m, &what);
+                        assert_same(&want, &got, m, &what);
+                    }
+                    for r in 0..m {
+                        assert!(out[r * ld + Tile::COLS..(r + 1) * ld]
+                            .iter()
+                            .all(|&v| v == 1.0));
                     }
                 }
             }

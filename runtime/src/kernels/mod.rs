@@ -207,17 +207,71 @@ pub struct Epilogue4<'a> {
     pub gelu: bool,
 }
 
-/// Signature of the four-panel int8 GEMM: four panels' outputs, each exactly as
-/// [`GemmI8Panel`] gives it, then the epilogue if one is given. Tiers without one run the
-/// single kernel per panel.
+/// Where a four-panel GEMM writes: `rows` rows of [`Tile::COLS`] f32 each, `ld` apart: a
+/// window of an output matrix. Made from a slice, or (unsafe) from a pointer into a matrix
+/// whose other columns other threads write at the same time.
+#[derive(Debug)]
+pub struct Tile<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    ld: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> Tile<'a> {
+    /// Columns per row: four panels' outputs.
+    pub const COLS: usize = 4 * NR;
+
+    /// The first `COLS` columns of `rows` rows of `out`, `ld` apart.
+    pub fn new(out: &'a mut [f32], rows: usize, ld: usize) -> Tile<'a> {
+        assert!(ld >= Self::COLS && (rows == 0 || out.len() >= (rows - 1) * ld + Self::COLS));
+        Tile {
+            ptr: out.as_mut_ptr(),
+            rows,
+            ld,
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// `ptr` + `r·ld` .. + `COLS` for every `r < rows` lies in one allocation that outlives
+    /// the tile, and nothing else reads or writes those values while the tile lives.
+    pub unsafe fn from_raw(ptr: *mut f32, rows: usize, ld: usize) -> Tile<'a> {
+        assert!(ld >= Self::COLS);
+        Tile {
+            ptr,
+            rows,
+            ld,
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Row `r`'s `COLS` values.
+    pub fn row(&mut self, r: usize) -> &mut [f32; 4 * NR] {
+        assert!(r < self.rows);
+        // SAFETY: in the tile (checked), exclusive to it (the constructors' contract).
+        unsafe { &mut *(self.ptr.add(r * self.ld) as *mut [f32; 4 * NR]) }
+    }
+}
+
+// SAFETY: a tile is a unique borrow of its values, as `&mut [f32]` is.
+unsafe impl Send for Tile<'_> {}
+
+/// Signature of the four-panel int8 GEMM over `out.rows()` rows (any number, [`MR`] at a
+/// time): row `r`'s outputs `8p..8p + 8` are panel `p`'s, each exactly as [`GemmI8Panel`]
+/// gives them, then the epilogue if one is given, written straight into `out`. Tiers without
+/// one run the single kernel per panel.
 pub type GemmI8Panel4 = fn(
     xq: &[i8],
     xs: &[f32],
-    m: usize,
     kp: usize,
     panels: [Panel<'_>; 4],
     epilogue: Option<Epilogue4<'_>>,
-    acc: &mut [[[f32; NR]; MR]; 4],
+    out: Tile<'_>,
 );
 
 /// Signature of the int8 GEMM's whole-panel epilogue (see [`scalar::panel_epilogue`]).
@@ -248,10 +302,16 @@ pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 /// The bounds every int8 GEMM entry point checks before its unsafe body reads raw pointers.
 #[allow(dead_code)] // used by the SIMD tiers only
 pub(crate) fn check_gemm_args(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
+    assert!(m <= MR);
+    check_gemm_operands(xq, xs, m, kp, panel);
+}
+
+/// [`check_gemm_args`] for any number of rows.
+#[allow(dead_code)] // used by the SIMD tiers only
+pub(crate) fn check_gemm_operands(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
     let il = panel.interleave;
     assert!(
-        m <= MR
-            && kp.is_multiple_of(QBLOCK)
+        kp.is_multiple_of(QBLOCK)
             && (il == 1 || il == 2)
             && xq.len() >= m * kp
             && xs.len() >= m * (kp / QBLOCK)

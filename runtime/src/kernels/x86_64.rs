@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Epilogue4, Panel, MR, NR, QBLOCK};
+use super::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 
 /// The int8 panel GEMM with AVX2: one 32-byte load holds 8 outputs × 4 inputs. `maddubs`
 /// multiplies |x| (u8) by w with x's sign (s8); with both in [-127, 127] a pair sums to at most
@@ -131,7 +131,8 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
     panels: [*const i8; 4],
     sums: [*const i32; 4],
     epilogue: Option<Epilogue4<'_>>,
-    acc: &mut [[[f32; NR]; MR]; 4],
+    out: &mut Tile<'_>,
+    r0: usize,
 ) {
     let nb = kp / QBLOCK;
     let il = if INTERLEAVED { 2 } else { 1 };
@@ -211,14 +212,11 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
         }
     }
     for (r, fr) in f.iter().enumerate() {
-        for h in 0..2 {
-            let lo = _mm512_castps512_ps256(fr[h]);
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(fr[h])));
-            // SAFETY: acc[..][r] is 8 f32 = 32 bytes each.
-            unsafe {
-                _mm256_storeu_ps(acc[2 * h][r].as_mut_ptr(), lo);
-                _mm256_storeu_ps(acc[2 * h + 1][r].as_mut_ptr(), hi);
-            }
+        let row = out.row(r0 + r).as_mut_ptr();
+        // SAFETY: a tile row holds 4·NR = 32 f32; outputs 16h..16h + 16 are fr[h].
+        unsafe {
+            _mm512_storeu_ps(row, fr[0]);
+            _mm512_storeu_ps(row.add(16), fr[1]);
         }
     }
 }
@@ -243,20 +241,21 @@ unsafe fn pair<T, const INTERLEAVED: bool>(lo: *const T, hi: *const T) -> __m512
     }
 }
 
-/// Safe entry of the four-panel AVX-512 VNNI kernel: `acc[p]` gets panel `p`'s outputs, as
-/// four calls of [`super::scalar::gemm_i8_panel`] would. Panels 0-1 and 2-3 may each be an
-/// interleaved pair (`Layout::I8Panel16x4`) or any two panels of `I8Panel8x4`.
+/// Safe entry of the four-panel AVX-512 VNNI kernel: `out`'s rows get the four panels'
+/// outputs, as four calls of [`super::scalar::gemm_i8_panel`] per [`MR`] rows would (then the
+/// epilogue). Panels 0-1 and 2-3 may each be an interleaved pair (`Layout::I8Panel16x4`) or
+/// any two panels of `I8Panel8x4`.
 pub fn gemm_i8_panel4_avx512vnni(
     xq: &[i8],
     xs: &[f32],
-    m: usize,
     kp: usize,
     panels: [Panel<'_>; 4],
     epilogue: Option<Epilogue4<'_>>,
-    acc: &mut [[[f32; NR]; MR]; 4],
+    mut out: Tile<'_>,
 ) {
+    let m = out.rows();
     for p in &panels {
-        super::check_gemm_args(xq, xs, m, kp, p);
+        super::check_gemm_operands(xq, xs, m, kp, p);
     }
     debug_assert!(super::Isa::Avx512Vnni.available());
     // Interleaved only if both pairs are: panel 2h + 1 starts one group after panel 2h.
@@ -267,31 +266,45 @@ pub fn gemm_i8_panel4_avx512vnni(
             && hi.w.as_ptr() == lo.w.as_ptr().wrapping_add(4 * NR)
             && hi.sums.as_ptr() == lo.sums.as_ptr().wrapping_add(NR)
     });
+    let nb = kp / QBLOCK;
     if !interleaved && panels.iter().any(|p| p.interleave != 1) {
         // Mixed or unpaired interleaved panels: one at a time, same bits.
-        for (i, (p, a)) in panels.into_iter().zip(acc.iter_mut()).enumerate() {
-            gemm_i8_panel_avx512vnni(xq, xs, m, kp, p, a);
-            if let Some(e) = epilogue {
-                let part = |v: &[f32; 4 * NR]| -> [f32; NR] {
-                    v[i * NR..(i + 1) * NR].try_into().expect("NR values")
-                };
-                let bias = e.bias.map(part);
-                panel_epilogue_avx2(a, m, &part(e.scales), bias.as_ref(), e.gelu);
+        let mut acc = [[0f32; NR]; MR];
+        for r0 in (0..m).step_by(MR) {
+            let rows = MR.min(m - r0);
+            let (x, s) = (&xq[r0 * kp..], &xs[r0 * nb..]);
+            for (i, p) in panels.into_iter().enumerate() {
+                gemm_i8_panel_avx512vnni(x, s, rows, kp, p, &mut acc);
+                if let Some(e) = epilogue {
+                    let part = |v: &[f32; 4 * NR]| -> [f32; NR] {
+                        v[i * NR..(i + 1) * NR].try_into().expect("NR values")
+                    };
+                    let bias = e.bias.map(part);
+                    panel_epilogue_avx2(&mut acc, rows, &part(e.scales), bias.as_ref(), e.gelu);
+                }
+                for (r, a) in acc.iter().enumerate().take(rows) {
+                    out.row(r0 + r)[i * NR..(i + 1) * NR].copy_from_slice(a);
+                }
             }
         }
         return;
     }
-    let (x, s) = (xq.as_ptr(), xs.as_ptr());
     let p = panels.map(|p| p.w.as_ptr());
     let bs = panels.map(|p| p.sums.as_ptr());
-    // SAFETY: lengths checked above (when interleaved, each pair's second panel is the first
-    // one's neighbour inside the same checked span); AVX-512 F/BW/VNNI presence is the
-    // table's invariant.
-    unsafe {
-        if interleaved {
-            by_rows!(m, M => gemm_i8_panel4_avx512vnni_impl::<M, true>(x, s, kp, p, bs, epilogue, acc))
-        } else {
-            by_rows!(m, M => gemm_i8_panel4_avx512vnni_impl::<M, false>(x, s, kp, p, bs, epilogue, acc))
+    for r0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - r0);
+        // SAFETY: rows r0.. of xq / xs, in bounds (checked for all m rows above).
+        let (x, s) = unsafe { (xq.as_ptr().add(r0 * kp), xs.as_ptr().add(r0 * nb)) };
+        let o = &mut out;
+        // SAFETY: lengths checked above (when interleaved, each pair's second panel is the
+        // first one's neighbour inside the same checked span); AVX-512 F/BW/VNNI presence is
+        // the table's invariant.
+        unsafe {
+            if interleaved {
+                by_rows!(rows, M => gemm_i8_panel4_avx512vnni_impl::<M, true>(x, s, kp, p, bs, epilogue, o, r0))
+            } else {
+                by_rows!(rows, M => gemm_i8_panel4_avx512vnni_impl::<M, false>(x, s, kp, p, bs, epilogue, o, r0))
+            }
         }
     }
 }

@@ -174,18 +174,6 @@ impl Linear {
         // whole panels by the tier's kernel, the last narrower one here (the same
         // operations as scalar::panel_epilogue, on fewer columns).
         let fused = matches!(act, None | Some(Activation::Gelu));
-        // Rows r0..r0+m of a whole panel whose epilogue is done, into the output.
-        let store = |panel: usize, r0: usize, m: usize, acc: &[[f32; NR]; MR]| {
-            let o0 = panel * NR;
-            for (r, y) in acc.iter().enumerate().take(m) {
-                let at = (r0 + r) * n_out + o0;
-                // SAFETY: columns o0..o0+NR belong to this thread's panels.
-                let dst: &mut [f32; NR] = unsafe { out.slice(at..at + NR) }
-                    .try_into()
-                    .expect("NR columns");
-                *dst = *y;
-            }
-        };
         let epilogue = |panel: usize, r0: usize, m: usize, acc: &mut [[f32; NR]; MR]| {
             let o0 = panel * NR;
             if o0 >= n_out {
@@ -197,7 +185,11 @@ impl Linear {
                 let wsp: &[f32; NR] = wsp.try_into().expect("NR scales");
                 let bp: Option<&[f32; NR]> = bp.map(|b| b.try_into().expect("NR biases"));
                 (k.panel_epilogue)(acc, m, wsp, bp, act.is_some());
-                store(panel, r0, m, acc);
+                for (r, y) in acc.iter().enumerate().take(m) {
+                    let at = (r0 + r) * n_out + o0;
+                    // SAFETY: columns o0..o0+NR belong to this thread's panels.
+                    unsafe { out.slice(at..at + NR) }.copy_from_slice(y);
+                }
                 return;
             }
             for (r, a) in acc.iter().enumerate().take(m) {
@@ -221,43 +213,34 @@ impl Linear {
                 unsafe { out.slice(at..at + cols) }.copy_from_slice(y);
             }
         };
-        let mut acc = [[[0f32; NR]; MR]; 4];
+        let mut acc = [[0f32; NR]; MR];
         // Whole interleaved sets per thread, so that a pass of four starts on one.
         let il = p.interleave;
         let sets = share(p.panels / il, ti, tn);
         let mine = sets.start * il..sets.end * il;
         let mut panel = mine.start;
         while panel < mine.end {
-            // Four panels per pass where the tier has a kernel for it; their views and
-            // epilogue are made once for all row blocks.
-            if let Some(gemm4) = gemm4.filter(|_| panel + 4 <= mine.end) {
+            // Four whole panels with a fused epilogue per pass where the tier has a kernel for
+            // it: all rows in one call, written straight into the output.
+            let o = panel * NR..(panel + 4) * NR;
+            if let Some(gemm4) = gemm4.filter(|_| panel + 4 <= mine.end && fused && o.end <= n_out)
+            {
                 let pw = [0, 1, 2, 3].map(|i| p.panel(bytes, panel + i));
-                // Four whole panels: the kernel applies the epilogue itself.
-                let o = panel * NR..(panel + 4) * NR;
-                let whole = fused && o.end <= n_out;
-                let epi = whole.then(|| Epilogue4 {
+                let epi = Epilogue4 {
                     scales: ws[o.clone()].try_into().expect("4·NR scales"),
                     bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
                     gelu: act.is_some(),
-                });
-                for r0 in (0..t).step_by(MR) {
-                    let m = MR.min(t - r0);
-                    gemm4(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, epi, &mut acc);
-                    for (i, a) in acc.iter_mut().enumerate() {
-                        if whole {
-                            store(panel + i, r0, m, a);
-                        } else {
-                            epilogue(panel + i, r0, m, a);
-                        }
-                    }
-                }
+                };
+                // SAFETY: columns o of every row belong to this thread's panels.
+                let tile = unsafe { out.tile(o.start, t, n_out) };
+                gemm4(xq, xs, kp, pw, Some(epi), tile);
                 panel += 4;
             } else {
                 let pw = p.panel(bytes, panel);
                 for r0 in (0..t).step_by(MR) {
                     let m = MR.min(t - r0);
-                    gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc[0]);
-                    epilogue(panel, r0, m, &mut acc[0]);
+                    gemm(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc);
+                    epilogue(panel, r0, m, &mut acc);
                 }
                 panel += 1;
             }
