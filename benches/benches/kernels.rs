@@ -27,12 +27,14 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 
 fn gemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm_i8");
+    // 24 rows: whole row blocks of 4, 6 or 8, as a kernel may take them.
+    const ROWS: usize = 24;
     for kp in [384usize, 1536] {
-        let xq: Vec<i8> = values(MR * kp, 1)
+        let xq: Vec<i8> = values(ROWS * kp, 1)
             .iter()
             .map(|v| (v * 127.0) as i8)
             .collect();
-        let xs = vec![0.01f32; MR * kp / QBLOCK];
+        let xs = vec![0.01f32; ROWS * kp / QBLOCK];
         let panels: Vec<Vec<i8>> = (0..4)
             .map(|p| {
                 values(kp * NR, 2 + p)
@@ -64,7 +66,7 @@ fn gemm(c: &mut Criterion) {
             sums: &pairs[i / 2].1[NR * (i % 2)..],
             interleave: 2,
         });
-        g.throughput(Throughput::Elements((4 * MR * NR * kp) as u64)); // MACs of four panels
+        g.throughput(Throughput::Elements((4 * ROWS * NR * kp) as u64)); // MACs of four panels
         for k in tiers() {
             for (layout, four) in [("panel8", alone), ("panel16", both)] {
                 g.bench_with_input(
@@ -72,7 +74,7 @@ fn gemm(c: &mut Criterion) {
                     &kp,
                     |b, &kp| {
                         let mut acc = [[[0f32; NR]; MR]; 4];
-                        let mut out = [0f32; MR * Tile::COLS];
+                        let mut out = [0f32; ROWS * Tile::COLS];
                         b.iter(|| {
                             match k.gemm_i8_panel4 {
                                 Some(g4) => {
@@ -82,13 +84,16 @@ fn gemm(c: &mut Criterion) {
                                         kp,
                                         four,
                                         None,
-                                        Tile::new(&mut out, MR, Tile::COLS),
+                                        Tile::new(&mut out, ROWS, Tile::COLS),
                                     );
                                     std::hint::black_box(&out);
                                 }
                                 None => {
-                                    for (p, a) in four.into_iter().zip(acc.iter_mut()) {
-                                        (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, a);
+                                    for r0 in (0..ROWS).step_by(MR) {
+                                        let (x, s) = (&xq[r0 * kp..], &xs[r0 * kp / QBLOCK..]);
+                                        for (p, a) in four.into_iter().zip(acc.iter_mut()) {
+                                            (k.gemm_i8_panel)(x, s, MR, kp, p, a);
+                                        }
                                     }
                                 }
                             }

@@ -124,6 +124,7 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
 /// sums are the same exact integers (the accumulators start from −128·Σw instead of
 /// subtracting it at the end), so the result is the scalar kernel's to the bit.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool>(
     xq: *const i8,
     xs: *const f32,
