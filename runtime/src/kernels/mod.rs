@@ -195,6 +195,25 @@ impl Codes {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `p` towards the core (into L2), without
+/// waiting: for data a loop will read soon in an order the hardware prefetchers do not follow.
+/// Any address is fine; a hint never faults and changes no result.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT1 reads nothing architecturally and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: PRFM is a hint: it never faults and writes no register or memory.
+    unsafe {
+        std::arch::asm!("prfm pldl2keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
+
 /// Signature of the int8 panel GEMM (see [`scalar::gemm_i8_panel`]).
 pub type GemmI8Panel =
     fn(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: Panel<'_>, acc: &mut [[f32; NR]; MR]);

@@ -12,7 +12,7 @@ use super::config::{Activation, Config};
 use super::weights::{MatRef, Matrix, PackedRef, VecRef};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
-use crate::kernels::{scalar, Epilogue4, Kernels, MR, NR, QBLOCK};
+use crate::kernels::{self, scalar, Epilogue4, Kernels, MR, NR, QBLOCK};
 use crate::pool::{share, Pool, SharedMut};
 
 /// What a forward pass runs on: the session's kernels and threads.
@@ -747,6 +747,24 @@ fn transpose_rel(
     }
 }
 
+/// Prefetches `d` values at `at(m)` of a relative projection for each relative row `m` of
+/// `rows` (f32 storage; other storage is widened row by row and not worth it).
+fn prefetch_rel(
+    m: &Matrix<'_>,
+    rows: std::ops::Range<usize>,
+    at: impl Fn(usize) -> usize,
+    d: usize,
+) {
+    if let Matrix::F32(data) = m {
+        for row in rows {
+            let span = &data[at(row)..at(row) + d];
+            for line in span.chunks(16) {
+                kernels::prefetch(line.as_ptr().cast());
+            }
+        }
+    }
+}
+
 /// Rows `i0..i0 + m` (`m` ≤ 4) of a row-major matrix with `stride` columns, each cut to `cols`,
 /// as the four row operands of a row-panel kernel; unused slots repeat the last row.
 fn rows_of(
@@ -895,7 +913,8 @@ impl Attention {
                     }
                 }
             };
-            for head in share(c.num_attention_heads, ti, tn) {
+            let heads = share(c.num_attention_heads, ti, tn);
+            for head in heads.clone() {
                 let h0 = head * d;
                 // Keys and relative projections of this head, transposed so that a query's
                 // scores against all keys are one row vector times a matrix (no reductions):
@@ -920,7 +939,18 @@ impl Attention {
                         });
                     }
                 }
+                let blocks = rows.div_ceil(4);
                 for i0 in (0..rows).step_by(4) {
+                    // The next head's relative rows (~130 kB at 128 tokens, mostly from DRAM:
+                    // the file's rows are 1.5 kB apart and each head reads 256 bytes of them),
+                    // a share per block of queries so that they arrive while this head computes.
+                    if head + 1 < heads.end {
+                        let b = i0 / 4;
+                        let share = b * r / blocks..(b + 1) * r / blocks;
+                        for proj in [&rel_k, &rel_q].into_iter().flatten() {
+                            prefetch_rel(proj, share.clone(), |m| rel_index(m) * ah + h0 + d, d);
+                        }
+                    }
                     let m = 4.min(rows - i0);
                     let qa = four(q, i0, m);
                     // score(i, j) = ((q_i·k_j + q_i·rel_k[i-j]) + k_j·rel_q[i-j]) · scale
