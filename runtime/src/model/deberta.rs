@@ -231,6 +231,14 @@ impl Linear {
                     bias: b.map(|b| b[o.clone()].try_into().expect("4·NR biases")),
                     gelu: act.is_some(),
                 };
+                // The next four panels' weights (12-48 kB, first read from memory) while
+                // these run over every row.
+                if panel + 8 <= mine.end {
+                    let next = p.panel(bytes, panel + 4).w;
+                    for line in next[..(kp * NR * 4).min(next.len())].chunks(64) {
+                        kernels::prefetch(line.as_ptr().cast());
+                    }
+                }
                 // SAFETY: columns o of every row belong to this thread's panels.
                 let tile = unsafe { out.tile(o.start, t, n_out) };
                 gemm4(xq, xs, kp, pw, Some(epi), tile);
