@@ -12,7 +12,7 @@ use super::config::{Activation, Config};
 use super::weights::{MatRef, Matrix, PackedRef, VecRef};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
-use crate::kernels::{self, scalar, Epilogue4, Kernels, MR, NR, QBLOCK};
+use crate::kernels::{self, scalar, Epilogue4, Kernels, Panel, Tile, MR, NR, QBLOCK};
 use crate::pool::{share, Pool, SharedMut};
 
 /// What a forward pass runs on: the session's kernels and threads.
@@ -320,11 +320,37 @@ pub(crate) struct Attention {
     query: Linear,
     key: Linear,
     value: Linear,
-    /// `[2 * att_span, all_head]`: projected relative embeddings (c2p uses keys, p2c queries).
-    rel_key: Option<MatRef>,
-    rel_query: Option<MatRef>,
+    /// Projected relative embeddings (c2p uses keys, p2c queries); both float or both int8.
+    rel_key: Option<RelProjection>,
+    rel_query: Option<RelProjection>,
     output: Linear,
     norm: LayerNorm,
+}
+
+/// A precomputed relative-position projection as the file stores it.
+#[derive(Debug, Clone, Copy)]
+enum RelProjection {
+    /// `[2 * att_span, all_head]` floats.
+    Float(MatRef),
+    /// int8 per relative row and head: each head's `[2 * att_span, d]` block stacked
+    /// (`[heads * 2 * att_span, d]`) and packed as a linear weight, for the int8 attention.
+    Int8(PackedRef),
+}
+
+impl RelProjection {
+    fn float(&self) -> Option<&MatRef> {
+        match self {
+            RelProjection::Float(m) => Some(m),
+            RelProjection::Int8(_) => None,
+        }
+    }
+
+    fn int8(&self) -> Option<&PackedRef> {
+        match self {
+            RelProjection::Int8(p) => Some(p),
+            RelProjection::Float(_) => None,
+        }
+    }
 }
 
 /// `DebertaV2Layer`: attention, `DebertaV2Intermediate`, `DebertaV2Output`.
@@ -350,6 +376,9 @@ pub(crate) struct Network {
     layers: Vec<Layer>,
     /// `rel_pos_index[(i - j) + max_len - 1]`: row of `rel_key`/`rel_query` for distance i - j.
     rel_pos_index: Option<(usize, usize)>,
+    /// The longest sequence whose distances all fall in linear buckets (consecutive relative
+    /// rows).
+    rel_linear_len: usize,
     pub head: Option<Head>,
 }
 
@@ -367,8 +396,42 @@ pub(crate) struct Scratch {
     /// of scores and a temporary row (`attn_stride` floats each).
     attn: Vec<f32>,
     attn_stride: usize,
+    /// Per thread, for the int8 attention: one head's quantized queries and keys.
+    attn_i8: Vec<i8>,
+    int8: AttnInt8Sizes,
     pooled: Vec<f32>,
     work: Work,
+}
+
+/// Sizes of one thread's int8-attention buffers for sequences of up to `len` tokens.
+#[derive(Debug, Clone, Copy)]
+struct AttnInt8Sizes {
+    len: usize,
+    /// Head width rounded up to whole quantization blocks.
+    kp: usize,
+    /// Widest run of relative rows a head's c2p/p2c products cover.
+    rel: usize,
+}
+
+impl AttnInt8Sizes {
+    fn new(c: &Config, len: usize) -> AttnInt8Sizes {
+        AttnInt8Sizes {
+            len,
+            kp: c.attention_head_size.div_ceil(QBLOCK) * QBLOCK,
+            rel: (2 * c.att_span()).next_multiple_of(2 * NR),
+        }
+    }
+
+    /// f32 per thread: query and key block scales, q·k, c2p and p2c products.
+    fn f32s(&self) -> usize {
+        let nb = self.kp / QBLOCK;
+        2 * self.len * nb + self.len * self.len + 2 * self.len * self.rel
+    }
+
+    /// Bytes per thread: quantized queries and keys.
+    fn i8s(&self) -> usize {
+        2 * self.len * self.kp
+    }
 }
 
 impl Scratch {
@@ -388,12 +451,14 @@ impl Scratch {
         let d = c.attention_head_size;
         // Per thread: keys and both relative projections transposed, the p2c table, four score
         // rows, four shifted c2p/p2c windows, four context rows.
+        let int8 = AttnInt8Sizes::new(c, max_len);
         let attn_stride = d * max_len
             + 2 * d * (2 * max_len - 1)
             + max_len * max_len
             + 4 * max_len
             + 4 * (max_len + 3)
-            + 4 * d;
+            + 4 * d
+            + int8.f32s();
         Scratch {
             hidden: vec![0.0; max_len * h],
             emb: vec![0.0; max_len * c.embedding_size],
@@ -405,6 +470,8 @@ impl Scratch {
             inter: vec![0.0; max_len * c.intermediate_size],
             attn: vec![0.0; attn_stride * threads],
             attn_stride,
+            attn_i8: vec![0; int8.i8s() * threads],
+            int8,
             pooled: vec![0.0; c.pooler_hidden_size],
             work: Work {
                 row: vec![0.0; widest * threads],
@@ -462,16 +529,27 @@ impl Network {
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("deberta.encoder.layer.{l}");
-            let rel = |on: bool, what: &str| -> Result<Option<MatRef>> {
-                match c.relative_attention && on {
-                    true => Ok(Some(MatRef::resolve(
-                        f,
-                        &format!("{p}.attention.self.{what}"),
-                        rel_rows,
-                        ah,
-                    )?)),
-                    false => Ok(None),
+            let rel = |on: bool, what: &str| -> Result<Option<RelProjection>> {
+                if !(c.relative_attention && on) {
+                    return Ok(None);
                 }
+                let name = format!("{p}.attention.self.{what}");
+                let (heads, d) = (c.num_attention_heads, c.attention_head_size);
+                if let Some(packed) = PackedRef::resolve(f, &name, heads * rel_rows, d)? {
+                    // Each head's rows must start on a panel.
+                    if !rel_rows.is_multiple_of(NR) {
+                        return Err(Error::BadMetadata {
+                            key: name,
+                            reason: format!(
+                                "int8 relative rows per head ({rel_rows}) not a multiple of {NR}"
+                            ),
+                        });
+                    }
+                    return Ok(Some(RelProjection::Int8(packed)));
+                }
+                Ok(Some(RelProjection::Float(MatRef::resolve(
+                    f, &name, rel_rows, ah,
+                )?)))
             };
             layers.push(Layer {
                 attention: Attention {
@@ -543,10 +621,16 @@ impl Network {
                     reason: "index out of range".into(),
                 });
             }
-            Some((v.record.offset as usize, n))
+            Some((
+                v.record.offset as usize,
+                n,
+                linear_len(idx, c.max_position_embeddings),
+            ))
         } else {
             None
         };
+        let rel_linear_len = rel_pos_index.map_or(0, |(_, _, l)| l);
+        let rel_pos_index = rel_pos_index.map(|(o, n, _)| (o, n));
         let head = match c.num_labels {
             0 => None,
             n => Some(Head {
@@ -558,6 +642,7 @@ impl Network {
             embeddings,
             layers,
             rel_pos_index,
+            rel_linear_len,
             head,
         })
     }
@@ -678,6 +763,20 @@ impl Network {
     }
 }
 
+/// The longest `t` for which `index[max_len - t..max_len + t - 1]` (distances -(t-1)..t-1)
+/// are consecutive rows.
+fn linear_len(index: &[i32], max_len: usize) -> usize {
+    let center = max_len - 1;
+    let mut t = 1;
+    while t < max_len
+        && index[center - t] + 1 == index[center - t + 1]
+        && index[center + t] == index[center + t - 1] + 1
+    {
+        t += 1;
+    }
+    t
+}
+
 /// The tier's activation quantization of `t` rows of `k` inputs into rows of `kp` codes, the
 /// rows split across the threads (each row's codes and scales are its own: the same bits).
 fn quantize_activations(
@@ -769,6 +868,246 @@ fn prefetch_rel(
             for line in span.chunks(16) {
                 kernels::prefetch(line.as_ptr().cast());
             }
+        }
+    }
+}
+
+/// A layer's int8 relative projections (see [`RelProjection::Int8`]).
+struct Int8Rel {
+    key: Option<PackedRef>,
+    query: Option<PackedRef>,
+    /// Relative rows per head (2 * att_span).
+    rows: usize,
+    /// Whether this sequence's relative rows are consecutive (see `Network::rel_linear_len`).
+    linear: bool,
+}
+
+impl Int8Rel {
+    /// The relative rows a sequence of `t` tokens reads, as whole panels starting on an
+    /// interleaved pair (so that the four-panel kernel takes them): first panel, panel count.
+    fn panels(&self, t: usize, rel_index: &impl Fn(usize) -> usize) -> (usize, usize) {
+        let (lo, hi) = (rel_index(0), rel_index(2 * t - 2) + 1);
+        let first = lo / NR / 2 * 2;
+        let end = hi.div_ceil(NR).next_multiple_of(2).min(self.rows / NR);
+        (first, end - first)
+    }
+}
+
+/// One thread's int8-attention buffers for `t` tokens, carved from its scratch.
+struct AttnInt8Scratch<'a> {
+    kp: usize,
+    q_codes: &'a mut [i8],
+    q_scales: &'a mut [f32],
+    k_codes: &'a mut [i8],
+    k_scales: &'a mut [f32],
+    /// `[rows][t]` q·k, `[rows][rel]` q·rel_k and `[t][rel]` k·rel_q.
+    qk: &'a mut [f32],
+    c2p: &'a mut [f32],
+    p2c: &'a mut [f32],
+    /// The relative rows the c2p and p2c products cover: first (within a head), count.
+    rel0: usize,
+    rel: usize,
+}
+
+impl<'a> AttnInt8Scratch<'a> {
+    fn carve(sizes: AttnInt8Sizes, t: usize, f: &'a mut [f32], b: &'a mut [i8]) -> Self {
+        let (kp, nb) = (sizes.kp, sizes.kp / QBLOCK);
+        let (q_scales, f) = f.split_at_mut(t * nb);
+        let (k_scales, f) = f.split_at_mut(t * nb);
+        let (qk, f) = f.split_at_mut(t * t);
+        let (c2p, f) = f.split_at_mut(t * sizes.rel);
+        let p2c = &mut f[..t * sizes.rel];
+        let (q_codes, b) = b.split_at_mut(t * kp);
+        let k_codes = &mut b[..t * kp];
+        AttnInt8Scratch {
+            kp,
+            q_codes,
+            q_scales,
+            k_codes,
+            k_scales,
+            qk,
+            c2p,
+            p2c,
+            rel0: 0,
+            rel: 0,
+        }
+    }
+
+    /// Query `i`'s `t` unscaled scores: (q·k + c2p) + p2c, the f32 attention's order.
+    fn scores_row(
+        &self,
+        (c2p_on, p2c_on, linear): (bool, bool, bool),
+        i: usize,
+        t: usize,
+        rel_index: &impl Fn(usize) -> usize,
+        row: &mut [f32],
+    ) {
+        row.copy_from_slice(&self.qk[i * t..(i + 1) * t]);
+        // Key j reads relative row index((i - j) + t - 1) - rel0: when the rows are
+        // consecutive, that is `last - j` for the row of j = 0.
+        if linear {
+            let last = rel_index(i + t - 1) - self.rel0;
+            if c2p_on {
+                let c2p = &self.c2p[i * self.rel + last + 1 - t..i * self.rel + last + 1];
+                for (sj, cj) in row.iter_mut().zip(c2p.iter().rev()) {
+                    *sj += cj;
+                }
+            }
+            if p2c_on {
+                // Row j, column last - j: one step of rel - 1 per key.
+                let p2c = self.p2c[last..].iter().step_by(self.rel - 1);
+                for (sj, pj) in row.iter_mut().zip(p2c) {
+                    *sj += pj;
+                }
+            }
+            return;
+        }
+        let at = |j: usize| rel_index(i + t - 1 - j) - self.rel0;
+        if c2p_on {
+            let c2p = &self.c2p[i * self.rel..(i + 1) * self.rel];
+            for (j, sj) in row.iter_mut().enumerate() {
+                *sj += c2p[at(j)];
+            }
+        }
+        if p2c_on {
+            for (j, sj) in row.iter_mut().enumerate() {
+                *sj += self.p2c[j * self.rel + at(j)];
+            }
+        }
+    }
+}
+
+/// One head's score products into `sc`: q·k in f32; the queries and keys quantized as
+/// activations, then q·rel_k and k·rel_q on the int8 GEMM kernels against the file's int8
+/// relative rows, over the rows in use only. `stage` holds `t` rows of `d` floats.
+#[allow(clippy::too_many_arguments)]
+fn int8_head(
+    k: &Kernels,
+    bytes: &[u8],
+    rel: &Int8Rel,
+    head: usize,
+    (q, keys, h0, ah, d): (&[f32], &[f32], usize, usize, usize),
+    rows: usize,
+    t: usize,
+    rel_index: &impl Fn(usize) -> usize,
+    stage: &mut [f32],
+    sc: &mut AttnInt8Scratch<'_>,
+) {
+    let (kp, nb) = (sc.kp, sc.kp / QBLOCK);
+    let key = |j: usize| &keys[j * ah + h0..j * ah + h0 + d];
+    // q·k in f32 (int8 keys measurably cost agreement; the relative terms do not): the
+    // keys transposed, four queries at a time.
+    transpose_rows(k, t, d, stage, t, key);
+    for i0 in (0..rows).step_by(4) {
+        let m = 4.min(rows - i0);
+        let qa = rows_of(q, i0, m, ah, h0..h0 + d);
+        (k.row_panel4_f32)(
+            qa,
+            m,
+            &stage[..d * t],
+            t,
+            &mut sc.qk[i0 * t..(i0 + m) * t],
+            t,
+        );
+    }
+    for i in 0..rows {
+        stage[i * d..(i + 1) * d].copy_from_slice(&q[i * ah + h0..i * ah + h0 + d]);
+    }
+    (k.quantize_blocks)(&stage[..rows * d], rows, d, kp, sc.q_codes, sc.q_scales);
+    let (qc, qs) = (&sc.q_codes[..rows * kp], &sc.q_scales[..rows * nb]);
+    let (first, panels) = rel.panels(t, rel_index);
+    sc.rel0 = first * NR;
+    sc.rel = panels * NR;
+    let base = head * rel.rows / NR + first;
+    if let Some(rk) = &rel.key {
+        let ws = &rk.scales.view(bytes)[base * NR..];
+        let out = &mut sc.c2p[..rows * sc.rel];
+        int8_product(
+            k,
+            qc,
+            qs,
+            rows,
+            kp,
+            panels,
+            |p| rk.panel(bytes, base + p),
+            ws,
+            out,
+            sc.rel,
+        );
+    }
+    if let Some(rq) = &rel.query {
+        for j in 0..t {
+            stage[j * d..(j + 1) * d].copy_from_slice(key(j));
+        }
+        (k.quantize_blocks)(&stage[..t * d], t, d, kp, sc.k_codes, sc.k_scales);
+        let (kc, ks) = (&sc.k_codes[..t * kp], &sc.k_scales[..t * nb]);
+        let ws = &rq.scales.view(bytes)[base * NR..];
+        let out = &mut sc.p2c[..t * sc.rel];
+        int8_product(
+            k,
+            kc,
+            ks,
+            t,
+            kp,
+            panels,
+            |p| rq.panel(bytes, base + p),
+            ws,
+            out,
+            sc.rel,
+        );
+    }
+}
+
+/// `out[r·ld + o]` = the dequantized product of activation row `r` (`m` rows of `kp` codes)
+/// and output `o` of `panels` packed panels (`scales` per output): the four-panel kernel
+/// where the tier has one, else one panel at a time; the same bits either way.
+#[allow(clippy::too_many_arguments)]
+fn int8_product<'p>(
+    k: &Kernels,
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panels: usize,
+    panel: impl Fn(usize) -> Panel<'p>,
+    scales: &[f32],
+    out: &mut [f32],
+    ld: usize,
+) {
+    let nb = kp / QBLOCK;
+    let mut p = 0;
+    while p < panels {
+        if let Some(gemm4) = k.gemm_i8_panel4.filter(|_| p + 4 <= panels) {
+            let pw = [0, 1, 2, 3].map(|i| panel(p + i));
+            let epi = Epilogue4 {
+                scales: scales[p * NR..(p + 4) * NR]
+                    .try_into()
+                    .expect("4·NR scales"),
+                bias: None,
+                gelu: false,
+            };
+            gemm4(
+                xq,
+                xs,
+                kp,
+                pw,
+                Some(epi),
+                Tile::new(&mut out[p * NR..], m, ld),
+            );
+            p += 4;
+        } else {
+            let (pw, ws) = (panel(p), &scales[p * NR..(p + 1) * NR]);
+            let ws: &[f32; NR] = ws.try_into().expect("NR scales");
+            let mut acc = [[0f32; NR]; MR];
+            for r0 in (0..m).step_by(MR) {
+                let mm = MR.min(m - r0);
+                (k.gemm_i8_panel)(&xq[r0 * kp..], &xs[r0 * nb..], mm, kp, pw, &mut acc);
+                (k.panel_epilogue)(&mut acc, mm, ws, None, false);
+                for (r, a) in acc.iter().enumerate().take(mm) {
+                    out[(r0 + r) * ld + p * NR..][..NR].copy_from_slice(a);
+                }
+            }
+            p += 1;
         }
     }
 }
@@ -867,10 +1206,22 @@ impl Attention {
         // (i - j) + t - 1: never all 2 * att_span rows, and no copy of them.
         let index = net.rel_index(bytes);
         let max_len = c.max_position_embeddings;
-        let (rel_k, rel_q) = (
-            self.rel_key.map(|m| m.view(bytes)),
-            self.rel_query.map(|m| m.view(bytes)),
-        );
+        let float_rel = |r: Option<RelProjection>| r.and_then(|r| r.float().map(|m| m.view(bytes)));
+        let (rel_k, rel_q) = (float_rel(self.rel_key), float_rel(self.rel_query));
+        // int8 relative projections: the scores run on the int8 GEMM (see `int8_head`).
+        let int8_rel = |r: Option<RelProjection>| r.and_then(|r| r.int8().copied());
+        let int8 = matches!(
+            self.rel_key.or(self.rel_query),
+            Some(RelProjection::Int8(_))
+        )
+        .then(|| Int8Rel {
+            key: int8_rel(self.rel_key),
+            query: int8_rel(self.rel_query),
+            rows: 2 * c.att_span(),
+            linear: t <= net.rel_linear_len,
+        });
+        let sizes = s.int8;
+        let attn_i8 = SharedMut::new(&mut s.attn_i8);
         // Row (i - j) + t - 1 of a relative projection: distance index (i - j) + max_len - 1.
         let rel_index = |rr: usize| index[rr + max_len - t] as usize;
         let widest = s.work.widest;
@@ -894,7 +1245,7 @@ impl Attention {
             let (p2ct, rest) = rest.split_at_mut(t * t);
             let (scores, rest) = rest.split_at_mut(4 * t);
             let (win, rest) = rest.split_at_mut(4 * (t + 3));
-            let ctx4 = &mut rest[..4 * d];
+            let (ctx4, rest) = rest.split_at_mut(4 * d);
             // SAFETY: thread ti owns its own widened-row slot.
             let scratch = unsafe { widened.slice(ti * widest..(ti + 1) * widest) };
             // Rows i0..i0+m of a shifted relative product: row i (of a = q or k) takes columns
@@ -922,8 +1273,38 @@ impl Attention {
                 }
             };
             let heads = share(c.num_attention_heads, ti, tn);
+            // SAFETY: thread ti owns its own block of int8 attention scratch.
+            let mine_i8 = unsafe { attn_i8.slice(ti * sizes.i8s()..(ti + 1) * sizes.i8s()) };
+            let mut int8_scratch = AttnInt8Scratch::carve(sizes, t, rest, mine_i8);
             for head in heads.clone() {
                 let h0 = head * d;
+                if let Some(rel) = &int8 {
+                    let scores = &mut scores[..4 * t];
+                    let sc = &mut int8_scratch;
+                    let qk = (&q[..], &k[..], h0, ah, d);
+                    int8_head(&ex.k, bytes, rel, head, qk, rows, t, &rel_index, kt, sc);
+                    for i0 in (0..rows).step_by(4) {
+                        let m = 4.min(rows - i0);
+                        for rr in 0..m {
+                            let row = &mut scores[rr * t..(rr + 1) * t];
+                            let terms = (rel.key.is_some(), rel.query.is_some(), rel.linear);
+                            sc.scores_row(terms, i0 + rr, t, &rel_index, row);
+                            for sj in row.iter_mut() {
+                                *sj *= scale;
+                            }
+                            (ex.k.softmax_f32)(row);
+                        }
+                        let pa = rows_of(scores, 0, m, t, 0..t);
+                        panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
+                        for rr in 0..m {
+                            let i = i0 + rr;
+                            // SAFETY: columns h0..h0+d of row i belong to this thread's head.
+                            unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) }
+                                .copy_from_slice(&ctx4[rr * d..(rr + 1) * d]);
+                        }
+                    }
+                    continue;
+                }
                 // Keys and relative projections of this head, transposed so that a query's
                 // scores against all keys are one row vector times a matrix (no reductions):
                 // kt[dd][j] = k[j][dd]; rkr[dd][m] = rel_k[r-1-m][dd] (rows reversed, so the
@@ -1001,5 +1382,50 @@ impl Attention {
             .forward(bytes, &s.ctx[..rows * ah], rows, out, None, &mut s.work, ex);
         self.norm
             .forward(bytes, out, Some(&s.hidden[..rows * h]), ex);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `scores_row`'s shortcut for consecutive relative rows reads what the index walk reads,
+    /// with and without each term, for every query of lengths 1 to 40.
+    #[test]
+    fn scores_row_consecutive_rows_shortcut_matches_the_index_walk() {
+        let mut seed = 12345u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for t in 1..40 {
+            let (rel0, first_row) = (16usize, 19usize); // relative row of distance -(t-1), covered from 16
+            let rel = (first_row - rel0 + 2 * t - 1).next_multiple_of(16);
+            let mut qk: Vec<f32> = (0..t * t).map(|_| next()).collect();
+            let mut c2p: Vec<f32> = (0..t * rel).map(|_| next()).collect();
+            let mut p2c: Vec<f32> = (0..t * rel).map(|_| next()).collect();
+            let sc = AttnInt8Scratch {
+                kp: QBLOCK,
+                q_codes: &mut [],
+                q_scales: &mut [],
+                k_codes: &mut [],
+                k_scales: &mut [],
+                qk: &mut qk,
+                c2p: &mut c2p,
+                p2c: &mut p2c,
+                rel0,
+                rel,
+            };
+            let rel_index = |rr: usize| first_row + rr;
+            for terms in [(true, true), (true, false), (false, true)] {
+                for i in 0..t {
+                    let (mut fast, mut walk) = (vec![0f32; t], vec![0f32; t]);
+                    sc.scores_row((terms.0, terms.1, true), i, t, &rel_index, &mut fast);
+                    sc.scores_row((terms.0, terms.1, false), i, t, &rel_index, &mut walk);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&fast), bits(&walk), "t={t} i={i} terms={terms:?}");
+                }
+            }
+        }
     }
 }
