@@ -597,8 +597,8 @@ pub fn quantize_blocks_offset_avx2(
     unsafe { quantize_blocks_avx2_impl::<true>(x, rows, k, kp, q, scales) }
 }
 
-/// The row and block loop of [`super::scalar::quantize_blocks_with`], with the block kernel
-/// inlined (a call per 32 values cost a fifth of the quantization).
+/// [`super::scalar::quantize_blocks_with`] with the AVX2 block kernel, inlined here (the
+/// closure inherits this function's target features).
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_blocks_avx2_impl<const OFFSET: bool>(
     x: &[f32],
@@ -608,25 +608,16 @@ unsafe fn quantize_blocks_avx2_impl<const OFFSET: bool>(
     q: &mut [i8],
     scales: &mut [f32],
 ) {
-    let nb = kp / QBLOCK;
-    for r in 0..rows {
-        let xr = &x[r * k..(r + 1) * k];
-        let qr = &mut q[r * kp..(r + 1) * kp];
-        for b in 0..nb {
-            let span = (b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k);
-            let (xs, qs) = (&xr[span.clone()], &mut qr[span]);
-            scales[r * nb + b] = if xs.len() == QBLOCK {
-                // SAFETY: AVX2 is enabled here; 32 values each side.
-                unsafe { quantize_block32_avx2::<OFFSET>(xs, qs) }
-            } else {
-                let s = super::scalar::quantize_span(xs, qs);
-                if OFFSET {
-                    super::Codes::Offset.encode(qs);
-                }
-                s
-            };
+    super::scalar::quantize_blocks_with(x, rows, k, kp, q, scales, |x, q| {
+        // SAFETY: AVX2 is enabled here; the block kernel checks its slices.
+        unsafe { quantize_block32_avx2::<OFFSET>(x, q) }
+    });
+    if OFFSET {
+        // A partial last block and the padding were written as signed codes.
+        let whole = k / QBLOCK * QBLOCK;
+        for r in 0..rows {
+            super::Codes::Offset.encode(&mut q[r * kp + whole..(r + 1) * kp]);
         }
-        qr[k..].fill(if OFFSET { i8::MIN } else { 0 });
     }
 }
 

@@ -1273,6 +1273,24 @@ impl Attention {
                 }
             };
             let heads = share(c.num_attention_heads, ti, tn);
+            // Score rows i0..i0+m of the head at column h0, unscaled: scaled, softmaxed, and
+            // the probabilities times the head's values into the context.
+            let attend = |i0: usize, m: usize, h0: usize, scores: &mut [f32], ctx4: &mut [f32]| {
+                for row in scores[..m * t].chunks_mut(t) {
+                    for sj in row.iter_mut() {
+                        *sj *= scale;
+                    }
+                    (ex.k.softmax_f32)(row);
+                }
+                let pa = rows_of(scores, 0, m, t, 0..t);
+                panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
+                for rr in 0..m {
+                    let i = i0 + rr;
+                    // SAFETY: columns h0..h0+d of row i belong to this thread's head.
+                    unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) }
+                        .copy_from_slice(&ctx4[rr * d..(rr + 1) * d]);
+                }
+            };
             // SAFETY: thread ti owns its own block of int8 attention scratch.
             let mine_i8 = unsafe { attn_i8.slice(ti * sizes.i8s()..(ti + 1) * sizes.i8s()) };
             let mut int8_scratch = AttnInt8Scratch::carve(sizes, t, rest, mine_i8);
@@ -1289,19 +1307,8 @@ impl Attention {
                             let row = &mut scores[rr * t..(rr + 1) * t];
                             let terms = (rel.key.is_some(), rel.query.is_some(), rel.linear);
                             sc.scores_row(terms, i0 + rr, t, &rel_index, row);
-                            for sj in row.iter_mut() {
-                                *sj *= scale;
-                            }
-                            (ex.k.softmax_f32)(row);
                         }
-                        let pa = rows_of(scores, 0, m, t, 0..t);
-                        panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
-                        for rr in 0..m {
-                            let i = i0 + rr;
-                            // SAFETY: columns h0..h0+d of row i belong to this thread's head.
-                            unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) }
-                                .copy_from_slice(&ctx4[rr * d..(rr + 1) * d]);
-                        }
+                        attend(i0, m, h0, scores, ctx4);
                     }
                     continue;
                 }
@@ -1359,20 +1366,8 @@ impl Attention {
                                 *sj += p2ct[j * t + i];
                             }
                         }
-                        for sj in row.iter_mut() {
-                            *sj *= scale;
-                        }
-                        (ex.k.softmax_f32)(row);
                     }
-                    // ctx_i = Σ_j p_ij v_j: the probabilities times this head's values.
-                    let pa = rows_of(scores, 0, m, t, 0..t);
-                    panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
-                    for rr in 0..m {
-                        let i = i0 + rr;
-                        // SAFETY: columns h0..h0+d of row i belong to this thread's head.
-                        unsafe { ctx.slice(i * ah + h0..i * ah + h0 + d) }
-                            .copy_from_slice(&ctx4[rr * d..(rr + 1) * d]);
-                    }
+                    attend(i0, m, h0, scores, ctx4);
                 }
             }
         });
