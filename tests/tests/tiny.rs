@@ -225,6 +225,27 @@ fn int8_storage_close_and_identical_across_layouts_tiers_and_threads() {
         };
         let (_d8, panels8) = convert_as(Packing::Panels8);
         let (_d16, interleaved) = convert_as(Packing::Interleaved16);
+        // The relative projections are int8 per head (the int8 attention's c2p and p2c).
+        {
+            use dbrt::format::{DType, Layout, ModelFile};
+            let file = ModelFile::open(&interleaved).unwrap();
+            let c = open(&interleaved).config().clone();
+            let rows = (c.num_attention_heads * 2 * c.att_span()) as u64;
+            let mut seen = 0;
+            for which in ["rel_pos_key", "rel_pos_query"] {
+                let name = format!("deberta.encoder.layer.0.attention.self.{which}");
+                let Ok(v) = file.tensor(&name) else { continue };
+                assert_eq!(v.record.dtype, DType::I8, "{name}");
+                assert_eq!(v.record.layout, Layout::I8Panel16x4, "{name}");
+                assert_eq!(
+                    v.record.shape,
+                    [rows, c.attention_head_size as u64],
+                    "{name}"
+                );
+                seen += 1;
+            }
+            assert!(seen > 0, "{name}: no relative projection");
+        }
         let run = |path: &std::path::Path, isa: dbrt::kernels::Isa, threads: usize| {
             let model = open(path);
             let has_types = model.config().type_vocab_size > 0;
