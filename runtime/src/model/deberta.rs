@@ -1019,21 +1019,15 @@ fn int8_head(
     sc.rel0 = first * NR;
     sc.rel = panels * NR;
     let base = head * rel.rows / NR + first;
+    let ld = sc.rel;
+    // Rows of `x` (`m` of them) times this head's relative rows in use, into `out`.
+    let product = |proj: &PackedRef, x: &[i8], xs: &[f32], m: usize, out: &mut [f32]| {
+        let ws = &proj.scales.view(bytes)[base * NR..];
+        let panel = |p| proj.panel(bytes, base + p);
+        int8_product(k, x, xs, m, kp, panels, panel, ws, &mut out[..m * ld], ld);
+    };
     if let Some(rk) = &rel.key {
-        let ws = &rk.scales.view(bytes)[base * NR..];
-        let out = &mut sc.c2p[..rows * sc.rel];
-        int8_product(
-            k,
-            qc,
-            qs,
-            rows,
-            kp,
-            panels,
-            |p| rk.panel(bytes, base + p),
-            ws,
-            out,
-            sc.rel,
-        );
+        product(rk, qc, qs, rows, sc.c2p);
     }
     if let Some(rq) = &rel.query {
         for j in 0..t {
@@ -1041,20 +1035,7 @@ fn int8_head(
         }
         (k.quantize_blocks)(&stage[..t * d], t, d, kp, sc.k_codes, sc.k_scales);
         let (kc, ks) = (&sc.k_codes[..t * kp], &sc.k_scales[..t * nb]);
-        let ws = &rq.scales.view(bytes)[base * NR..];
-        let out = &mut sc.p2c[..t * sc.rel];
-        int8_product(
-            k,
-            kc,
-            ks,
-            t,
-            kp,
-            panels,
-            |p| rq.panel(bytes, base + p),
-            ws,
-            out,
-            sc.rel,
-        );
+        product(rq, kc, ks, t, sc.p2c);
     }
 }
 
