@@ -8,28 +8,19 @@
 /// points have checked `m ≤ MR`; no rows run nothing.
 macro_rules! by_rows {
     ($m:expr, $M:ident => $body:expr) => {
+        by_rows!(@counts $m, $M => $body; 1, 2, 3, 4)
+    };
+    (@counts $m:expr, $M:ident => $body:expr; $($n:literal),*) => {
         match $m {
-            1 => {
-                const $M: usize = 1;
+            $($n => {
+                const $M: usize = $n;
                 $body
-            }
-            2 => {
-                const $M: usize = 2;
-                $body
-            }
-            3 => {
-                const $M: usize = 3;
-                $body
-            }
-            4 => {
-                const $M: usize = 4;
-                $body
-            }
+            })*
             _ => {}
         }
     };
 }
-// by_rows! spells out the row counts 1 to MR.
+// by_rows! lists the row counts 1 to MR.
 const _: () = assert!(MR == 4);
 
 #[cfg(target_arch = "aarch64")]
