@@ -39,7 +39,7 @@ fn rewrite(
             continue;
         }
         let v = file.tensor(&r.name).unwrap();
-        w.add_tensor(&r.name, r.dtype, &r.shape, v.bytes.to_vec())
+        w.add_tensor_with_layout(&r.name, r.dtype, r.layout, &r.shape, v.bytes.to_vec())
             .unwrap();
     }
     let mut out = Vec::new();
@@ -220,6 +220,30 @@ fn missing_and_misshapen_tensors() {
         .unwrap();
     });
     assert!(matches!(open(&m), Err(Error::BadMetadata { .. })));
+}
+
+/// One relative projection int8 (packed per head) and the other f32: refused by name, not run
+/// with one of them silently dropped.
+#[test]
+fn int8_and_float_relative_projections_together_are_refused() {
+    let tiny = fixtures().join("tiny/v3-style");
+    let (_d8, int8) = convert(&tiny, StorageType::Int8);
+    let (_d32, f32_path) = convert(&tiny, StorageType::F32);
+    let int8 = std::fs::read(int8).unwrap();
+    let floats = ModelFile::from_bytes_copied(&std::fs::read(f32_path).unwrap()).unwrap();
+    // The int8 file rewritten as it is opens (the rewrite keeps packed layouts).
+    assert!(open(&rewrite(&int8, |_, _, _| {})).is_ok());
+    let name = "deberta.encoder.layer.0.attention.self.rel_pos_query";
+    let mixed = rewrite(&int8, |w, _, _| {
+        let v = floats.tensor(name).unwrap();
+        w.add_tensor(name, v.record.dtype, &v.record.shape, v.bytes.to_vec())
+            .unwrap();
+    });
+    assert!(
+        matches!(open(&mixed), Err(Error::BadMetadata { key, .. }) if key == name),
+        "{:?}",
+        open(&mixed).err()
+    );
 }
 
 fn bytemuck_cast(v: &[i32]) -> Vec<u8> {

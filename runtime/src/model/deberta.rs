@@ -392,8 +392,10 @@ pub(crate) struct Scratch {
     ctx: Vec<f32>,
     attn_out: Vec<f32>,
     inter: Vec<f32>,
-    /// Per thread: transposed keys and relative projections of one head, the p2c terms, a row
-    /// of scores and a temporary row (`attn_stride` floats each).
+    /// Per thread (`attn_stride` floats each): one head's transposed keys and f32 relative
+    /// projections, its p2c table, four score rows, four shifted windows, four context rows,
+    /// then the int8 attention's scales and products ([`AttnInt8Sizes::f32s`]). Allocated
+    /// for both attentions; a model touches only its own part.
     attn: Vec<f32>,
     attn_stride: usize,
     /// Per thread, for the int8 attention: one head's quantized queries and keys.
@@ -450,7 +452,7 @@ impl Scratch {
         let max_kp = net.max_kp();
         let d = c.attention_head_size;
         // Per thread: keys and both relative projections transposed, the p2c table, four score
-        // rows, four shifted c2p/p2c windows, four context rows.
+        // rows, four shifted c2p/p2c windows, four context rows; the int8 attention's part.
         let int8 = AttnInt8Sizes::new(c, max_len);
         let attn_stride = d * max_len
             + 2 * d * (2 * max_len - 1)
@@ -551,6 +553,19 @@ impl Network {
                     f, &name, rel_rows, ah,
                 )?)))
             };
+            let (rel_key, rel_query) = (
+                rel(c.pos_att.c2p, "rel_pos_key")?,
+                rel(c.pos_att.p2c, "rel_pos_query")?,
+            );
+            // The attention takes both as floats or both as int8 (see `Attention::forward`).
+            if let (Some(k), Some(q)) = (rel_key, rel_query) {
+                if k.int8().is_some() != q.int8().is_some() {
+                    return Err(Error::BadMetadata {
+                        key: format!("{p}.attention.self.rel_pos_query"),
+                        reason: "stored as int8 and float: one relative projection each".into(),
+                    });
+                }
+            }
             layers.push(Layer {
                 attention: Attention {
                     query: Linear::resolve(
@@ -568,8 +583,8 @@ impl Network {
                         h,
                         true,
                     )?,
-                    rel_key: rel(c.pos_att.c2p, "rel_pos_key")?,
-                    rel_query: rel(c.pos_att.p2c, "rel_pos_query")?,
+                    rel_key,
+                    rel_query,
                     output: Linear::resolve(
                         f,
                         &format!("{p}.attention.output.dense"),
@@ -872,25 +887,65 @@ fn prefetch_rel(
     }
 }
 
-/// A layer's int8 relative projections (see [`RelProjection::Int8`]).
+/// A layer's int8 relative projections (see [`RelProjection::Int8`]) and what of them a
+/// sequence of `t` tokens reads.
 struct Int8Rel {
     key: Option<PackedRef>,
     query: Option<PackedRef>,
     /// Relative rows per head (2 * att_span).
     rows: usize,
+    /// First panel (within a head) of the relative rows in use, and their panel count.
+    first: usize,
+    panels: usize,
     /// Whether this sequence's relative rows are consecutive (see `Network::rel_linear_len`).
     linear: bool,
 }
 
 impl Int8Rel {
-    /// The relative rows a sequence of `t` tokens reads, as whole panels starting on an
-    /// interleaved pair (so that the four-panel kernel takes them): first panel, panel count.
-    fn panels(&self, t: usize, rel_index: &impl Fn(usize) -> usize) -> (usize, usize) {
+    /// The relative rows `t` tokens read, as whole panels starting on an interleaved pair (so
+    /// that the four-panel kernel takes them).
+    fn new(
+        key: Option<PackedRef>,
+        query: Option<PackedRef>,
+        rows: usize,
+        t: usize,
+        linear: bool,
+        rel_index: &impl Fn(usize) -> usize,
+    ) -> Int8Rel {
         let (lo, hi) = (rel_index(0), rel_index(2 * t - 2) + 1);
         let first = lo / NR / 2 * 2;
-        let end = hi.div_ceil(NR).next_multiple_of(2).min(self.rows / NR);
-        (first, end - first)
+        let end = hi.div_ceil(NR).next_multiple_of(2).min(rows / NR);
+        Int8Rel {
+            key,
+            query,
+            rows,
+            first,
+            panels: end - first,
+            linear,
+        }
     }
+
+    /// How a query's terms are read from the products (see [`AttnInt8Scratch::scores_row`]).
+    fn window(&self) -> RelWindow {
+        RelWindow {
+            c2p: self.key.is_some(),
+            p2c: self.query.is_some(),
+            linear: self.linear,
+            row0: self.first * NR,
+            width: self.panels * NR,
+        }
+    }
+}
+
+/// The c2p and p2c products' columns: relative rows `row0..row0 + width` of a head; which
+/// terms there are, and whether the rows a query reads are consecutive.
+#[derive(Debug, Clone, Copy)]
+struct RelWindow {
+    c2p: bool,
+    p2c: bool,
+    linear: bool,
+    row0: usize,
+    width: usize,
 }
 
 /// One thread's int8-attention buffers for `t` tokens, carved from its scratch.
@@ -900,13 +955,10 @@ struct AttnInt8Scratch<'a> {
     q_scales: &'a mut [f32],
     k_codes: &'a mut [i8],
     k_scales: &'a mut [f32],
-    /// `[rows][t]` q·k, `[rows][rel]` q·rel_k and `[t][rel]` k·rel_q.
+    /// `[rows][t]` q·k, `[rows][width]` q·rel_k and `[t][width]` k·rel_q (see [`RelWindow`]).
     qk: &'a mut [f32],
     c2p: &'a mut [f32],
     p2c: &'a mut [f32],
-    /// The relative rows the c2p and p2c products cover: first (within a head), count.
-    rel0: usize,
-    rel: usize,
 }
 
 impl<'a> AttnInt8Scratch<'a> {
@@ -928,50 +980,49 @@ impl<'a> AttnInt8Scratch<'a> {
             qk,
             c2p,
             p2c,
-            rel0: 0,
-            rel: 0,
         }
     }
 
     /// Query `i`'s `t` unscaled scores: (q·k + c2p) + p2c, the f32 attention's order.
     fn scores_row(
         &self,
-        (c2p_on, p2c_on, linear): (bool, bool, bool),
+        w: RelWindow,
         i: usize,
         t: usize,
         rel_index: &impl Fn(usize) -> usize,
         row: &mut [f32],
     ) {
+        let ld = w.width;
         row.copy_from_slice(&self.qk[i * t..(i + 1) * t]);
-        // Key j reads relative row index((i - j) + t - 1) - rel0: when the rows are
+        // Key j reads relative row index((i - j) + t - 1) - row0: when the rows are
         // consecutive, that is `last - j` for the row of j = 0.
-        if linear {
-            let last = rel_index(i + t - 1) - self.rel0;
-            if c2p_on {
-                let c2p = &self.c2p[i * self.rel + last + 1 - t..i * self.rel + last + 1];
+        if w.linear {
+            let last = rel_index(i + t - 1) - w.row0;
+            if w.c2p {
+                let c2p = &self.c2p[i * ld + last + 1 - t..i * ld + last + 1];
                 for (sj, cj) in row.iter_mut().zip(c2p.iter().rev()) {
                     *sj += cj;
                 }
             }
-            if p2c_on {
-                // Row j, column last - j: one step of rel - 1 per key.
-                let p2c = self.p2c[last..].iter().step_by(self.rel - 1);
+            if w.p2c {
+                // Row j, column last - j: one step of ld - 1 per key.
+                let p2c = self.p2c[last..].iter().step_by(ld - 1);
                 for (sj, pj) in row.iter_mut().zip(p2c) {
                     *sj += pj;
                 }
             }
             return;
         }
-        let at = |j: usize| rel_index(i + t - 1 - j) - self.rel0;
-        if c2p_on {
-            let c2p = &self.c2p[i * self.rel..(i + 1) * self.rel];
+        let at = |j: usize| rel_index(i + t - 1 - j) - w.row0;
+        if w.c2p {
+            let c2p = &self.c2p[i * ld..(i + 1) * ld];
             for (j, sj) in row.iter_mut().enumerate() {
                 *sj += c2p[at(j)];
             }
         }
-        if p2c_on {
+        if w.p2c {
             for (j, sj) in row.iter_mut().enumerate() {
-                *sj += self.p2c[j * self.rel + at(j)];
+                *sj += self.p2c[j * ld + at(j)];
             }
         }
     }
@@ -989,7 +1040,6 @@ fn int8_head(
     (q, keys, h0, ah, d): (&[f32], &[f32], usize, usize, usize),
     rows: usize,
     t: usize,
-    rel_index: &impl Fn(usize) -> usize,
     stage: &mut [f32],
     sc: &mut AttnInt8Scratch<'_>,
 ) {
@@ -1015,11 +1065,8 @@ fn int8_head(
     }
     (k.quantize_blocks)(&stage[..rows * d], rows, d, kp, sc.q_codes, sc.q_scales);
     let (qc, qs) = (&sc.q_codes[..rows * kp], &sc.q_scales[..rows * nb]);
-    let (first, panels) = rel.panels(t, rel_index);
-    sc.rel0 = first * NR;
-    sc.rel = panels * NR;
-    let base = head * rel.rows / NR + first;
-    let ld = sc.rel;
+    let (base, panels) = (head * rel.rows / NR + rel.first, rel.panels);
+    let ld = panels * NR;
     // Rows of `x` (`m` of them) times this head's relative rows in use, into `out`.
     let product = |proj: &PackedRef, x: &[i8], xs: &[f32], m: usize, out: &mut [f32]| {
         let ws = &proj.scales.view(bytes)[base * NR..];
@@ -1187,6 +1234,8 @@ impl Attention {
         // (i - j) + t - 1: never all 2 * att_span rows, and no copy of them.
         let index = net.rel_index(bytes);
         let max_len = c.max_position_embeddings;
+        // Row (i - j) + t - 1 of a relative projection: distance index (i - j) + max_len - 1.
+        let rel_index = |rr: usize| index[rr + max_len - t] as usize;
         let float_rel = |r: Option<RelProjection>| r.and_then(|r| r.float().map(|m| m.view(bytes)));
         let (rel_k, rel_q) = (float_rel(self.rel_key), float_rel(self.rel_query));
         // int8 relative projections: the scores run on the int8 GEMM (see `int8_head`).
@@ -1195,16 +1244,13 @@ impl Attention {
             self.rel_key.or(self.rel_query),
             Some(RelProjection::Int8(_))
         )
-        .then(|| Int8Rel {
-            key: int8_rel(self.rel_key),
-            query: int8_rel(self.rel_query),
-            rows: 2 * c.att_span(),
-            linear: t <= net.rel_linear_len,
+        .then(|| {
+            let (key, query) = (int8_rel(self.rel_key), int8_rel(self.rel_query));
+            let linear = t <= net.rel_linear_len;
+            Int8Rel::new(key, query, 2 * c.att_span(), t, linear, &rel_index)
         });
         let sizes = s.int8;
         let attn_i8 = SharedMut::new(&mut s.attn_i8);
-        // Row (i - j) + t - 1 of a relative projection: distance index (i - j) + max_len - 1.
-        let rel_index = |rr: usize| index[rr + max_len - t] as usize;
         let widest = s.work.widest;
         let widened = SharedMut::new(&mut s.work.row);
 
@@ -1281,13 +1327,12 @@ impl Attention {
                     let scores = &mut scores[..4 * t];
                     let sc = &mut int8_scratch;
                     let qk = (&q[..], &k[..], h0, ah, d);
-                    int8_head(&ex.k, bytes, rel, head, qk, rows, t, &rel_index, kt, sc);
+                    int8_head(&ex.k, bytes, rel, head, qk, rows, t, kt, sc);
                     for i0 in (0..rows).step_by(4) {
                         let m = 4.min(rows - i0);
                         for rr in 0..m {
                             let row = &mut scores[rr * t..(rr + 1) * t];
-                            let terms = (rel.key.is_some(), rel.query.is_some(), rel.linear);
-                            sc.scores_row(terms, i0 + rr, t, &rel_index, row);
+                            sc.scores_row(rel.window(), i0 + rr, t, &rel_index, row);
                         }
                         attend(i0, m, h0, scores, ctx4);
                     }
@@ -1375,11 +1420,12 @@ mod tests {
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
         for t in 1..40 {
-            let (rel0, first_row) = (16usize, 19usize); // relative row of distance -(t-1), covered from 16
-            let rel = (first_row - rel0 + 2 * t - 1).next_multiple_of(16);
+            // Relative row of distance -(t - 1), in a window that starts at row 16.
+            let (row0, first_row) = (16usize, 19usize);
+            let width = (first_row - row0 + 2 * t - 1).next_multiple_of(16);
             let mut qk: Vec<f32> = (0..t * t).map(|_| next()).collect();
-            let mut c2p: Vec<f32> = (0..t * rel).map(|_| next()).collect();
-            let mut p2c: Vec<f32> = (0..t * rel).map(|_| next()).collect();
+            let mut c2p: Vec<f32> = (0..t * width).map(|_| next()).collect();
+            let mut p2c: Vec<f32> = (0..t * width).map(|_| next()).collect();
             let sc = AttnInt8Scratch {
                 kp: QBLOCK,
                 q_codes: &mut [],
@@ -1389,17 +1435,22 @@ mod tests {
                 qk: &mut qk,
                 c2p: &mut c2p,
                 p2c: &mut p2c,
-                rel0,
-                rel,
             };
             let rel_index = |rr: usize| first_row + rr;
-            for terms in [(true, true), (true, false), (false, true)] {
+            for (c2p, p2c) in [(true, true), (true, false), (false, true)] {
+                let w = |linear| RelWindow {
+                    c2p,
+                    p2c,
+                    linear,
+                    row0,
+                    width,
+                };
                 for i in 0..t {
                     let (mut fast, mut walk) = (vec![0f32; t], vec![0f32; t]);
-                    sc.scores_row((terms.0, terms.1, true), i, t, &rel_index, &mut fast);
-                    sc.scores_row((terms.0, terms.1, false), i, t, &rel_index, &mut walk);
+                    sc.scores_row(w(true), i, t, &rel_index, &mut fast);
+                    sc.scores_row(w(false), i, t, &rel_index, &mut walk);
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&fast), bits(&walk), "t={t} i={i} terms={terms:?}");
+                    assert_eq!(bits(&fast), bits(&walk), "t={t} i={i} c2p={c2p} p2c={p2c}");
                 }
             }
         }
