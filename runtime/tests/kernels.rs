@@ -337,8 +337,15 @@ fn quantize_blocks_matches_scalar_bit_for_bit() {
             (4, 96),
             (5, 384),
             (2, 1536),
+            // Runs of whole blocks longer than, shorter than and not a multiple of sixteen
+            // (SIMD tiers may reduce sixteen blocks' maxima together).
+            (3, 544),
+            (7, 64),
+            (1, 512),
+            (2, 1000),
         ] {
-            let kp = cols.div_ceil(QBLOCK) * QBLOCK;
+            // Odd row counts get a padding block past the last input block.
+            let kp = cols.div_ceil(QBLOCK) * QBLOCK + rows % 2 * QBLOCK;
             // Blocks of every scale, an all-zero block, and exact halves (rounding ties).
             let mut x: Vec<f32> = (0..rows * cols)
                 .map(|i| {
