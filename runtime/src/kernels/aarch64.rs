@@ -7,12 +7,12 @@ use std::arch::aarch64::*;
 
 use super::{Panel, MR, NR, QBLOCK};
 
-/// Scales one block's i32 sums into the f32 sums: a multiply and an add, as the scalar kernel.
+/// Scales one block's i32 sums into the f32 sums: one fused multiply-add, as the scalar kernel.
 #[inline(always)]
 unsafe fn scale_block(f: &mut [float32x4_t; 2], lo: int32x4_t, hi: int32x4_t, s: f32) {
     let s = vdupq_n_f32(s);
-    f[0] = vaddq_f32(f[0], vmulq_f32(vcvtq_f32_s32(lo), s));
-    f[1] = vaddq_f32(f[1], vmulq_f32(vcvtq_f32_s32(hi), s));
+    f[0] = vfmaq_f32(f[0], vcvtq_f32_s32(lo), s);
+    f[1] = vfmaq_f32(f[1], vcvtq_f32_s32(hi), s);
 }
 
 /// Plain NEON: `smull` to i16 (|product| ≤ 127·127, exact), pairwise-add-accumulate to i32.

@@ -9,9 +9,9 @@ use super::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 /// The int8 panel GEMM with AVX2: one 32-byte load holds 8 outputs × 4 inputs. `maddubs`
 /// multiplies |x| (u8) by w with x's sign (s8); with both in [-127, 127] a pair sums to at most
 /// 2·127·127 = 32258, so the i16 intermediate never saturates; `madd` by ones widens to i32.
-/// Each block of [`QBLOCK`] inputs is then scaled into the f32 sums with a multiply and an add
-/// (not an FMA), exactly as the scalar kernel does.
-#[target_feature(enable = "avx2")]
+/// Each block of [`QBLOCK`] inputs is then scaled into the f32 sums with one fused
+/// multiply-add, exactly as the scalar kernel does.
+#[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_i8_panel_avx2_impl<const M: usize>(
     xq: *const i8,
     xs: *const f32,
@@ -41,7 +41,7 @@ unsafe fn gemm_i8_panel_avx2_impl<const M: usize>(
         for (r, fr) in f.iter_mut().enumerate() {
             // SAFETY: the caller checked xs holds nb scales per row.
             let s = _mm256_set1_ps(unsafe { *xs.add(r * nb + b) });
-            *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(c[r]), s));
+            *fr = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c[r]), s, *fr);
         }
     }
     for (r, fr) in f.iter().enumerate() {
@@ -75,7 +75,7 @@ pub fn gemm_i8_panel_avx2(
 /// block's accumulators start from −128 · Σw (the panel's block sums, stored in the file):
 /// Σ(x + 128)·w − 128·Σw = Σ x·w exactly, so the result is the scalar kernel's to the bit.
 /// (Whole panels go through the four-panel kernel; this one takes what is left.)
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
     xq: *const i8,
     xs: *const f32,
@@ -104,7 +104,7 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
         for (r, fr) in f.iter_mut().enumerate() {
             // SAFETY: the caller checked xs holds nb scales per row.
             let s = _mm256_set1_ps(unsafe { *xs.add(r * nb + b) });
-            *fr = _mm256_add_ps(*fr, _mm256_mul_ps(_mm256_cvtepi32_ps(c[r]), s));
+            *fr = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c[r]), s, *fr);
         }
     }
     for (r, fr) in f.iter().enumerate() {
@@ -123,7 +123,7 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
 /// loads and an insert; more with `I8Panel16x4`, one 64-byte load: `INTERLEAVED`). The block
 /// sums are the same exact integers (the accumulators start from −128·Σw instead of
 /// subtracting it at the end), so the result is the scalar kernel's to the bit.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool>(
     xq: *const i8,
@@ -174,7 +174,7 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
             // SAFETY: the caller checked xs holds nb scales per row.
             let s = _mm512_set1_ps(unsafe { *xs.add(r * nb + b) });
             for h in 0..2 {
-                fr[h] = _mm512_add_ps(fr[h], _mm512_mul_ps(_mm512_cvtepi32_ps(cr[h]), s));
+                fr[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(cr[h]), s, fr[h]);
             }
         }
     }
