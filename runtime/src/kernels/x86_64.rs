@@ -246,8 +246,6 @@ unsafe fn pair<T, const INTERLEAVED: bool>(lo: *const T, hi: *const T) -> __m512
 /// outputs, as four calls of [`super::scalar::gemm_i8_panel`] per [`MR`] rows would (then the
 /// epilogue). Panels 0-1 and 2-3 may each be an interleaved pair (`Layout::I8Panel16x4`) or
 /// any two panels of `I8Panel8x4`.
-const PANEL4_ROWS: usize = 6;
-
 pub fn gemm_i8_panel4_avx512vnni(
     xq: &[i8],
     xs: &[f32],
@@ -294,8 +292,8 @@ pub fn gemm_i8_panel4_avx512vnni(
     }
     let p = panels.map(|p| p.w.as_ptr());
     let bs = panels.map(|p| p.sums.as_ptr());
-    for r0 in (0..m).step_by(PANEL4_ROWS) {
-        let rows = PANEL4_ROWS.min(m - r0);
+    for r0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - r0);
         // SAFETY: rows r0.. of xq / xs, in bounds (checked for all m rows above).
         let (x, s) = unsafe { (xq.as_ptr().add(r0 * kp), xs.as_ptr().add(r0 * nb)) };
         let o = &mut out;
@@ -304,11 +302,9 @@ pub fn gemm_i8_panel4_avx512vnni(
         // the table's invariant.
         unsafe {
             if interleaved {
-                by_rows!(@counts rows, M => gemm_i8_panel4_avx512vnni_impl::<M, true>(x, s, kp, p, bs, epilogue, o, r0); 1, 2, 3, 4, 5, 6)
-            //(x, s, kp, p, bs, epilogue, o, r0))
+                by_rows!(rows, M => gemm_i8_panel4_avx512vnni_impl::<M, true>(x, s, kp, p, bs, epilogue, o, r0))
             } else {
-                by_rows!(@counts rows, M => gemm_i8_panel4_avx512vnni_impl::<M, false>(x, s, kp, p, bs, epilogue, o, r0); 1, 2, 3, 4, 5, 6)
-                //(x, s, kp, p, bs, epilogue, o, r0))
+                by_rows!(rows, M => gemm_i8_panel4_avx512vnni_impl::<M, false>(x, s, kp, p, bs, epilogue, o, r0))
             }
         }
     }
