@@ -384,9 +384,86 @@ fn layer_norm_matches_scalar_bit_for_bit() {
             let beta: Vec<f32> = (0..n).map(|_| val(0.5)).collect();
             let (mut want, mut got) = (x.clone(), x);
             scalar::layer_norm(&mut want, &gamma, &beta, 1e-7);
-            (k.layer_norm_f32)(&mut got, &gamma, &beta, 1e-7);
+            (k.layer_norm_rows_f32)(&mut got, None, &gamma, &beta, 1e-7);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&want), bits(&got), "{:?} n={n}", k.isa);
+        }
+    }
+}
+
+#[test]
+fn layer_norm_rows_with_residual_match_scalar_rows_bit_for_bit() {
+    let mut next = rng(73);
+    for k in tiers() {
+        // Row counts around the groups a tier may interleave; rows with and without tails.
+        for (rows, n) in [
+            (0usize, 8usize),
+            (1, 5),
+            (3, 384),
+            (4, 16),
+            (5, 383),
+            (9, 40),
+        ] {
+            let mut val = |s: f32| ((next() % 20001) as f32 / 10000.0 - 1.0) * s;
+            let x: Vec<f32> = (0..rows * n).map(|i| (i % 7) as f32 + val(3.0)).collect();
+            let res: Vec<f32> = (0..rows * n).map(|_| val(2.0)).collect();
+            let gamma: Vec<f32> = (0..n).map(|_| 1.0 + val(0.5)).collect();
+            let beta: Vec<f32> = (0..n).map(|_| val(0.5)).collect();
+            for residual in [None, Some(&res[..])] {
+                let mut want = x.clone();
+                for (i, row) in want.chunks_exact_mut(n).enumerate() {
+                    if let Some(r) = residual {
+                        for (v, r) in row.iter_mut().zip(&r[i * n..]) {
+                            *v += r;
+                        }
+                    }
+                    scalar::layer_norm(row, &gamma, &beta, 1e-7);
+                }
+                let mut got = x.clone();
+                (k.layer_norm_rows_f32)(&mut got, residual, &gamma, &beta, 1e-7);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                let with = residual.is_some();
+                assert_eq!(
+                    bits(&want),
+                    bits(&got),
+                    "{:?} {rows}x{n} residual {with}",
+                    k.isa
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_rows_match_scaled_scalar_rows_bit_for_bit() {
+    let mut next = rng(31);
+    for k in tiers() {
+        // Row counts around the groups a tier may interleave, rows with and without tails.
+        for (rows, n) in [
+            (0usize, 0usize),
+            (3, 0),
+            (1, 1),
+            (4, 16),
+            (5, 17),
+            (7, 128),
+            (8, 127),
+            (9, 40),
+        ] {
+            let x: Vec<f32> = (0..rows * n)
+                .map(|i| ((next() % 20001) as f32 / 10000.0 - 1.0) * [0.3f32, 9.0, 60.0][i % 3])
+                .collect();
+            let scale = 0.125f32 + (next() % 1000) as f32 * 1e-4;
+            let mut want = x.clone();
+            for row in want.chunks_mut(n.max(1)) {
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+                scalar::softmax_fast(row);
+            }
+            let mut got = x;
+            (k.softmax_rows_f32)(&mut got, rows, scale);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&want), bits(&got), "{:?} {rows}x{n}", k.isa);
         }
     }
 }
@@ -403,7 +480,7 @@ fn softmax_matches_scalar_bit_for_bit() {
                 .collect();
             let (mut want, mut got) = (x.clone(), x);
             scalar::softmax_fast(&mut want);
-            (k.softmax_f32)(&mut got);
+            (k.softmax_rows_f32)(&mut got, 1, 1.0);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&want), bits(&got), "{:?} n={n}", k.isa);
         }
@@ -421,7 +498,7 @@ fn softmax_matches_scalar_bit_for_bit() {
         special.extend((0..40).map(|i| -(i as f32) * 2.3));
         let (mut want, mut got) = (special.clone(), special);
         scalar::softmax_fast(&mut want);
-        (k.softmax_f32)(&mut got);
+        (k.softmax_rows_f32)(&mut got, 1, 1.0);
         assert_eq!(
             want.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
             got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),

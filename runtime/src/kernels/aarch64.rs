@@ -454,11 +454,15 @@ unsafe fn softmax_f32_neon_impl(x: &mut [f32]) {
     }
 }
 
-/// The attention softmax with NEON, bit for bit [`super::scalar::softmax_fast`].
-pub fn softmax_f32_neon(x: &mut [f32]) {
+/// The attention softmax with NEON, bit for bit [`super::scalar::softmax_rows`]: each row
+/// scaled, then [`super::scalar::softmax_fast`].
+pub fn softmax_rows_neon(x: &mut [f32], rows: usize, scale: f32) {
+    super::check_softmax_rows(x, rows);
     debug_assert!(super::Isa::Neon.available());
-    // SAFETY: NEON presence is the table's invariant; the body stays within `x`.
-    unsafe { softmax_f32_neon_impl(x) }
+    super::scalar::rows_scaled(x, rows, scale, |row| {
+        // SAFETY: NEON presence is the table's invariant; the body stays within `row`.
+        unsafe { softmax_f32_neon_impl(row) }
+    });
 }
 
 /// One full block of 32 activations: the scalar `quantize_span`, operation for operation, for
@@ -644,9 +648,18 @@ unsafe fn layer_norm_f32_neon_impl(x: &mut [f32], gamma: &[f32], beta: &[f32], e
     }
 }
 
-/// LayerNorm with NEON, bit for bit [`super::scalar::layer_norm`].
-pub fn layer_norm_f32_neon(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    assert!(gamma.len() == x.len() && beta.len() == x.len());
-    // SAFETY: NEON presence is the table's invariant; lengths checked above.
-    unsafe { layer_norm_f32_neon_impl(x, gamma, beta, eps) }
+/// LayerNorm over rows with NEON, bit for bit [`super::scalar::layer_norm_rows`].
+pub fn layer_norm_rows_neon(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    super::check_layer_norm_rows(x, residual, gamma, beta);
+    debug_assert!(super::Isa::Neon.available());
+    super::scalar::rows_with_residual(x, residual, gamma.len(), |row| {
+        // SAFETY: NEON presence is the table's invariant; lengths checked above.
+        unsafe { layer_norm_f32_neon_impl(row, gamma, beta, eps) }
+    });
 }

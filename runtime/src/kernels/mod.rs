@@ -302,10 +302,44 @@ pub type QuantizeBlocks =
 /// Signature of the four-row panel kernel (see [`scalar::row_panel4`]).
 pub type RowPanel4F32 =
     fn(a: [&[f32]; 4], m: usize, b: &[f32], stride: usize, out: &mut [f32], w: usize);
-/// Signature of LayerNorm over one row (see [`scalar::layer_norm`]).
-pub type LayerNormF32 = fn(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32);
-/// Signature of the attention softmax (see [`scalar::softmax_fast`]).
-pub type SoftmaxF32 = fn(x: &mut [f32]);
+/// Signature of LayerNorm over rows after a residual add (see [`scalar::layer_norm_rows`]).
+pub type LayerNormRowsF32 =
+    fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
+
+/// The shapes every LayerNorm entry point checks: whole rows of `gamma.len()` (non-zero),
+/// `beta` as long, a residual as long as `x`.
+pub(crate) fn check_layer_norm_rows(
+    x: &[f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+) {
+    let n = gamma.len();
+    assert!(
+        n > 0 && beta.len() == n && x.len() % n == 0,
+        "layer norm: bad row shape"
+    );
+    assert!(
+        residual.is_none_or(|r| r.len() == x.len()),
+        "layer norm: residual shape"
+    );
+}
+/// Signature of the attention softmax over rows, scores scaled first (see
+/// [`scalar::softmax_rows`]).
+pub type SoftmaxRowsF32 = fn(x: &mut [f32], rows: usize, scale: f32);
+
+/// The shape every softmax entry point checks: `rows` whole rows (none for an empty `x`).
+pub(crate) fn check_softmax_rows(x: &[f32], rows: usize) {
+    assert!(
+        if rows == 0 {
+            x.is_empty()
+        } else {
+            x.len() % rows == 0
+        },
+        "softmax: {} scores are not {rows} whole rows",
+        x.len()
+    );
+}
 /// Signature of the row-vector-times-matrix kernel (see [`scalar::row_panel`]).
 pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 
@@ -392,8 +426,8 @@ pub struct Kernels {
     pub dot_f32: DotF32,
     pub row_panel_f32: RowPanelF32,
     pub row_panel4_f32: RowPanel4F32,
-    pub softmax_f32: SoftmaxF32,
-    pub layer_norm_f32: LayerNormF32,
+    pub softmax_rows_f32: SoftmaxRowsF32,
+    pub layer_norm_rows_f32: LayerNormRowsF32,
     pub quantize_blocks: QuantizeBlocks,
     pub transpose8: Transpose8,
 }
@@ -419,8 +453,8 @@ impl Kernels {
             dot_f32: scalar::dot,
             row_panel_f32: scalar::row_panel,
             row_panel4_f32: scalar::row_panel4,
-            softmax_f32: scalar::softmax_fast,
-            layer_norm_f32: scalar::layer_norm,
+            softmax_rows_f32: scalar::softmax_rows,
+            layer_norm_rows_f32: scalar::layer_norm_rows,
             quantize_blocks: scalar::quantize_blocks,
             transpose8: scalar::transpose8,
         };
@@ -432,8 +466,8 @@ impl Kernels {
                 k.dot_f32 = x86_64::dot_f32_avx2;
                 k.row_panel_f32 = x86_64::row_panel_f32_avx2;
                 k.row_panel4_f32 = x86_64::row_panel4_f32_avx2;
-                k.softmax_f32 = x86_64::softmax_f32_avx2;
-                k.layer_norm_f32 = x86_64::layer_norm_f32_avx2;
+                k.softmax_rows_f32 = x86_64::softmax_rows_avx2;
+                k.layer_norm_rows_f32 = x86_64::layer_norm_rows_avx2;
                 k.quantize_blocks = x86_64::quantize_blocks_avx2;
                 k.panel_epilogue = x86_64::panel_epilogue_avx2;
                 k.transpose8 = x86_64::transpose8_avx2;
@@ -451,7 +485,7 @@ impl Kernels {
                 k.gemm_i8_panel4 = Some(x86_64::gemm_i8_panel4_avx512vnni);
                 k.row_panel_f32 = x86_64::row_panel_f32_avx512;
                 k.row_panel4_f32 = x86_64::row_panel4_f32_avx512;
-                k.softmax_f32 = x86_64::softmax_f32_avx512;
+                k.softmax_rows_f32 = x86_64::softmax_rows_avx512;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
@@ -459,8 +493,8 @@ impl Kernels {
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
                 k.row_panel4_f32 = aarch64::row_panel4_f32_neon;
-                k.softmax_f32 = aarch64::softmax_f32_neon;
-                k.layer_norm_f32 = aarch64::layer_norm_f32_neon;
+                k.softmax_rows_f32 = aarch64::softmax_rows_neon;
+                k.layer_norm_rows_f32 = aarch64::layer_norm_rows_neon;
                 k.quantize_blocks = aarch64::quantize_blocks_neon;
                 k.panel_epilogue = aarch64::panel_epilogue_neon;
             }

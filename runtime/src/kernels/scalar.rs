@@ -158,6 +158,39 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     }
 }
 
+/// LayerNorm of each row of `x` (`gamma.len()` values each) after adding the same row of
+/// `residual` when given (an f32 add), in place.
+pub fn layer_norm_rows(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    super::check_layer_norm_rows(x, residual, gamma, beta);
+    rows_with_residual(x, residual, gamma.len(), |row| {
+        layer_norm(row, gamma, beta, eps)
+    });
+}
+
+/// Each row of `n` of `x`, plus the same row of `residual` when given, then `f` on it.
+#[inline(always)]
+pub(crate) fn rows_with_residual(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    n: usize,
+    mut f: impl FnMut(&mut [f32]),
+) {
+    for (i, row) in x.chunks_exact_mut(n).enumerate() {
+        if let Some(res) = residual {
+            for (v, r) in row.iter_mut().zip(&res[i * n..(i + 1) * n]) {
+                *v += r;
+            }
+        }
+        f(row);
+    }
+}
+
 /// Softmax over one row, in place.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -432,6 +465,27 @@ pub fn softmax_fast(x: &mut [f32]) {
     let inv = (1.0 / sum8_f64(x, |v| v as f64)) as f32;
     for v in x.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// The attention softmax over `rows` rows of `x` (`x.len() / rows` scores each): every score
+/// multiplied by `scale` (rounded and stored as f32), then [`softmax_fast`] on each row.
+pub fn softmax_rows(x: &mut [f32], rows: usize, scale: f32) {
+    super::check_softmax_rows(x, rows);
+    rows_scaled(x, rows, scale, softmax_fast);
+}
+
+/// Each of the `rows` rows of `x` multiplied by `scale`, then `f` on it.
+#[inline(always)]
+pub(crate) fn rows_scaled(x: &mut [f32], rows: usize, scale: f32, mut f: impl FnMut(&mut [f32])) {
+    if x.is_empty() {
+        return;
+    }
+    for row in x.chunks_exact_mut(x.len() / rows) {
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+        f(row);
     }
 }
 

@@ -526,11 +526,15 @@ unsafe fn softmax_f32_avx2_impl(x: &mut [f32]) {
     }
 }
 
-/// The attention softmax with AVX2, bit for bit [`super::scalar::softmax_fast`].
-pub fn softmax_f32_avx2(x: &mut [f32]) {
+/// The attention softmax with AVX2, bit for bit [`super::scalar::softmax_rows`]: each row
+/// scaled, then [`super::scalar::softmax_fast`].
+pub fn softmax_rows_avx2(x: &mut [f32], rows: usize, scale: f32) {
+    super::check_softmax_rows(x, rows);
     debug_assert!(super::Isa::Avx2.available());
-    // SAFETY: AVX2 presence is the table's invariant; the body stays within `x`.
-    unsafe { softmax_f32_avx2_impl(x) }
+    super::scalar::rows_scaled(x, rows, scale, |row| {
+        // SAFETY: AVX2 presence is the table's invariant; the body stays within `row`.
+        unsafe { softmax_f32_avx2_impl(row) }
+    });
 }
 
 /// Activation quantization for the AVX-512 VNNI tier: [`quantize_blocks_avx2`]'s codes as
@@ -988,64 +992,148 @@ unsafe fn widen8(p: *const f32) -> (__m256d, __m256d) {
     )
 }
 
-// Loops written out, no closures: see exp8_avx2.
-#[target_feature(enable = "avx2")]
-unsafe fn layer_norm_f32_avx2_impl(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let n = x.len();
-    let p = x.as_mut_ptr();
+/// LayerNorm of `R` rows of `n` at once (after adding `res` to each, when given), each row's
+/// steps interleaved with the others': one row alone is three passes of dependent f64 sums
+/// (the mean's, the variance's, then the division), so rows side by side keep the adders busy.
+/// Each row is [`super::scalar::layer_norm_rows`]'s to the bit. Loops written out, no
+/// closures: see exp8_avx2.
+#[inline(always)]
+unsafe fn layer_norm_group_avx2<const R: usize>(
+    p: [*mut f32; R],
+    res: Option<[*const f32; R]>,
+    n: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
     let whole = n / 8 * 8;
-    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let zero = _mm256_setzero_pd();
+    let mut acc = [(zero, zero); R];
     for i in (0..whole).step_by(8) {
-        // SAFETY: i + 8 ≤ n.
-        let (a, b) = unsafe { widen8(p.add(i)) };
-        lo = _mm256_add_pd(lo, a);
-        hi = _mm256_add_pd(hi, b);
-    }
-    let tail = x[whole..].iter().fold(0f64, |t, &v| t + v as f64);
-    // SAFETY: plain register arithmetic.
-    let mean = (unsafe { combine8_f64(lo, hi) } + tail) / n as f64;
-    let mv = _mm256_set1_pd(mean);
-    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-    for i in (0..whole).step_by(8) {
-        // SAFETY: i + 8 ≤ n.
-        let (a, b) = unsafe { widen8(p.add(i)) };
-        let (a, b) = (_mm256_sub_pd(a, mv), _mm256_sub_pd(b, mv));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(a, a));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(b, b));
-    }
-    let tail = x[whole..]
-        .iter()
-        .fold(0f64, |t, &v| t + (v as f64 - mean) * (v as f64 - mean));
-    // SAFETY: plain register arithmetic.
-    let var = (unsafe { combine8_f64(lo, hi) } + tail) / n as f64;
-    let rstd = 1.0 / (var + eps as f64).sqrt();
-    let rv = _mm256_set1_pd(rstd);
-    for i in (0..whole).step_by(8) {
-        // SAFETY: i + 8 ≤ n = gamma.len() = beta.len() (checked by the entry point).
-        unsafe {
-            let (a, b) = widen8(p.add(i));
-            let a = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(a, mv), rv));
-            let b = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(b, mv), rv));
-            let y = _mm256_add_ps(
-                _mm256_mul_ps(
-                    _mm256_set_m128(b, a),
-                    _mm256_loadu_ps(gamma.as_ptr().add(i)),
-                ),
-                _mm256_loadu_ps(beta.as_ptr().add(i)),
-            );
-            _mm256_storeu_ps(p.add(i), y);
+        for r in 0..R {
+            // SAFETY: i + 8 ≤ n, inside row r (and its residual row).
+            unsafe {
+                if let Some(res) = res {
+                    let v =
+                        _mm256_add_ps(_mm256_loadu_ps(p[r].add(i)), _mm256_loadu_ps(res[r].add(i)));
+                    _mm256_storeu_ps(p[r].add(i), v);
+                }
+                let (a, b) = widen8(p[r].add(i));
+                acc[r] = (_mm256_add_pd(acc[r].0, a), _mm256_add_pd(acc[r].1, b));
+            }
         }
     }
-    for j in whole..n {
-        x[j] = ((x[j] as f64 - mean) * rstd) as f32 * gamma[j] + beta[j];
+    let mut mean = [0f64; R];
+    for r in 0..R {
+        // SAFETY: row r holds n floats (and its residual row), this thread's alone.
+        let row = unsafe { std::slice::from_raw_parts_mut(p[r], n) };
+        let mut tail = 0f64;
+        for j in whole..n {
+            if let Some(res) = res {
+                // SAFETY: as above.
+                row[j] += unsafe { *res[r].add(j) };
+            }
+            tail += row[j] as f64;
+        }
+        // SAFETY: plain register arithmetic.
+        mean[r] = (unsafe { combine8_f64(acc[r].0, acc[r].1) } + tail) / n as f64;
+    }
+    let mut acc = [(zero, zero); R];
+    for i in (0..whole).step_by(8) {
+        for r in 0..R {
+            // SAFETY: i + 8 ≤ n.
+            let (a, b) = unsafe { widen8(p[r].add(i)) };
+            let mv = _mm256_set1_pd(mean[r]);
+            let (a, b) = (_mm256_sub_pd(a, mv), _mm256_sub_pd(b, mv));
+            acc[r] = (
+                _mm256_add_pd(acc[r].0, _mm256_mul_pd(a, a)),
+                _mm256_add_pd(acc[r].1, _mm256_mul_pd(b, b)),
+            );
+        }
+    }
+    let mut rstd = [0f64; R];
+    for r in 0..R {
+        // SAFETY: as above.
+        let row = unsafe { std::slice::from_raw_parts(p[r], n) };
+        let m = mean[r];
+        let tail = row[whole..]
+            .iter()
+            .fold(0f64, |t, &v| t + (v as f64 - m) * (v as f64 - m));
+        // SAFETY: plain register arithmetic.
+        let var = (unsafe { combine8_f64(acc[r].0, acc[r].1) } + tail) / n as f64;
+        rstd[r] = 1.0 / (var + eps as f64).sqrt();
+    }
+    for i in (0..whole).step_by(8) {
+        for r in 0..R {
+            // SAFETY: i + 8 ≤ n = gamma.len() = beta.len() (checked by the entry point).
+            unsafe {
+                let (mv, rv) = (_mm256_set1_pd(mean[r]), _mm256_set1_pd(rstd[r]));
+                let (a, b) = widen8(p[r].add(i));
+                let a = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(a, mv), rv));
+                let b = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(b, mv), rv));
+                let y = _mm256_add_ps(
+                    _mm256_mul_ps(
+                        _mm256_set_m128(b, a),
+                        _mm256_loadu_ps(gamma.as_ptr().add(i)),
+                    ),
+                    _mm256_loadu_ps(beta.as_ptr().add(i)),
+                );
+                _mm256_storeu_ps(p[r].add(i), y);
+            }
+        }
+    }
+    for r in 0..R {
+        // SAFETY: as above.
+        let row = unsafe { std::slice::from_raw_parts_mut(p[r], n) };
+        for j in whole..n {
+            row[j] = ((row[j] as f64 - mean[r]) * rstd[r]) as f32 * gamma[j] + beta[j];
+        }
     }
 }
 
-/// LayerNorm with AVX2, bit for bit [`super::scalar::layer_norm`].
-pub fn layer_norm_f32_avx2(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    assert!(gamma.len() == x.len() && beta.len() == x.len());
+#[target_feature(enable = "avx2")]
+unsafe fn layer_norm_rows_avx2_impl(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = gamma.len();
+    let rows = x.len() / n;
+    let (px, pr) = (x.as_mut_ptr(), residual.map(|r| r.as_ptr()));
+    let mut r0 = 0;
+    while r0 + 4 <= rows {
+        // SAFETY: rows r0..r0 + 4 of n floats in x (and residual, of x's length).
+        unsafe {
+            let p = [0, 1, 2, 3].map(|r| px.add((r0 + r) * n));
+            let res = pr.map(|q| [0, 1, 2, 3].map(|r| q.add((r0 + r) * n)));
+            layer_norm_group_avx2::<4>(p, res, n, gamma, beta, eps);
+        }
+        r0 += 4;
+    }
+    for r in r0..rows {
+        // SAFETY: as above, one row.
+        unsafe {
+            let res = pr.map(|q| [q.add(r * n)]);
+            layer_norm_group_avx2::<1>([px.add(r * n)], res, n, gamma, beta, eps);
+        }
+    }
+}
+
+/// LayerNorm over rows with AVX2, bit for bit [`super::scalar::layer_norm_rows`]: four rows
+/// at a time.
+pub fn layer_norm_rows_avx2(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    super::check_layer_norm_rows(x, residual, gamma, beta);
+    debug_assert!(super::Isa::Avx2.available());
     // SAFETY: AVX2 presence is the table's invariant; lengths checked above.
-    unsafe { layer_norm_f32_avx2_impl(x, gamma, beta, eps) }
+    unsafe { layer_norm_rows_avx2_impl(x, residual, gamma, beta, eps) }
 }
 
 /// Eight rows as eight columns: `dst[dd·ld + i] = src[i][dd]` for `i < 8`, `dd < d`, in 8 × 8
@@ -1143,77 +1231,132 @@ unsafe fn exp16_avx512(x: __m512) -> __m512 {
     _mm512_mul_ps(y, _mm512_castsi512_ps(e))
 }
 
-/// The attention softmax on 16 lanes. The f64 sum keeps the scalar's 8 lanes in one register:
-/// element i goes to lane i mod 8 in order (a 16-wide step adds its low then its high half),
-/// so the result is [`super::scalar::softmax_fast`]'s to the bit.
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn softmax_f32_avx512_impl(x: &mut [f32]) {
-    let n = x.len();
-    let p = x.as_mut_ptr();
-    let mut m16 = _mm512_set1_ps(f32::NEG_INFINITY);
+/// The attention softmax on 16 lanes for `R` rows of `n` scores at once, each row's steps
+/// interleaved with the others' (one row alone is a chain of dependent steps: maximum, then
+/// a sum, a division, then the scaling). Each row is [`super::scalar::softmax_rows`]'s to the
+/// bit: scaled by `scale` (one rounding, stored), then the f64 sum keeps the scalar's 8 lanes
+/// in one register: element i goes to lane i mod 8 in order (a 16-wide step adds its low then
+/// its high half).
+#[inline(always)]
+unsafe fn softmax_group_avx512<const R: usize>(p: [*mut f32; R], n: usize, scale: f32) {
+    let sv = _mm512_set1_ps(scale);
+    let mut m16 = [_mm512_set1_ps(f32::NEG_INFINITY); R];
     let mut i = 0;
     while i + 16 <= n {
-        // SAFETY: i + 16 ≤ n.
-        m16 = _mm512_max_ps(m16, unsafe { _mm512_loadu_ps(p.add(i)) });
-        i += 16;
-    }
-    let max = x[i..]
-        .iter()
-        .fold(_mm512_reduce_max_ps(m16), |m, &v| m.max(v));
-    let mv = _mm512_set1_ps(max);
-    let mut sum = _mm512_setzero_pd();
-    i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 ≤ n.
-        unsafe {
-            let e = exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), mv));
-            _mm512_storeu_ps(p.add(i), e);
-            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)));
-            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(hi));
+        for (m, &p) in m16.iter_mut().zip(&p) {
+            // SAFETY: i + 16 ≤ n, inside each row.
+            unsafe {
+                let v = _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), sv);
+                _mm512_storeu_ps(p.add(i), v);
+                *m = _mm512_max_ps(*m, v);
+            }
         }
         i += 16;
     }
-    if i + 8 <= n {
-        // SAFETY: i + 8 ≤ n.
-        unsafe {
-            let e = exp8_avx2(_mm256_sub_ps(
-                _mm256_loadu_ps(p.add(i)),
-                _mm256_set1_ps(max),
-            ));
-            _mm256_storeu_ps(p.add(i), e);
-            sum = _mm512_add_pd(sum, _mm512_cvtps_pd(e));
+    let whole16 = i;
+    let mut max = [0f32; R];
+    for ((mx, m), &p) in max.iter_mut().zip(&m16).zip(&p) {
+        // SAFETY: each row holds n floats, this thread's alone.
+        let row = unsafe { std::slice::from_raw_parts_mut(p, n) };
+        let mut v = _mm512_reduce_max_ps(*m);
+        for x in &mut row[whole16..] {
+            *x *= scale;
+            v = v.max(*x);
         }
-        i += 8;
+        *mx = v;
     }
-    let mut tail = 0f64;
-    for v in &mut x[i..] {
-        *v = super::scalar::exp_fast(*v - max);
-        tail += *v as f64;
-    }
-    // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar.
-    let s = _mm256_add_pd(
-        _mm512_castpd512_pd256(sum),
-        _mm512_extractf64x4_pd::<1>(sum),
-    );
-    let t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    let r = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
-    let inv = (1.0 / (_mm_cvtsd_f64(r) + tail)) as f32;
-    let iv = _mm512_set1_ps(inv);
+    let mut sum = [_mm512_setzero_pd(); R];
     i = 0;
     while i + 16 <= n {
-        // SAFETY: i + 16 ≤ n.
-        unsafe { _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), iv)) };
+        for r in 0..R {
+            // SAFETY: i + 16 ≤ n.
+            unsafe {
+                let e = exp16_avx512(_mm512_sub_ps(
+                    _mm512_loadu_ps(p[r].add(i)),
+                    _mm512_set1_ps(max[r]),
+                ));
+                _mm512_storeu_ps(p[r].add(i), e);
+                sum[r] = _mm512_add_pd(sum[r], _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)));
+                sum[r] = _mm512_add_pd(sum[r], _mm512_cvtps_pd(hi));
+            }
+        }
         i += 16;
     }
-    for v in &mut x[i..] {
-        *v *= inv;
+    let mut inv = [0f32; R];
+    for r in 0..R {
+        let mut i = i;
+        if i + 8 <= n {
+            // SAFETY: i + 8 ≤ n.
+            unsafe {
+                let e = exp8_avx2(_mm256_sub_ps(
+                    _mm256_loadu_ps(p[r].add(i)),
+                    _mm256_set1_ps(max[r]),
+                ));
+                _mm256_storeu_ps(p[r].add(i), e);
+                sum[r] = _mm512_add_pd(sum[r], _mm512_cvtps_pd(e));
+            }
+            i += 8;
+        }
+        // SAFETY: as above.
+        let row = unsafe { std::slice::from_raw_parts_mut(p[r], n) };
+        let mut tail = 0f64;
+        for v in &mut row[i..] {
+            *v = super::scalar::exp_fast(*v - max[r]);
+            tail += *v as f64;
+        }
+        // s = [l0+l4, l1+l5, l2+l6, l3+l7]; then (s0+s2) + (s1+s3), as the scalar.
+        let s = _mm256_add_pd(
+            _mm512_castpd512_pd256(sum[r]),
+            _mm512_extractf64x4_pd::<1>(sum[r]),
+        );
+        let t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+        let h = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+        inv[r] = (1.0 / (_mm_cvtsd_f64(h) + tail)) as f32;
+    }
+    i = 0;
+    while i + 16 <= n {
+        for r in 0..R {
+            // SAFETY: i + 16 ≤ n.
+            unsafe {
+                let v = _mm512_mul_ps(_mm512_loadu_ps(p[r].add(i)), _mm512_set1_ps(inv[r]));
+                _mm512_storeu_ps(p[r].add(i), v);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..R {
+        // SAFETY: as above.
+        let row = unsafe { std::slice::from_raw_parts_mut(p[r], n) };
+        for v in &mut row[i..] {
+            *v *= inv[r];
+        }
     }
 }
 
-/// The attention softmax with AVX-512, bit for bit [`super::scalar::softmax_fast`].
-pub fn softmax_f32_avx512(x: &mut [f32]) {
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn softmax_rows_avx512_impl(x: &mut [f32], rows: usize, scale: f32) {
+    let n = x.len() / rows;
+    let mut groups = x.chunks_exact_mut(4 * n);
+    for g in &mut groups {
+        let p = g.as_mut_ptr();
+        // SAFETY: four rows of n floats in g.
+        unsafe { softmax_group_avx512::<4>([0, 1, 2, 3].map(|r| p.add(r * n)), n, scale) };
+    }
+    for row in groups.into_remainder().chunks_exact_mut(n) {
+        // SAFETY: one row of n floats.
+        unsafe { softmax_group_avx512::<1>([row.as_mut_ptr()], n, scale) };
+    }
+}
+
+/// The attention softmax with AVX-512, bit for bit [`super::scalar::softmax_rows`]: four rows
+/// at a time.
+pub fn softmax_rows_avx512(x: &mut [f32], rows: usize, scale: f32) {
+    super::check_softmax_rows(x, rows);
     debug_assert!(super::Isa::Avx512Vnni.available());
+    if x.is_empty() {
+        return;
+    }
     // SAFETY: AVX-512F presence is the table's invariant; the body stays inside x.
-    unsafe { softmax_f32_avx512_impl(x) }
+    unsafe { softmax_rows_avx512_impl(x, rows, scale) }
 }

@@ -291,15 +291,8 @@ impl LayerNorm {
             let mine = share(rows, ti, tn);
             // SAFETY: rows are split between the threads.
             let part = unsafe { x.slice(mine.start * n..mine.end * n) };
-            for (i, row) in part.chunks_exact_mut(n).enumerate() {
-                if let Some(res) = residual {
-                    let at = (mine.start + i) * n;
-                    for (v, r) in row.iter_mut().zip(&res[at..at + n]) {
-                        *v += r;
-                    }
-                }
-                (ex.k.layer_norm_f32)(row, g, b, self.eps);
-            }
+            let res = residual.map(|r| &r[mine.start * n..mine.end * n]);
+            (ex.k.layer_norm_rows_f32)(part, res, g, b, self.eps);
         });
     }
 }
@@ -1303,12 +1296,7 @@ impl Attention {
             // Score rows i0..i0+m of the head at column h0, unscaled: scaled, softmaxed, and
             // the probabilities times the head's values into the context.
             let attend = |i0: usize, m: usize, h0: usize, scores: &mut [f32], ctx4: &mut [f32]| {
-                for row in scores[..m * t].chunks_mut(t) {
-                    for sj in row.iter_mut() {
-                        *sj *= scale;
-                    }
-                    (ex.k.softmax_f32)(row);
-                }
+                (ex.k.softmax_rows_f32)(&mut scores[..m * t], m, scale);
                 let pa = rows_of(scores, 0, m, t, 0..t);
                 panel4(pa, m, &v[h0..], ah, &mut ctx4[..m * d], d);
                 for rr in 0..m {
