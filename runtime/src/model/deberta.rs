@@ -417,10 +417,11 @@ impl AttnInt8Sizes {
         }
     }
 
-    /// f32 per thread: query and key block scales, q·k, c2p and p2c products.
+    /// f32 per thread: query and key block scales, q·k, c2p and p2c products, and the p2c
+    /// terms by query.
     fn f32s(&self) -> usize {
         let nb = self.kp / QBLOCK;
-        2 * self.len * nb + self.len * self.len + 2 * self.len * self.rel
+        2 * self.len * nb + 2 * self.len * self.len + 2 * self.len * self.rel
     }
 
     /// Bytes per thread: quantized queries and keys.
@@ -952,6 +953,8 @@ struct AttnInt8Scratch<'a> {
     qk: &'a mut [f32],
     c2p: &'a mut [f32],
     p2c: &'a mut [f32],
+    /// `[rows][t]`: the p2c terms of each query in key order (see `gather_p2c`).
+    p2c_by_query: &'a mut [f32],
 }
 
 impl<'a> AttnInt8Scratch<'a> {
@@ -961,7 +964,8 @@ impl<'a> AttnInt8Scratch<'a> {
         let (k_scales, f) = f.split_at_mut(t * nb);
         let (qk, f) = f.split_at_mut(t * t);
         let (c2p, f) = f.split_at_mut(t * sizes.rel);
-        let p2c = &mut f[..t * sizes.rel];
+        let (p2c, f) = f.split_at_mut(t * sizes.rel);
+        let p2c_by_query = &mut f[..t * t];
         let (q_codes, b) = b.split_at_mut(t * kp);
         let k_codes = &mut b[..t * kp];
         AttnInt8Scratch {
@@ -973,7 +977,21 @@ impl<'a> AttnInt8Scratch<'a> {
             qk,
             c2p,
             p2c,
+            p2c_by_query,
         }
+    }
+
+    /// When the relative rows are consecutive, each query's p2c terms (row j, column
+    /// `last_0 + i - j`: an anti-diagonal, one cache line per key) gathered once per head into
+    /// `p2c_by_query[i][j]` by 8×8 transposes of the skewed rows, so that `scores_row` adds a
+    /// contiguous row. `last_0` is query 0's column for key 0.
+    fn gather_p2c(&mut self, k: &Kernels, w: RelWindow, rows: usize, t: usize, last_0: usize) {
+        if !(w.linear && w.p2c) {
+            return;
+        }
+        let (p2c, ld) = (&*self.p2c, w.width);
+        let skewed = |j: usize| &p2c[j * ld + last_0 - j..j * ld + last_0 - j + rows];
+        transpose_rows(k, t, rows, self.p2c_by_query, t, skewed);
     }
 
     /// Query `i`'s `t` unscaled scores: (q·k + c2p) + p2c, the f32 attention's order.
@@ -998,9 +1016,8 @@ impl<'a> AttnInt8Scratch<'a> {
                 }
             }
             if w.p2c {
-                // Row j, column last - j: one step of ld - 1 per key.
-                let p2c = self.p2c[last..].iter().step_by(ld - 1);
-                for (sj, pj) in row.iter_mut().zip(p2c) {
+                // Row j, column last - j, gathered by `gather_p2c`.
+                for (sj, pj) in row.iter_mut().zip(&self.p2c_by_query[i * t..(i + 1) * t]) {
                     *sj += pj;
                 }
             }
@@ -1316,6 +1333,8 @@ impl Attention {
                     let sc = &mut int8_scratch;
                     let qk = (&q[..], &k[..], h0, ah, d);
                     int8_head(&ex.k, bytes, rel, head, qk, rows, t, kt, sc);
+                    let w = rel.window();
+                    sc.gather_p2c(&ex.k, w, rows, t, rel_index(t - 1) - w.row0);
                     for i0 in (0..rows).step_by(4) {
                         let m = 4.min(rows - i0);
                         for rr in 0..m {
@@ -1398,8 +1417,9 @@ impl Attention {
 mod tests {
     use super::*;
 
-    /// `scores_row`'s shortcut for consecutive relative rows reads what the index walk reads,
-    /// with and without each term, for every query of lengths 1 to 40.
+    /// `scores_row`'s shortcut for consecutive relative rows (its p2c terms gathered per head
+    /// by `gather_p2c`) reads what the index walk reads, with and without each term, for every
+    /// query of lengths 1 to 40.
     #[test]
     fn scores_row_consecutive_rows_shortcut_matches_the_index_walk() {
         let mut seed = 12345u32;
@@ -1414,7 +1434,8 @@ mod tests {
             let mut qk: Vec<f32> = (0..t * t).map(|_| next()).collect();
             let mut c2p: Vec<f32> = (0..t * width).map(|_| next()).collect();
             let mut p2c: Vec<f32> = (0..t * width).map(|_| next()).collect();
-            let sc = AttnInt8Scratch {
+            let mut p2c_by_query = vec![f32::NAN; t * t];
+            let mut sc = AttnInt8Scratch {
                 kp: QBLOCK,
                 q_codes: &mut [],
                 q_scales: &mut [],
@@ -1423,7 +1444,9 @@ mod tests {
                 qk: &mut qk,
                 c2p: &mut c2p,
                 p2c: &mut p2c,
+                p2c_by_query: &mut p2c_by_query,
             };
+
             let rel_index = |rr: usize| first_row + rr;
             for (c2p, p2c) in [(true, true), (true, false), (false, true)] {
                 let w = |linear| RelWindow {
@@ -1433,12 +1456,20 @@ mod tests {
                     row0,
                     width,
                 };
-                for i in 0..t {
-                    let (mut fast, mut walk) = (vec![0f32; t], vec![0f32; t]);
-                    sc.scores_row(w(true), i, t, &rel_index, &mut fast);
-                    sc.scores_row(w(false), i, t, &rel_index, &mut walk);
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&fast), bits(&walk), "t={t} i={i} c2p={c2p} p2c={p2c}");
+                // The shortcut's p2c terms as the head gathers them: by every tier's 8×8
+                // transposes (t ≥ 8) and the scalar remainder.
+                for isa in crate::kernels::Isa::all_available() {
+                    let k = Kernels::for_isa(isa).expect("an available tier");
+                    sc.p2c_by_query.fill(f32::NAN);
+                    sc.gather_p2c(&k, w(true), t, t, rel_index(t - 1) - row0);
+                    for i in 0..t {
+                        let (mut fast, mut walk) = (vec![0f32; t], vec![0f32; t]);
+                        sc.scores_row(w(true), i, t, &rel_index, &mut fast);
+                        sc.scores_row(w(false), i, t, &rel_index, &mut walk);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let at = format!("{isa:?} t={t} i={i} c2p={c2p} p2c={p2c}");
+                        assert_eq!(bits(&fast), bits(&walk), "{at}");
+                    }
                 }
             }
         }
