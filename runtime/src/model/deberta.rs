@@ -8,6 +8,8 @@
 //! projected through the key/query weights (`rel_pos_key`, `rel_pos_query`), and the bucketed
 //! relative positions turned into an index table (`rel_pos_index`).
 
+use std::ops::Range;
+
 use super::config::{Activation, Config};
 use super::weights::{MatRef, Matrix, PackedRef, VecRef};
 use crate::error::{Error, Result};
@@ -1050,6 +1052,7 @@ fn int8_head(
     (q, keys, h0, ah, d): (&[f32], &[f32], usize, usize, usize),
     rows: usize,
     t: usize,
+    last_0: Option<usize>,
     stage: &mut [f32],
     sc: &mut AttnInt8Scratch<'_>,
 ) {
@@ -1077,14 +1080,44 @@ fn int8_head(
     let (qc, qs) = (&sc.q_codes[..rows * kp], &sc.q_scales[..rows * nb]);
     let (base, panels) = (head * rel.rows / NR + rel.first, rel.panels);
     let ld = panels * NR;
-    // Rows of `x` (`m` of them) times this head's relative rows in use, into `out`.
-    let product = |proj: &PackedRef, x: &[i8], xs: &[f32], m: usize, out: &mut [f32]| {
-        let ws = &proj.scales.view(bytes)[base * NR..];
-        let panel = |p| proj.panel(bytes, base + p);
-        int8_product(k, x, xs, m, kp, panels, panel, ws, &mut out[..m * ld], ld);
+    // Rows r0..r1 of `x` times this head's relative rows in use, into the same rows of `out`:
+    // all of them, or (when the rows are consecutive) the panels that hold `cols(r0, r1)`,
+    // from an interleaved pair on and in whole passes of four where they fit.
+    let product = |proj: &PackedRef,
+                   (x, xs): (&[i8], &[f32]),
+                   (r0, r1): (usize, usize),
+                   cols: Option<Range<usize>>,
+                   out: &mut [f32]| {
+        let (pf, np) = match cols {
+            Some(c) => {
+                let pf = c.start / NR / 2 * 2;
+                let np = (c.end.div_ceil(NR) - pf)
+                    .next_multiple_of(4)
+                    .min(panels - pf);
+                (pf, np)
+            }
+            None => (0, panels),
+        };
+        let ws = &proj.scales.view(bytes)[(base + pf) * NR..];
+        let panel = |p| proj.panel(bytes, base + pf + p);
+        let (x, xs, m) = (&x[r0 * kp..], &xs[r0 * nb..], r1 - r0);
+        let out = &mut out[r0 * ld + pf * NR..];
+        int8_product(k, x, xs, m, kp, np, panel, ws, out, ld);
+    };
+    // Blocks of rows, each over the relative rows its terms read (query i reads columns
+    // last_0 + i - j, j < t): a quarter to a half of the products at 128 tokens.
+    // (Otherwise one block: smaller calls over the same columns only cost.)
+    let block = if last_0.is_some() {
+        REL_PRODUCT_ROWS
+    } else {
+        t
     };
     if let Some(rk) = &rel.key {
-        product(rk, qc, qs, rows, sc.c2p);
+        for r0 in (0..rows).step_by(block) {
+            let r1 = (r0 + block).min(rows);
+            let cols = last_0.map(|l| l + r0 + 1 - t..l + r1);
+            product(rk, (qc, qs), (r0, r1), cols, sc.c2p);
+        }
     }
     if let Some(rq) = &rel.query {
         for j in 0..t {
@@ -1092,9 +1125,18 @@ fn int8_head(
         }
         (k.quantize_blocks)(&stage[..t * d], t, d, kp, sc.k_codes, sc.k_scales);
         let (kc, ks) = (&sc.k_codes[..t * kp], &sc.k_scales[..t * nb]);
-        product(rq, kc, ks, t, sc.p2c);
+        for r0 in (0..t).step_by(block) {
+            let r1 = (r0 + block).min(t);
+            // Key j is read at columns last_0 + i - j for the queries i < rows.
+            let cols = last_0.map(|l| l + 1 - r1..l + rows - r0);
+            product(rq, (kc, ks), (r0, r1), cols, sc.p2c);
+        }
     }
 }
+
+/// Rows (queries or keys) per block of c2p / p2c products when the relative rows are
+/// consecutive.
+const REL_PRODUCT_ROWS: usize = 32;
 
 /// `out[r·ld + o]` = the dequantized product of activation row `r` (`m` rows of `kp` codes)
 /// and output `o` of `panels` packed panels (`scales` per output): the four-panel kernel
@@ -1332,9 +1374,12 @@ impl Attention {
                     let scores = &mut scores[..4 * t];
                     let sc = &mut int8_scratch;
                     let qk = (&q[..], &k[..], h0, ah, d);
-                    int8_head(&ex.k, bytes, rel, head, qk, rows, t, kt, sc);
                     let w = rel.window();
-                    sc.gather_p2c(&ex.k, w, rows, t, rel_index(t - 1) - w.row0);
+                    let last_0 = w.linear.then(|| rel_index(t - 1) - w.row0);
+                    int8_head(&ex.k, bytes, rel, head, qk, rows, t, last_0, kt, sc);
+                    if let Some(l) = last_0 {
+                        sc.gather_p2c(&ex.k, w, rows, t, l);
+                    }
                     for i0 in (0..rows).step_by(4) {
                         let m = 4.min(rows - i0);
                         for rr in 0..m {
