@@ -1105,7 +1105,7 @@ fn int8_head(
         int8_product(k, x, xs, m, kp, np, panel, ws, out, ld);
     };
     // Blocks of rows, each over the relative rows its terms read (query i reads columns
-    // last_0 + i - j, j < t): a quarter to a half of the products at 128 tokens.
+    // last_0 + i - j, j < t): 20-24 of 32 panels per block at 128 tokens.
     // (Otherwise one block: smaller calls over the same columns only cost.)
     let block = if last_0.is_some() {
         REL_PRODUCT_ROWS
