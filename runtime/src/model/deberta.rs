@@ -988,9 +988,10 @@ impl<'a> AttnInt8Scratch<'a> {
     /// `p2c_by_query[i][j]` by 8×8 transposes of the skewed rows, so that `scores_row` adds a
     /// contiguous row. `last_0` is query 0's column for key 0.
     fn gather_p2c(&mut self, k: &Kernels, w: RelWindow, rows: usize, t: usize, last_0: usize) {
-        if !(w.linear && w.p2c) {
-            return;
-        }
+        debug_assert!(
+            w.linear && w.p2c,
+            "called for consecutive rows with p2c only"
+        );
         let (p2c, ld) = (&*self.p2c, w.width);
         let skewed = |j: usize| &p2c[j * ld + last_0 - j..j * ld + last_0 - j + rows];
         transpose_rows(k, t, rows, self.p2c_by_query, t, skewed);
@@ -1042,7 +1043,8 @@ impl<'a> AttnInt8Scratch<'a> {
 
 /// One head's score products into `sc`: q·k in f32; the queries and keys quantized as
 /// activations, then q·rel_k and k·rel_q on the int8 GEMM kernels against the file's int8
-/// relative rows, over the rows in use only. `stage` holds `t` rows of `d` floats.
+/// relative rows, over the rows in use only (`last_0`: query 0's column for key 0 when the
+/// rows are consecutive; then the p2c terms are also gathered by query for `scores_row`). `stage` holds `t` rows of `d` floats.
 #[allow(clippy::too_many_arguments)]
 fn int8_head(
     k: &Kernels,
@@ -1130,6 +1132,9 @@ fn int8_head(
             // Key j is read at columns last_0 + i - j for the queries i < rows.
             let cols = last_0.map(|l| l + 1 - r1..l + rows - r0);
             product(rq, (kc, ks), (r0, r1), cols, sc.p2c);
+        }
+        if let Some(l) = last_0 {
+            sc.gather_p2c(k, rel.window(), rows, t, l);
         }
     }
 }
@@ -1377,9 +1382,6 @@ impl Attention {
                     let w = rel.window();
                     let last_0 = w.linear.then(|| rel_index(t - 1) - w.row0);
                     int8_head(&ex.k, bytes, rel, head, qk, rows, t, last_0, kt, sc);
-                    if let Some(l) = last_0 {
-                        sc.gather_p2c(&ex.k, w, rows, t, l);
-                    }
                     for i0 in (0..rows).step_by(4) {
                         let m = 4.min(rows - i0);
                         for rr in 0..m {
@@ -1506,7 +1508,9 @@ mod tests {
                 for isa in crate::kernels::Isa::all_available() {
                     let k = Kernels::for_isa(isa).expect("an available tier");
                     sc.p2c_by_query.fill(f32::NAN);
-                    sc.gather_p2c(&k, w(true), t, t, rel_index(t - 1) - row0);
+                    if p2c {
+                        sc.gather_p2c(&k, w(true), t, t, rel_index(t - 1) - row0);
+                    }
                     for i in 0..t {
                         let (mut fast, mut walk) = (vec![0f32; t], vec![0f32; t]);
                         sc.scores_row(w(true), i, t, &rel_index, &mut fast);
