@@ -91,6 +91,9 @@ typedef enum dbrt_status {
   DBRT_SESSION_BUSY = 21,
   // A bug in dbrt was caught at the library boundary; the message says where.
   DBRT_INTERNAL_ERROR = 22,
+  // Memory for the session or model could not be allocated (the size asked for is in the
+  // message): a smaller maximum length, batch or thread count needs less.
+  DBRT_OUT_OF_MEMORY = 23,
 } dbrt_status;
 
 // Storage precision of a model's large matrices.

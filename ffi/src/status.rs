@@ -59,13 +59,16 @@ pub enum dbrt_status {
     DBRT_SESSION_BUSY = 21,
     /// A bug in dbrt was caught at the library boundary; the message says where.
     DBRT_INTERNAL_ERROR = 22,
+    /// Memory for the session or model could not be allocated (the size asked for is in the
+    /// message): a smaller maximum length, batch or thread count needs less.
+    DBRT_OUT_OF_MEMORY = 23,
 }
 
 use dbrt_status::*;
 
 impl dbrt_status {
     /// Every status, in order; `dbrt_status_str` and the tests walk it.
-    pub(crate) const ALL: [dbrt_status; 23] = [
+    pub(crate) const ALL: [dbrt_status; 24] = [
         DBRT_OK,
         DBRT_INVALID_ARGUMENT,
         DBRT_NULL_POINTER,
@@ -89,6 +92,7 @@ impl dbrt_status {
         DBRT_SESSION_CLOSED,
         DBRT_SESSION_BUSY,
         DBRT_INTERNAL_ERROR,
+        DBRT_OUT_OF_MEMORY,
     ];
 
     /// The status's name, NUL-terminated for C.
@@ -117,6 +121,7 @@ impl dbrt_status {
             DBRT_SESSION_CLOSED => b"DBRT_SESSION_CLOSED\0",
             DBRT_SESSION_BUSY => b"DBRT_SESSION_BUSY\0",
             DBRT_INTERNAL_ERROR => b"DBRT_INTERNAL_ERROR\0",
+            DBRT_OUT_OF_MEMORY => b"DBRT_OUT_OF_MEMORY\0",
         }
     }
 }
@@ -145,13 +150,14 @@ pub(crate) fn status_of(e: &Error) -> dbrt_status {
         Error::MisalignedBuffer { .. } => DBRT_MISALIGNED_BUFFER,
         Error::Tokenizer(_) => DBRT_TOKENIZER_ERROR,
         Error::InvalidUtf8 => DBRT_INVALID_UTF8,
-        Error::InputTooLong { .. } => DBRT_INPUT_TOO_LONG,
+        Error::InputTooLong { .. } | Error::WordTooLong { .. } => DBRT_INPUT_TOO_LONG,
         Error::EmptyInput => DBRT_EMPTY_INPUT,
         Error::InvalidTokenId { .. } | Error::InvalidTokenType { .. } => DBRT_INVALID_TOKEN,
         Error::BatchTooLarge { .. } => DBRT_BATCH_TOO_LARGE,
         Error::UnsupportedIsa { .. } => DBRT_UNSUPPORTED_ISA,
         Error::NoEntailmentLabel => DBRT_NO_ENTAILMENT_LABEL,
         Error::InvalidArgument(_) => DBRT_INVALID_ARGUMENT,
+        Error::OutOfMemory { .. } => DBRT_OUT_OF_MEMORY,
     }
 }
 

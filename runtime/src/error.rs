@@ -66,6 +66,8 @@ pub enum Error {
     InvalidUtf8,
     #[error("input of {len} tokens exceeds the maximum of {max}")]
     InputTooLong { len: usize, max: usize },
+    #[error("a word of more than {max} bytes (SessionOptions::max_word_bytes) after normalization")]
+    WordTooLong { max: usize },
     #[error("empty input: a sequence needs at least one token")]
     EmptyInput,
     #[error("token id {id} is outside the vocabulary of {vocab}")]
@@ -80,6 +82,8 @@ pub enum Error {
     NoEntailmentLabel,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory { what: &'static str, bytes: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
