@@ -17,6 +17,7 @@
 pub mod error;
 pub mod format;
 pub mod kernels;
+mod memory;
 pub mod model;
 mod pool;
 pub mod session;
@@ -26,7 +27,8 @@ pub use error::{Error, Result};
 pub use model::config::Config;
 pub use model::{Model, WeightType};
 pub use session::{
-    softmax, Sequence, Session, SessionOptions, DEFAULT_HYPOTHESIS_TEMPLATE, DEFAULT_MAX_WORD_BYTES,
+    softmax, PanicPoint, Sequence, Session, SessionOptions, DEFAULT_HYPOTHESIS_TEMPLATE,
+    DEFAULT_MAX_WORD_BYTES,
 };
 pub use tokenizer::{Encoding, Truncation};
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
+use crate::memory::{self, Buffers};
 use crate::model::deberta::{Exec, Rows, Scratch};
 use crate::model::Model;
 use crate::pool::Pool;
@@ -13,6 +14,9 @@ use crate::tokenizer::{TokenizerScratch, Truncation};
 /// Default longest word (in normalized UTF-8 bytes) a session's tokenizer takes: a single
 /// 100,000-character ASCII word fits; longer words are an `InputTooLong` error.
 pub const DEFAULT_MAX_WORD_BYTES: usize = 128 * 1024;
+
+/// The largest `max_word_bytes` a session accepts (the tokenizer's word buffers grow with it).
+pub const MAX_WORD_BYTES_LIMIT: usize = 16 << 20;
 
 /// How a session is sized.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +69,28 @@ pub struct Session {
     truncation: Truncation,
     entailment: Option<usize>,
     hypothesis: String,
+    /// Where the next run panics: for the tests that check a session survives a panic.
+    panic_at: Option<PanicPoint>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("max_sequence_length", &self.max_len)
+            .field("threads", &self.pool.threads())
+            .field("isa", &self.kernels.isa)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where [`Session::inject_panic`] makes the next run panic.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicPoint {
+    /// After the text was tokenized into the session's buffers, before the encoder.
+    AfterTokenizing,
+    /// Inside the encoder, in the last thread of the session's pool.
+    InWorker,
 }
 
 impl Session {
@@ -92,15 +118,32 @@ impl Session {
             )));
         }
         let kernels = Kernels::select(options.isa)?;
+        let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
+        if max_word == 0 || max_word > MAX_WORD_BYTES_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "max_word_bytes {max_word} must be in 1..={MAX_WORD_BYTES_LIMIT}"
+            )));
+        }
+        // Measure the session before making it: a size the machine cannot hold is refused here,
+        // as a typed error, instead of being found by the system's out-of-memory killer later.
+        let bytes = Self::memory_bytes(&model, max_len, threads)?;
+        if memory::physical_memory().is_some_and(|physical| bytes > physical) {
+            return Err(Error::OutOfMemory {
+                what: "a session, more than this machine's memory (lower max_sequence_length or threads)",
+                bytes,
+            });
+        }
+        let mut buf = Buffers::allocating();
+        let scratch = Scratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
+        let logits = buf.zeroed(model.config().num_labels, "logits")?;
+        let ids = buf.zeroed(max_len, "token ids")?;
+        let type_ids = buf.zeroed(max_len, "token type ids")?;
         let pool = Pool::new(threads)
             .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
-        let scratch = Scratch::new(model.config(), &model.network, max_len, threads);
-        let logits = vec![0.0; model.config().num_labels];
-        let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         Ok(Session {
             tokenizer: TokenizerScratch::new(max_word, max_len),
-            ids: vec![0; max_len],
-            type_ids: vec![0; max_len],
+            ids,
+            type_ids,
             truncation: options.truncation,
             entailment,
             hypothesis: String::with_capacity(HYPOTHESIS_CAPACITY),
@@ -111,7 +154,18 @@ impl Session {
             max_len,
             max_batch: options.max_batch.max(1),
             logits,
+            panic_at: None,
         })
+    }
+
+    /// The bytes of scratch memory a session of `max_len` tokens on `threads` threads takes
+    /// (what [`Session::new`] checks against the machine's memory before allocating it).
+    pub fn memory_bytes(model: &Model, max_len: usize, threads: usize) -> Result<u64> {
+        let mut buf = Buffers::dry_run();
+        Scratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
+        buf.zeroed::<f32>(model.config().num_labels, "logits")?;
+        buf.zeroed::<u32>(2 * max_len, "token ids")?;
+        Ok(buf.bytes())
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -179,22 +233,35 @@ impl Session {
         Ok(())
     }
 
-    /// Runs the encoder on checked ids (`ids`/`types` may alias the session's own buffers, so
-    /// they are passed by range when they do).
+    /// Makes the next run panic at `point` (tests of what a caught panic leaves behind).
+    #[doc(hidden)]
+    pub fn inject_panic(&mut self, point: PanicPoint) {
+        self.panic_at = Some(point);
+    }
+
+    fn panic_if_injected(&mut self, point: PanicPoint) {
+        if self.panic_at == Some(point) {
+            self.panic_at = None;
+            match point {
+                PanicPoint::AfterTokenizing => panic!("injected panic after tokenizing"),
+                PanicPoint::InWorker => self.pool.run(&|ti, tn| {
+                    assert!(ti + 1 < tn, "injected panic in thread {ti}");
+                }),
+            }
+        }
+    }
+
+    /// Runs the encoder on checked ids.
     fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>, rows: Rows) {
-        let m = &*self.model;
-        let ex = Exec {
-            k: self.kernels,
-            pool: &self.pool,
-        };
-        m.network.encode(
-            m.bytes(),
-            m.config(),
+        self.panic_if_injected(PanicPoint::InWorker);
+        encode(
+            &self.model,
+            self.kernels,
+            &self.pool,
+            &mut self.scratch,
             ids,
             types,
             rows,
-            &mut self.scratch,
-            &ex,
         );
     }
 
@@ -319,16 +386,37 @@ impl Session {
     }
 
     fn tokenize_in_place(&mut self, text: &str, pair: Option<&str>) -> Result<usize> {
-        let m = &*self.model;
-        m.tokenizer()?.encode_into(
-            m.bytes(),
+        self.tokenize_pair(text, pair.map_or(Second::None, Second::Text))
+    }
+
+    /// Tokenizes into the session's id buffers. It borrows the fields it uses one by one, so
+    /// that the second text may be the session's own hypothesis buffer: nothing is moved out
+    /// of the session and back, which a panic in between would leave moved out.
+    fn tokenize_pair(&mut self, text: &str, second: Second<'_>) -> Result<usize> {
+        let Session {
+            model,
+            tokenizer,
+            ids,
+            type_ids,
+            hypothesis,
+            max_len,
+            truncation,
+            ..
+        } = self;
+        let pair = match second {
+            Second::None => None,
+            Second::Text(t) => Some(t),
+            Second::Hypothesis => Some(hypothesis.as_str()),
+        };
+        model.tokenizer()?.encode_into(
+            model.bytes(),
             text,
             pair,
-            self.max_len,
-            self.truncation,
-            &mut self.tokenizer,
-            &mut self.ids,
-            &mut self.type_ids,
+            *max_len,
+            *truncation,
+            tokenizer,
+            ids,
+            type_ids,
         )
     }
 
@@ -350,6 +438,15 @@ impl Session {
         pair: Option<&str>,
         logits: &mut [f32],
     ) -> Result<()> {
+        self.second_logits_into(text, pair.map_or(Second::None, Second::Text), logits)
+    }
+
+    fn second_logits_into(
+        &mut self,
+        text: &str,
+        second: Second<'_>,
+        logits: &mut [f32],
+    ) -> Result<()> {
         let n = self.model.config().num_labels;
         if logits.len() != n {
             return Err(Error::InvalidArgument(format!(
@@ -357,18 +454,29 @@ impl Session {
                 logits.len()
             )));
         }
-        let len = self.tokenize_in_place(text, pair)?;
-        // The ids live in the session: move them out of the way of the mutable borrow, and back.
-        let ids = std::mem::take(&mut self.ids);
-        let types = std::mem::take(&mut self.type_ids);
+        let len = self.tokenize_pair(text, second)?;
+        self.panic_if_injected(PanicPoint::AfterTokenizing);
+        self.panic_if_injected(PanicPoint::InWorker);
         let with_types = self.model.config().type_vocab_size > 0;
-        self.run_encoder(
+        // The ids are the session's own: borrowed field by field beside the scratch.
+        let Session {
+            model,
+            scratch,
+            kernels,
+            pool,
+            ids,
+            type_ids,
+            ..
+        } = self;
+        encode(
+            model,
+            *kernels,
+            pool,
+            scratch,
             &ids[..len],
-            with_types.then_some(&types[..len]),
+            with_types.then_some(&type_ids[..len]),
             Rows::First,
         );
-        self.ids = ids;
-        self.type_ids = types;
         self.run_head(Some(logits))
     }
 
@@ -419,23 +527,14 @@ impl Session {
                 "zero-shot over {n} model labels"
             )));
         }
-        let mut hypothesis = std::mem::take(&mut self.hypothesis);
-        let mut result = Ok(());
         for (i, score) in scores.iter_mut().enumerate() {
-            hypothesis.clear();
-            hypothesis.push_str(&template[..slot]);
-            match label(i) {
-                Ok(l) => hypothesis.push_str(l),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-            hypothesis.push_str(&template[slot + 2..]);
-            if let Err(e) = self.pair_logits_into(text, Some(&hypothesis), &mut logits[..n]) {
-                result = Err(e);
-                break;
-            }
+            let l = label(i)?;
+            let h = &mut self.hypothesis;
+            h.clear();
+            h.push_str(&template[..slot]);
+            h.push_str(l);
+            h.push_str(&template[slot + 2..]);
+            self.second_logits_into(text, Second::Hypothesis, &mut logits[..n])?;
             *score = if per_label {
                 // softmax([contradiction, entailment])[1]
                 1.0 / (1.0 + (logits[contra] - logits[entail]).exp())
@@ -443,8 +542,6 @@ impl Session {
                 logits[entail]
             };
         }
-        self.hypothesis = hypothesis;
-        result?;
         if !per_label {
             crate::kernels::scalar::softmax(scores);
         }
@@ -470,6 +567,36 @@ impl Session {
         self.classify_into(text, pair, &mut probs)?;
         Ok(probs)
     }
+}
+
+/// The second text of a pair: none, the caller's, or the session's zero-shot hypothesis.
+#[derive(Clone, Copy)]
+enum Second<'a> {
+    None,
+    Text(&'a str),
+    Hypothesis,
+}
+
+/// Runs `model`'s encoder on checked ids, the last hidden state left in `scratch`.
+fn encode(
+    model: &Model,
+    k: Kernels,
+    pool: &Pool,
+    scratch: &mut Scratch,
+    ids: &[u32],
+    types: Option<&[u32]>,
+    rows: Rows,
+) {
+    let ex = Exec { k, pool };
+    model.network.encode(
+        model.bytes(),
+        model.config(),
+        ids,
+        types,
+        rows,
+        scratch,
+        &ex,
+    );
 }
 
 /// Probabilities from logits.

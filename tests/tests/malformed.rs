@@ -2,7 +2,7 @@
 //! pattern makes the reader panic.
 
 use dbrt::format::{reseal, FileWriter, MetaValue, ModelFile, HEADER_LEN, RECORD_LEN};
-use dbrt::{Error, Model};
+use dbrt::{Error, Model, Sequence, Session, SessionOptions};
 use dbrt_convert::StorageType;
 use dbrt_tests::*;
 
@@ -283,6 +283,101 @@ fn missing_or_unsupported_config() {
             .set("general.architecture", MetaValue::Str("BertModel".into()))
     });
     assert!(matches!(open(&m), Err(Error::Unsupported(_))));
+}
+
+/// Sizes that come from metadata no tensor ties down. Each of these files has valid checksums
+/// and used to abort the process (an infallible allocation of 51 GB to 2 TB) when a session was
+/// made; each must be a typed error, at open or at session creation.
+#[test]
+fn sizes_no_tensor_ties_are_bounded() {
+    let b = valid_bytes();
+    let no_relative = |w: &mut FileWriter| {
+        w.metadata
+            .set("deberta.relative_attention", MetaValue::Bool(false))
+    };
+    // 65,536 positions and nothing position-dependent: a legal model whose full-length session
+    // needs ~50 GB. Opening works; a full-length session is refused for its size, a short one
+    // is made.
+    let m = rewrite(&b, |w, _, _| {
+        no_relative(w);
+        w.metadata
+            .set("deberta.max_position_embeddings", MetaValue::U64(65536));
+    });
+    let model = std::sync::Arc::new(open(&m).expect("a legal model"));
+    let e = Session::new(model.clone(), SessionOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, Error::OutOfMemory { bytes, .. } if bytes > 1 << 34),
+        "{e}"
+    );
+    let short = SessionOptions {
+        max_sequence_length: Some(64),
+        ..Default::default()
+    };
+    let mut s = Session::new(model, short).expect("a 64-token session");
+    let ids = [1, 5, 7, 2];
+    s.logits(Sequence {
+        ids: &ids,
+        type_ids: None,
+    })
+    .expect("runs");
+    // position_buckets sized the int8 attention's scratch even without relative attention.
+    let m = rewrite(&b, |w, _, _| {
+        no_relative(w);
+        w.metadata
+            .set("deberta.position_buckets", MetaValue::I64(1 << 30));
+    });
+    let e = open(&m).unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("position_buckets")),
+        "{e}"
+    );
+    // All heads' width 2^30 in a model without layers (no attention tensor to check it by).
+    let m = rewrite(&b, |w, _, _| {
+        w.metadata
+            .set("deberta.num_hidden_layers", MetaValue::U64(0));
+        w.metadata
+            .set("deberta.num_attention_heads", MetaValue::U64(1024));
+        w.metadata
+            .set("deberta.attention_head_size", MetaValue::U64(1 << 20));
+    });
+    assert!(open(&m).is_err(), "head size 2^20 opened");
+    let m = rewrite(&b, |w, _, _| {
+        w.metadata
+            .set("deberta.num_hidden_layers", MetaValue::U64(0));
+        w.metadata
+            .set("deberta.num_attention_heads", MetaValue::U64(1024));
+        w.metadata
+            .set("deberta.attention_head_size", MetaValue::U64(1 << 10));
+    });
+    let e = open(&m).unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("heads")),
+        "{e}"
+    );
+}
+
+/// The int8 attention reads the relative rows between the entries of a sequence's extreme
+/// distances: a permuted index (in range, so it passed the old check) must be refused at
+/// open, not panic in the attention.
+#[test]
+fn a_permuted_relative_position_index_is_refused() {
+    let tiny = fixtures().join("tiny/v3-style");
+    let (_d, path) = convert(&tiny, StorageType::Int8);
+    let b = std::fs::read(path).unwrap();
+    let name = "deberta.encoder.rel_pos_index";
+    let m = rewrite(&b, |w, f, _| {
+        let v = f.tensor(name).unwrap();
+        let mut idx: Vec<i32> = v.i32().unwrap().to_vec();
+        let n = idx.len();
+        idx.swap(0, n - 1); // the farthest distances' rows, exchanged
+        w.add_tensor(name, v.record.dtype, &v.record.shape, bytemuck_cast(&idx))
+            .unwrap();
+    });
+    let e = open(&m).unwrap_err();
+    assert!(
+        matches!(&e, Error::BadMetadata { key, .. } if key == name),
+        "{e}"
+    );
 }
 
 #[test]

@@ -117,7 +117,16 @@ pub struct Config {
     pub pad_token_id: u32,
 }
 
-const MAX_DIM: u64 = 1 << 20;
+/// Bounds on the sizes a file states (docs/FORMAT.md lists them). Sizes that tensors tie down
+/// are checked against the tensors too; these bound the ones no tensor ties (all heads' width
+/// in a model without layers, `att_span` without relative attention), so that no session size
+/// derived from metadata is unbounded. Every DeBERTa published is far inside them (xxlarge:
+/// hidden 1536, intermediate 6144, 512 positions, 256 buckets).
+pub const MAX_WIDTH: u64 = 1 << 16;
+/// Bound on `intermediate_size`.
+pub const MAX_INTERMEDIATE: u64 = 1 << 18;
+/// Bound on `max_position_embeddings`, `position_buckets` and `max_relative_positions`.
+pub const MAX_POSITIONS: u64 = 1 << 16;
 
 impl Config {
     /// `att_span` of Hugging Face's attention: the relative-embedding table has `2 * att_span`
@@ -163,6 +172,24 @@ impl Config {
         }
         if self.relative_attention && !self.pos_att.c2p && !self.pos_att.p2c {
             return bad("relative attention without c2p or p2c".into());
+        }
+        if self
+            .num_attention_heads
+            .checked_mul(self.attention_head_size)
+            .is_none_or(|w| w as u64 > MAX_WIDTH)
+        {
+            return bad(format!(
+                "{} heads of {} (all heads wider than {MAX_WIDTH})",
+                self.num_attention_heads, self.attention_head_size
+            ));
+        }
+        if self.position_buckets > MAX_POSITIONS as i64
+            || self.max_relative_positions > MAX_POSITIONS as i64
+        {
+            return bad(format!(
+                "position_buckets {} / max_relative_positions {} (at most {MAX_POSITIONS})",
+                self.position_buckets, self.max_relative_positions
+            ));
         }
         if self.pad_token_id as usize >= self.vocab_size {
             return bad(format!(
@@ -244,14 +271,15 @@ impl Config {
         };
         let c = Config {
             vocab_size: m.usize_in("deberta.vocab_size", 1..=1 << 24)?,
-            hidden_size: m.usize_in("deberta.hidden_size", 1..=MAX_DIM)?,
+            hidden_size: m.usize_in("deberta.hidden_size", 1..=MAX_WIDTH)?,
             num_hidden_layers: m.usize_in("deberta.num_hidden_layers", 0..=1024)?,
             num_attention_heads: m.usize_in("deberta.num_attention_heads", 1..=1024)?,
-            attention_head_size: m.usize_in("deberta.attention_head_size", 1..=MAX_DIM)?,
-            intermediate_size: m.usize_in("deberta.intermediate_size", 1..=MAX_DIM)?,
-            max_position_embeddings: m.usize_in("deberta.max_position_embeddings", 1..=1 << 16)?,
+            attention_head_size: m.usize_in("deberta.attention_head_size", 1..=MAX_WIDTH)?,
+            intermediate_size: m.usize_in("deberta.intermediate_size", 1..=MAX_INTERMEDIATE)?,
+            max_position_embeddings: m
+                .usize_in("deberta.max_position_embeddings", 1..=MAX_POSITIONS)?,
             type_vocab_size: m.usize_in("deberta.type_vocab_size", 0..=1 << 16)?,
-            embedding_size: m.usize_in("deberta.embedding_size", 1..=MAX_DIM)?,
+            embedding_size: m.usize_in("deberta.embedding_size", 1..=MAX_WIDTH)?,
             layer_norm_eps: m.f64("deberta.layer_norm_eps")?,
             hidden_act: act("deberta.hidden_act")?,
             position_biased_input: m.bool("deberta.position_biased_input")?,
@@ -261,7 +289,7 @@ impl Config {
             norm_rel_ebd: norm,
             max_relative_positions: m.i64("deberta.max_relative_positions")?,
             position_buckets: m.i64("deberta.position_buckets")?,
-            pooler_hidden_size: m.usize_in("deberta.pooler_hidden_size", 0..=MAX_DIM)?,
+            pooler_hidden_size: m.usize_in("deberta.pooler_hidden_size", 0..=MAX_WIDTH)?,
             pooler_hidden_act: act("deberta.pooler_hidden_act")?,
             num_labels: m.usize_in("deberta.num_labels", 0..=1 << 16)?,
             pad_token_id: m.usize_in("deberta.pad_token_id", 0..=u32::MAX as u64)? as u32,

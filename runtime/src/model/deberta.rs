@@ -15,6 +15,7 @@ use super::weights::{MatRef, Matrix, PackedRef, VecRef};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
 use crate::kernels::{self, scalar, Epilogue4, Kernels, Panel, Tile, MR, NR, QBLOCK};
+use crate::memory::{product, sum, Buffers};
 use crate::pool::{share, Pool, SharedMut};
 
 /// What a forward pass runs on: the session's kernels and threads.
@@ -393,8 +394,10 @@ pub(crate) struct Scratch {
     /// for both attentions; a model touches only its own part.
     attn: Vec<f32>,
     attn_stride: usize,
-    /// Per thread, for the int8 attention: one head's quantized queries and keys.
+    /// Per thread (`attn_i8_stride` bytes each), for the int8 attention: one head's quantized
+    /// queries and keys.
     attn_i8: Vec<i8>,
+    attn_i8_stride: usize,
     int8: AttnInt8Sizes,
     pooled: Vec<f32>,
     work: Work,
@@ -415,25 +418,47 @@ impl AttnInt8Sizes {
         AttnInt8Sizes {
             len,
             kp: c.attention_head_size.div_ceil(QBLOCK) * QBLOCK,
-            rel: (2 * c.att_span()).next_multiple_of(2 * NR),
+            // Without relative attention there are no relative rows (and `att_span` is tied
+            // to no tensor, so it must not size anything).
+            rel: match c.relative_attention {
+                true => (2 * c.att_span()).next_multiple_of(2 * NR),
+                false => 0,
+            },
         }
     }
 
     /// f32 per thread: query and key block scales, q·k, c2p and p2c products, and the p2c
     /// terms by query.
-    fn f32s(&self) -> usize {
-        let nb = self.kp / QBLOCK;
-        2 * self.len * nb + 2 * self.len * self.len + 2 * self.len * self.rel
+    fn f32s(&self) -> Result<usize> {
+        let (len, nb) = (self.len, self.kp / QBLOCK);
+        let what = "int8 attention scratch";
+        sum(
+            &[
+                product(&[2, len, nb], what)?,
+                product(&[2, len, len], what)?,
+                product(&[2, len, self.rel], what)?,
+            ],
+            what,
+        )
     }
 
     /// Bytes per thread: quantized queries and keys.
-    fn i8s(&self) -> usize {
-        2 * self.len * self.kp
+    fn i8s(&self) -> Result<usize> {
+        product(&[2, self.len, self.kp], "int8 attention scratch")
     }
 }
 
 impl Scratch {
-    pub fn new(c: &Config, net: &Network, max_len: usize, threads: usize) -> Scratch {
+    /// The buffers of a session for sequences of up to `max_len` tokens on `threads` threads,
+    /// from `buf` (which may be a dry run that only counts their bytes). Sizes come from a
+    /// validated config; products are checked all the same (32-bit targets).
+    pub fn new(
+        c: &Config,
+        net: &Network,
+        max_len: usize,
+        threads: usize,
+        buf: &mut Buffers,
+    ) -> Result<Scratch> {
         let (h, ah) = (c.hidden_size, c.all_head_size());
         let widest = [
             h,
@@ -450,34 +475,54 @@ impl Scratch {
         // Per thread: keys and both relative projections transposed, the p2c table, four score
         // rows, four shifted c2p/p2c windows, four context rows; the int8 attention's part.
         let int8 = AttnInt8Sizes::new(c, max_len);
-        let attn_stride = d * max_len
-            + 2 * d * (2 * max_len - 1)
-            + max_len * max_len
-            + 4 * max_len
-            + 4 * (max_len + 3)
-            + 4 * d
-            + int8.f32s();
-        Scratch {
-            hidden: vec![0.0; max_len * h],
-            emb: vec![0.0; max_len * c.embedding_size],
-            q: vec![0.0; max_len * ah],
-            k: vec![0.0; max_len * ah],
-            v: vec![0.0; max_len * ah],
-            ctx: vec![0.0; max_len * ah],
-            attn_out: vec![0.0; max_len * h],
-            inter: vec![0.0; max_len * c.intermediate_size],
-            attn: vec![0.0; attn_stride * threads],
+        let what = "attention scratch";
+        let attn_stride = sum(
+            &[
+                product(&[d, max_len], what)?,
+                product(&[2, d, 2 * max_len - 1], what)?,
+                product(&[max_len, max_len], what)?,
+                4 * max_len,
+                4 * (max_len + 3),
+                4 * d,
+                int8.f32s()?,
+            ],
+            what,
+        )?;
+        let rows = |w: usize, what| product(&[max_len, w], what);
+        Ok(Scratch {
+            hidden: buf.zeroed(rows(h, "hidden states")?, "hidden states")?,
+            emb: buf.zeroed(rows(c.embedding_size, "embeddings")?, "embeddings")?,
+            q: buf.zeroed(rows(ah, "queries")?, "queries")?,
+            k: buf.zeroed(rows(ah, "keys")?, "keys")?,
+            v: buf.zeroed(rows(ah, "values")?, "values")?,
+            ctx: buf.zeroed(rows(ah, "attention context")?, "attention context")?,
+            attn_out: buf.zeroed(rows(h, "attention output")?, "attention output")?,
+            inter: buf.zeroed(
+                rows(c.intermediate_size, "feed-forward activations")?,
+                "feed-forward activations",
+            )?,
+            attn: buf.zeroed(product(&[attn_stride, threads], what)?, what)?,
             attn_stride,
-            attn_i8: vec![0; int8.i8s() * threads],
+            attn_i8: buf.zeroed(
+                product(&[int8.i8s()?, threads], "int8 attention scratch")?,
+                "int8 attention scratch",
+            )?,
+            attn_i8_stride: int8.i8s()?,
             int8,
-            pooled: vec![0.0; c.pooler_hidden_size],
+            pooled: buf.zeroed(c.pooler_hidden_size, "pooler output")?,
             work: Work {
-                row: vec![0.0; widest * threads],
+                row: buf.zeroed(product(&[widest, threads], "weight rows")?, "weight rows")?,
                 widest,
-                xq: vec![0; max_len * max_kp],
-                xs: vec![0.0; max_len * max_kp.div_ceil(QBLOCK)],
+                xq: buf.zeroed(
+                    rows(max_kp, "quantized activations")?,
+                    "quantized activations",
+                )?,
+                xs: buf.zeroed(
+                    rows(max_kp.div_ceil(QBLOCK), "activation scales")?,
+                    "activation scales",
+                )?,
             },
-        }
+        })
     }
 }
 
@@ -630,6 +675,18 @@ impl Network {
                 return Err(Error::BadMetadata {
                     key: name.into(),
                     reason: "index out of range".into(),
+                });
+            }
+            // Buckets grow with the distance (Hugging Face's log buckets, clamped), and the
+            // int8 attention relies on it: a sequence's relative rows are those between the
+            // entries of its extreme distances (`Int8Rel::new`).
+            if let Some(at) = idx.windows(2).position(|w| w[0] > w[1]) {
+                return Err(Error::BadMetadata {
+                    key: name.into(),
+                    reason: format!(
+                        "entries {at} and {} decrease: not a relative-position index",
+                        at + 1
+                    ),
                 });
             }
             Some((
@@ -899,7 +956,8 @@ struct Int8Rel {
 
 impl Int8Rel {
     /// The relative rows `t` tokens read, as whole panels starting on an interleaved pair (so
-    /// that the four-panel kernel takes them).
+    /// that the four-panel kernel takes them). The index grows with the distance (checked at
+    /// open), so those rows lie between the entries of distances -(t-1) and t-1.
     fn new(
         key: Option<PackedRef>,
         query: Option<PackedRef>,
@@ -1306,7 +1364,7 @@ impl Attention {
             let linear = t <= net.rel_linear_len;
             Int8Rel::new(key, query, 2 * c.att_span(), t, linear, &rel_index)
         });
-        let sizes = s.int8;
+        let (sizes, i8_stride) = (s.int8, s.attn_i8_stride);
         let attn_i8 = SharedMut::new(&mut s.attn_i8);
         let widest = s.work.widest;
         let widened = SharedMut::new(&mut s.work.row);
@@ -1371,7 +1429,7 @@ impl Attention {
                 }
             };
             // SAFETY: thread ti owns its own block of int8 attention scratch.
-            let mine_i8 = unsafe { attn_i8.slice(ti * sizes.i8s()..(ti + 1) * sizes.i8s()) };
+            let mine_i8 = unsafe { attn_i8.slice(ti * i8_stride..(ti + 1) * i8_stride) };
             let mut int8_scratch = AttnInt8Scratch::carve(sizes, t, rest, mine_i8);
             for head in heads.clone() {
                 let h0 = head * d;
