@@ -152,23 +152,43 @@ const char *dbrt_last_error(void);
 // Opens the `.dbrt` file at `path` (`path_len` bytes, no terminator needed), mapping it
 // read-only, and validates it.
 //
+// The file must not change while the model is open: the model reads its weights from the
+// map, so a program that truncates the file in place makes the process fault (SIGBUS) and
+// one that copies another model over it in place changes the answers. While the model is
+// open the file holds a shared advisory lock (flock), and dbrt's own tools refuse to write
+// over it; they replace files by renaming a new file over them, which open maps survive.
+// Where other programs may rewrite the file, use `dbrt_model_open_read`.
+//
 // Ownership: on success `*out_model` is a new model the caller frees with `dbrt_model_free`;
 // on failure it is set to NULL. The path is not kept.
 // Thread safety: a model is immutable; any number of threads and sessions may use it at once.
 // Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8 (where paths must be UTF-8), DBRT_IO_ERROR,
 // DBRT_NOT_A_MODEL, DBRT_TRUNCATED_FILE, DBRT_CORRUPT_FILE, DBRT_UNSUPPORTED_FORMAT,
-// DBRT_INVALID_MODEL, DBRT_UNSUPPORTED_MODEL, DBRT_TOKENIZER_ERROR.
+// DBRT_INVALID_MODEL, DBRT_UNSUPPORTED_MODEL, DBRT_TOKENIZER_ERROR (DBRT_IO_ERROR also when
+// a process writing the file holds its exclusive lock).
 DBRT_API
 enum dbrt_status dbrt_model_open(const char *path,
                                  size_t path_len,
                                  struct dbrt_model **out_model);
+
+// Opens the `.dbrt` file at `path` like `dbrt_model_open`, but reads it into memory instead
+// of mapping it: nothing done to the file afterwards (truncating it, copying another model
+// over it) reaches the model, at the cost of the file's size in memory for as long as the
+// model lives.
+//
+// Ownership: as `dbrt_model_open`.
+// Errors: as `dbrt_model_open`, and DBRT_OUT_OF_MEMORY.
+DBRT_API
+enum dbrt_status dbrt_model_open_read(const char *path,
+                                      size_t path_len,
+                                      struct dbrt_model **out_model);
 
 // Opens a model from `len` bytes in memory (an Android asset, an iOS bundle resource),
 // copying them: the caller may free its buffer as soon as this returns.
 //
 // Ownership: as `dbrt_model_open`. Costs a copy of the file; see
 // `dbrt_model_open_memory_borrowed` to avoid it.
-// Errors: as `dbrt_model_open`, without DBRT_IO_ERROR.
+// Errors: as `dbrt_model_open`, without DBRT_IO_ERROR, and DBRT_OUT_OF_MEMORY.
 DBRT_API
 enum dbrt_status dbrt_model_open_memory(const uint8_t *data,
                                         size_t len,
@@ -303,7 +323,8 @@ enum dbrt_status dbrt_session_options_set_entailment_label(struct dbrt_session_o
 // Thread safety: a session serves one thread at a time (a concurrent call gets
 // DBRT_SESSION_BUSY); create one per thread, all over one model.
 // Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT (an option out of range for this model,
-// threads that cannot start), DBRT_UNSUPPORTED_ISA.
+// threads that cannot start), DBRT_UNSUPPORTED_ISA, DBRT_OUT_OF_MEMORY (the session's memory,
+// which grows with the maximum length squared and the threads, cannot be had).
 DBRT_API
 enum dbrt_status dbrt_session_create(const struct dbrt_model *model,
                                      const struct dbrt_session_options *options,
@@ -351,8 +372,10 @@ enum dbrt_status dbrt_session_tokenize(struct dbrt_session *session,
 // probabilities (softmax of the logits) into `probs`, which holds `capacity` floats (at least
 // the model's label count; DBRT_BUFFER_TOO_SMALL otherwise).
 // Strings: as `dbrt_session_tokenize`. Allocates nothing.
-// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_BUFFER_TOO_SMALL, DBRT_INPUT_TOO_LONG,
-// DBRT_TOKENIZER_ERROR, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_BUFFER_TOO_SMALL, DBRT_INPUT_TOO_LONG
+// (a single word longer than the tokenizer takes), DBRT_INVALID_ARGUMENT (a pair that the
+// session's only-first / only-second truncation cannot fit), DBRT_TOKENIZER_ERROR,
+// DBRT_UNSUPPORTED_MODEL (no classification head), DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 DBRT_API
 enum dbrt_status dbrt_session_classify(struct dbrt_session *session,
                                        const char *text,

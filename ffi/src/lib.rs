@@ -236,35 +236,71 @@ pub extern "C" fn dbrt_last_error() -> *const c_char {
 /// Opens the `.dbrt` file at `path` (`path_len` bytes, no terminator needed), mapping it
 /// read-only, and validates it.
 ///
+/// The file must not change while the model is open: the model reads its weights from the
+/// map, so a program that truncates the file in place makes the process fault (SIGBUS) and
+/// one that copies another model over it in place changes the answers. While the model is
+/// open the file holds a shared advisory lock (flock), and dbrt's own tools refuse to write
+/// over it; they replace files by renaming a new file over them, which open maps survive.
+/// Where other programs may rewrite the file, use `dbrt_model_open_read`.
+///
 /// Ownership: on success `*out_model` is a new model the caller frees with `dbrt_model_free`;
 /// on failure it is set to NULL. The path is not kept.
 /// Thread safety: a model is immutable; any number of threads and sessions may use it at once.
 /// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8 (where paths must be UTF-8), DBRT_IO_ERROR,
 /// DBRT_NOT_A_MODEL, DBRT_TRUNCATED_FILE, DBRT_CORRUPT_FILE, DBRT_UNSUPPORTED_FORMAT,
-/// DBRT_INVALID_MODEL, DBRT_UNSUPPORTED_MODEL, DBRT_TOKENIZER_ERROR.
+/// DBRT_INVALID_MODEL, DBRT_UNSUPPORTED_MODEL, DBRT_TOKENIZER_ERROR (DBRT_IO_ERROR also when
+/// a process writing the file holds its exclusive lock).
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_model_open(
     path: *const c_char,
     path_len: usize,
     out_model: *mut *mut dbrt_model,
 ) -> dbrt_status {
+    // SAFETY: forwarded contract.
     guard(|| {
         open_into(out_model, || {
-            // SAFETY: `path_len` readable bytes by the header's contract; checked for NULL.
-            let bytes = unsafe { args::slice(path.cast::<u8>(), path_len, "path") }?;
-            #[cfg(unix)]
-            let path = {
-                use std::os::unix::ffi::OsStrExt;
-                std::path::Path::new(std::ffi::OsStr::from_bytes(bytes))
-            };
-            #[cfg(not(unix))]
-            let path = std::path::Path::new(
-                std::str::from_utf8(bytes)
-                    .map_err(|_| Failure::new(DBRT_INVALID_UTF8, "the path is not valid UTF-8"))?,
-            );
-            Ok(Model::open(path)?)
+            Ok(Model::open(unsafe { path_arg(path, path_len) }?)?)
         })
     })
+}
+
+/// Opens the `.dbrt` file at `path` like `dbrt_model_open`, but reads it into memory instead
+/// of mapping it: nothing done to the file afterwards (truncating it, copying another model
+/// over it) reaches the model, at the cost of the file's size in memory for as long as the
+/// model lives.
+///
+/// Ownership: as `dbrt_model_open`.
+/// Errors: as `dbrt_model_open`, and DBRT_OUT_OF_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn dbrt_model_open_read(
+    path: *const c_char,
+    path_len: usize,
+    out_model: *mut *mut dbrt_model,
+) -> dbrt_status {
+    // SAFETY: forwarded contract.
+    guard(|| {
+        open_into(out_model, || {
+            Ok(Model::open_read(unsafe { path_arg(path, path_len) }?)?)
+        })
+    })
+}
+
+/// A path from C: `path_len` bytes, any bytes on Unix, UTF-8 elsewhere.
+///
+/// # Safety
+/// `path` points at `path_len` readable bytes, or is NULL (an error).
+unsafe fn path_arg<'a>(path: *const c_char, path_len: usize) -> Outcome<&'a std::path::Path> {
+    // SAFETY: `path_len` readable bytes by the caller's contract; checked for NULL.
+    let bytes = unsafe { args::slice(path.cast::<u8>(), path_len, "path") }?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    Ok(std::path::Path::new(std::str::from_utf8(bytes).map_err(
+        |_| Failure::new(DBRT_INVALID_UTF8, "the path is not valid UTF-8"),
+    )?))
 }
 
 /// Opens a model from `len` bytes in memory (an Android asset, an iOS bundle resource),
@@ -272,7 +308,7 @@ pub unsafe extern "C" fn dbrt_model_open(
 ///
 /// Ownership: as `dbrt_model_open`. Costs a copy of the file; see
 /// `dbrt_model_open_memory_borrowed` to avoid it.
-/// Errors: as `dbrt_model_open`, without DBRT_IO_ERROR.
+/// Errors: as `dbrt_model_open`, without DBRT_IO_ERROR, and DBRT_OUT_OF_MEMORY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_model_open_memory(
     data: *const u8,
@@ -606,7 +642,8 @@ pub unsafe extern "C" fn dbrt_session_options_set_entailment_label(
 /// Thread safety: a session serves one thread at a time (a concurrent call gets
 /// DBRT_SESSION_BUSY); create one per thread, all over one model.
 /// Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT (an option out of range for this model,
-/// threads that cannot start), DBRT_UNSUPPORTED_ISA.
+/// threads that cannot start), DBRT_UNSUPPORTED_ISA, DBRT_OUT_OF_MEMORY (the session's memory,
+/// which grows with the maximum length squared and the threads, cannot be had).
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_create(
     model: *const dbrt_model,
@@ -730,8 +767,10 @@ pub unsafe extern "C" fn dbrt_session_tokenize(
 /// probabilities (softmax of the logits) into `probs`, which holds `capacity` floats (at least
 /// the model's label count; DBRT_BUFFER_TOO_SMALL otherwise).
 /// Strings: as `dbrt_session_tokenize`. Allocates nothing.
-/// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_BUFFER_TOO_SMALL, DBRT_INPUT_TOO_LONG,
-/// DBRT_TOKENIZER_ERROR, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+/// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_BUFFER_TOO_SMALL, DBRT_INPUT_TOO_LONG
+/// (a single word longer than the tokenizer takes), DBRT_INVALID_ARGUMENT (a pair that the
+/// session's only-first / only-second truncation cannot fit), DBRT_TOKENIZER_ERROR,
+/// DBRT_UNSUPPORTED_MODEL (no classification head), DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_classify(
     session: *mut dbrt_session,
@@ -994,6 +1033,7 @@ mod tests {
 
     #[test]
     fn a_busy_session_is_refused_and_the_flag_is_released_after_each_call() {
+        crate::status::tests::host_setup();
         let s = dbrt_session {
             inner: UnsafeCell::new(None),
             busy: AtomicBool::new(true),

@@ -1,8 +1,9 @@
 //! Status codes, the thread-local last error, and the guard every exported function runs in.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use dbrt_runtime::Error;
 
@@ -200,10 +201,23 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// The longest message kept: messages quote inputs (a template, a file name), which may be
+/// megabytes long.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
+
 fn set_last_error(message: &str) {
+    let mut end = message.len().min(MAX_MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = if end < message.len() { "..." } else { "" };
     // A message never holds NUL in practice (they come from our own formats); drop any, so the
     // C string is the whole message.
-    let bytes: Vec<u8> = message.bytes().filter(|&b| b != 0).collect();
+    let bytes: Vec<u8> = message[..end]
+        .bytes()
+        .chain(cut.bytes())
+        .filter(|&b| b != 0)
+        .collect();
     let message = CString::new(bytes).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = message);
 }
@@ -213,10 +227,39 @@ pub(crate) fn last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
+thread_local! {
+    /// Whether this thread is inside an exported function (or is one of dbrt's workers).
+    static IN_DBRT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Routes the panics of dbrt's code to `log` instead of the host's stderr (a library writes
+/// nothing there): installed once, it passes every other panic to the hook it replaced.
+fn route_panics_to_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let worker = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("dbrt-worker"));
+            if IN_DBRT.with(Cell::get) || worker {
+                log::error!("internal error (a bug in dbrt), caught: {info}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs the body of an exported function: its failure becomes a status and this thread's last
-/// error, and a panic (a bug) becomes `DBRT_INTERNAL_ERROR` instead of unwinding into C.
+/// error, and a panic (a bug) becomes `DBRT_INTERNAL_ERROR` instead of unwinding into C, logged
+/// through `log` (error level) and never printed.
 pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> dbrt_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    route_panics_to_log();
+    let outer = IN_DBRT.with(|f| f.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    IN_DBRT.with(|f| f.set(outer));
+    match result {
         Ok(Ok(())) => DBRT_OK,
         Ok(Err(f)) => {
             set_last_error(&f.message);
@@ -235,7 +278,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> dbrt_status {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -249,7 +292,82 @@ mod tests {
     }
 
     #[test]
+    fn long_messages_are_cut_at_a_character() {
+        host_setup();
+        let long = format!("template '{}'", "é".repeat(2_000_000));
+        assert_eq!(
+            guard(|| Err(Failure::new(DBRT_INVALID_ARGUMENT, long))),
+            DBRT_INVALID_ARGUMENT
+        );
+        // SAFETY: last_error points at this thread's live CString.
+        let msg = unsafe { std::ffi::CStr::from_ptr(last_error()) }
+            .to_str()
+            .unwrap();
+        assert!(
+            msg.len() <= MAX_MESSAGE_BYTES + 3,
+            "{} bytes kept",
+            msg.len()
+        );
+        assert!(
+            msg.starts_with("template 'éé") && msg.ends_with("é..."),
+            "{msg}"
+        );
+    }
+
+    /// Records what reaches `log`, to see where a caught panic's report goes.
+    struct Capture(std::sync::Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            self.0.lock().unwrap().push(r.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+    static HOST_HOOK_RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A host's logger and panic hook, set before dbrt's first call in this process: every
+    /// test that calls an exported function runs this first.
+    pub(crate) fn host_setup() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            log::set_logger(&CAPTURE).unwrap();
+            log::set_max_level(log::LevelFilter::Trace);
+            std::panic::set_hook(Box::new(|_| {
+                HOST_HOOK_RAN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }));
+        });
+    }
+
+    #[test]
+    fn a_caught_panic_is_logged_not_printed_and_other_panics_keep_their_hook() {
+        host_setup();
+        let before = HOST_HOOK_RAN.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(guard(|| panic!("routed-7d1f")), DBRT_INTERNAL_ERROR);
+        assert!(
+            CAPTURE
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.contains("routed-7d1f")),
+            "the panic was not logged"
+        );
+        // Other tests run in parallel and may panic on purpose inside guard too: count only
+        // panics outside it.
+        let outside = std::thread::spawn(|| panic!("the host's own panic")).join();
+        assert!(outside.is_err());
+        assert!(
+            HOST_HOOK_RAN.load(std::sync::atomic::Ordering::SeqCst) > before,
+            "a panic outside dbrt did not reach the host's hook"
+        );
+    }
+
+    #[test]
     fn a_panic_becomes_an_internal_error_with_its_message() {
+        host_setup();
         let s = guard(|| panic!("boom"));
         assert_eq!(s, DBRT_INTERNAL_ERROR);
         // SAFETY: last_error points at this thread's live CString.

@@ -84,6 +84,9 @@ int main(int argc, char **argv) {
   CHECK(dbrt_model_open(argv[1], strlen(argv[1]), &model));
   exercise(model);
   dbrt_model_free(model);
+  CHECK(dbrt_model_open_read(argv[1], strlen(argv[1]), &model));
+  exercise(model);
+  dbrt_model_free(model);
 
   FILE *f = fopen(argv[1], "rb");
   EXPECT(f != NULL);

@@ -49,6 +49,9 @@ int main(int argc, char **argv) {
   EXPECT(model == NULL);
   expect_message();
   EXPECT_STATUS(DBRT_IO_ERROR, dbrt_model_open(path, 0, &model));
+  EXPECT_STATUS(DBRT_NULL_POINTER, dbrt_model_open_read(NULL, 5, &model));
+  EXPECT_STATUS(DBRT_IO_ERROR, dbrt_model_open_read("/nonexistent.dbrt", 17, &model));
+  EXPECT(model == NULL);
   EXPECT_STATUS(DBRT_NULL_POINTER, dbrt_model_open_memory(NULL, 10, &model));
   EXPECT_STATUS(DBRT_NOT_A_MODEL, dbrt_model_open_memory(bytes, 0, &model));
   EXPECT_STATUS(DBRT_TRUNCATED_FILE, dbrt_model_open_memory(bytes, len / 2, &model));

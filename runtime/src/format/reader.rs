@@ -8,6 +8,7 @@ use super::header::{tables_crc, Header, HEADER_LEN};
 use super::tensor::{DType, TensorRecord, RECORD_LEN};
 use super::{Metadata, DATA_ALIGN, FLAG_DATA_CRC};
 use crate::error::{Error, Result};
+use crate::memory::Buffers;
 
 /// Bytes behind a model: a memory map, or a buffer handed over by the caller.
 type Storage = Box<dyn AsRef<[u8]> + Send + Sync>;
@@ -21,6 +22,46 @@ struct AlignedBytes {
 impl AsRef<[u8]> for AlignedBytes {
     fn as_ref(&self) -> &[u8] {
         &self.blocks.as_flattened()[..self.len]
+    }
+}
+
+/// A read-only map of a file, and the file, open under a shared advisory lock until the map
+/// is dropped.
+struct LockedMap {
+    map: memmap2::Mmap,
+    _file: File,
+}
+
+impl AsRef<[u8]> for LockedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Takes a shared advisory lock on a model file for as long as `file` stays open. A writer
+/// holding the exclusive lock (dbrt's converter, while it replaces the file) makes this fail;
+/// a file system without locks is no reason to refuse the model.
+fn lock_shared(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock_shared() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the file is locked by a process writing it",
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            log::debug!("{}: no shared lock ({e}); opening unlocked", path.display());
+            Ok(())
+        }
     }
 }
 
@@ -65,19 +106,41 @@ impl<'a> TensorView<'a> {
 }
 
 impl ModelFile {
-    /// Maps `path` read-only and validates it.
+    /// Maps `path` read-only and validates it. The file stays open under a shared advisory
+    /// lock while the model lives, so that dbrt's own tools refuse to write over it; other
+    /// programs may ignore the lock (see [`ModelFile::read`]).
     pub fn open(path: impl AsRef<Path>) -> Result<ModelFile> {
         let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. Another process truncating
-        // or rewriting the file while it is mapped is outside what any mmap-based reader can
-        // guard against; the converter writes to a temporary name and renames.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        Self::from_storage(Box::new(map))
+        let file = File::open(path).map_err(io_error(path))?;
+        lock_shared(&file, path)?;
+        // SAFETY: the map is read-only and private to this process, and dbrt's writers neither
+        // truncate nor rewrite a file in place: they write a new file and rename it over the
+        // old one, whose pages this map keeps. A program that truncates or overwrites the file
+        // in place while it is mapped changes what the model reads, or (truncation) makes a
+        // read past the end fault: README's "Robustness" and the header say so, and
+        // `ModelFile::read` is the mode that cannot be affected.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?;
+        Self::from_storage(Box::new(LockedMap { map, _file: file }))
+    }
+
+    /// Reads `path` into memory and validates it: what later happens to the file cannot
+    /// affect the model, at the cost of the file's size in memory (a map shares its pages
+    /// with the page cache and loads them on first use).
+    pub fn read(path: impl AsRef<Path>) -> Result<ModelFile> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let mut file = File::open(path).map_err(io_error(path))?;
+        lock_shared(&file, path)?;
+        let len = file.metadata().map_err(io_error(path))?.len();
+        let len = usize::try_from(len).map_err(|_| Error::OutOfMemory {
+            what: "the model file's bytes",
+            bytes: len,
+        })?;
+        let mut blocks =
+            Buffers::allocating().zeroed::<[u8; 64]>(len.div_ceil(64), "the model file's bytes")?;
+        file.read_exact(&mut blocks.as_flattened_mut()[..len])
+            .map_err(io_error(path))?;
+        Self::from_storage(Box::new(AlignedBytes { blocks, len }))
     }
 
     /// Uses a caller's buffer in place. It must start on a 64-byte boundary (tensor data is
@@ -93,7 +156,8 @@ impl ModelFile {
 
     /// Copies `bytes` into an aligned buffer of its own.
     pub fn from_bytes_copied(bytes: &[u8]) -> Result<ModelFile> {
-        let mut blocks = vec![[0u8; 64]; bytes.len().div_ceil(64)];
+        let mut blocks = Buffers::allocating()
+            .zeroed::<[u8; 64]>(bytes.len().div_ceil(64), "a copy of the model's bytes")?;
         blocks.as_flattened_mut()[..bytes.len()].copy_from_slice(bytes);
         Self::from_storage(Box::new(AlignedBytes {
             blocks,

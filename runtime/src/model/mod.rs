@@ -46,6 +46,13 @@ impl Model {
         Self::from_file(ModelFile::open(path)?)
     }
 
+    /// Reads the model at `path` into memory and validates it: unlike [`Model::open`]'s map,
+    /// nothing done to the file afterwards (truncating it, copying another model over it) can
+    /// reach the model, at the cost of the file's size in memory.
+    pub fn open_read(path: impl AsRef<Path>) -> Result<Model> {
+        Self::from_file(ModelFile::read(path)?)
+    }
+
     /// Builds a model over an already opened file (a mapping or a caller's buffer).
     pub fn from_file(file: ModelFile) -> Result<Model> {
         let meta = file.metadata();
