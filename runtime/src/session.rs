@@ -94,7 +94,7 @@ impl Session {
         let kernels = Kernels::select(options.isa)?;
         let pool = Pool::new(threads)
             .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
-        let scratch = Scratch::new(model.config(), &model.network, max_len, threads);
+        let scratch = Scratch::new(model.config(), &model.network, max_len, pool.threads());
         let logits = vec![0.0; model.config().num_labels];
         let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         Ok(Session {
