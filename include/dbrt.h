@@ -271,8 +271,10 @@ enum dbrt_status dbrt_session_options_create(struct dbrt_session_options **out_o
 DBRT_API
 void dbrt_session_options_free(struct dbrt_session_options *options);
 
-// Threads one forward pass uses, the caller's included (1 to 256). Results are
-// bit-identical for every thread count. Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT.
+// Threads one forward pass uses, the caller's included (1 to 256); more than the cores available
+// to the process run as many as there are cores (logged as a warning; `dbrt_session_threads`
+// says how many run). Results are bit-identical for every thread count.
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT.
 DBRT_API
 enum dbrt_status dbrt_session_options_set_threads(struct dbrt_session_options *options,
                                                   size_t threads);
@@ -346,6 +348,13 @@ void dbrt_session_free(struct dbrt_session *session);
 DBRT_API
 enum dbrt_status dbrt_session_isa(struct dbrt_session *session,
                                   const char **out_name);
+
+// The threads the session runs into `*out_threads`: the count its options asked for, or the
+// cores available to the process when that is fewer.
+// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+DBRT_API
+enum dbrt_status dbrt_session_threads(struct dbrt_session *session,
+                                      size_t *out_threads);
 
 // Tokenizes a text, or a pair when `pair` is not NULL, as the model's tokenizer does
 // ([CLS] text [SEP] pair [SEP], truncated to the session's maximum length), into the caller's

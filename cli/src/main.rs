@@ -47,10 +47,12 @@ enum Command {
         out: PathBuf,
     },
     /// Measure latency percentiles, throughput, open time, time to first result and peak RSS
-    /// for every combination of sequence length, batch size and thread count.
+    /// for every combination of sequence length, batch size and thread count, with one session
+    /// or several running at once.
     Bench(BenchArgs),
-    /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids`) and write it back
-    /// with `input_ids` and `logits` added; prints agreement with `logits_fp32` where present.
+    /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids` with optional
+    /// `token_type_ids`) and write it back with `input_ids` (and `token_type_ids` where the model
+    /// has token types) and `logits` added; prints agreement with `logits_fp32` where present.
     Eval {
         #[arg(long)]
         model: PathBuf,
@@ -163,6 +165,7 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The value at fraction `p` of `sorted` (not empty).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -173,11 +176,17 @@ struct BenchArgs {
     model: PathBuf,
     #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
     seq: Vec<usize>,
+    /// Threads per session (a session runs at most as many as there are cores, and reports the
+    /// count it runs).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
     #[arg(long, value_delimiter = ',', default_value = "1")]
     batch: Vec<usize>,
-    /// Timed iterations per configuration (after one warm-up).
+    /// Sessions running the same input at once, each on its own OS thread with `--threads`
+    /// threads: throughput is then the total over all sessions, latencies those of every run.
+    #[arg(long, default_value = "1")]
+    sessions: usize,
+    /// Timed iterations per configuration and session (after one warm-up).
     #[arg(long, default_value = "20")]
     iters: usize,
     /// Kernel tier (default: the best this CPU runs; DBRT_FORCE_ISA also works).
@@ -189,78 +198,138 @@ struct BenchArgs {
 }
 
 fn bench(a: BenchArgs) -> Result<(), String> {
-    use std::time::Instant;
     let isa = a
         .isa
         .as_deref()
         .map(dbrt::kernels::Isa::parse)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let positive = |name: &str, values: &[usize]| match values.iter().find(|&&v| v == 0) {
+        Some(_) => Err(format!("--{name} must be at least 1")),
+        None => Ok(()),
+    };
+    positive("seq", &a.seq)?;
+    positive("threads", &a.threads)?;
+    positive("batch", &a.batch)?;
+    positive("sessions", &[a.sessions])?;
+    positive("iters", &[a.iters])?;
     for &seq in &a.seq {
         for &threads in &a.threads {
             for &batch in &a.batch {
-                // Open anew for each configuration: open time and time to first result are part
-                // of what is measured.
-                let t0 = Instant::now();
-                let model = Arc::new(Model::open(&a.model).map_err(|e| e.to_string())?);
-                let open_ms = t0.elapsed().as_secs_f64() * 1e3;
-                let seq = seq.min(model.max_sequence_length());
-                let opts = dbrt::SessionOptions {
-                    max_sequence_length: Some(seq),
-                    max_batch: batch,
-                    threads,
-                    isa,
-                    ..Default::default()
-                };
-                let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
-                // Real token ids: a long text through the model's own tokenizer, cut to `seq`.
-                let text = "The quick brown fox jumps over the lazy dog while the committee reviews its annual budget. ".repeat(64);
-                let ids: Vec<u32> = match s.tokenize(&text, None) {
-                    Ok((ids, _)) => ids.to_vec(),
-                    Err(_) => (0..seq as u32)
-                        .map(|i| 1 + i % (model.config().vocab_size as u32 - 1))
-                        .collect(),
-                };
-                let seqs: Vec<Sequence<'_>> = (0..batch)
-                    .map(|_| Sequence {
-                        ids: &ids,
-                        type_ids: None,
-                    })
-                    .collect();
-                let mut out = vec![0f32; batch * model.config().num_labels];
-                s.run_batch(&seqs, &mut out).map_err(|e| e.to_string())?;
-                let first_result_ms = t0.elapsed().as_secs_f64() * 1e3;
-                let mut times: Vec<f64> = (0..a.iters.max(1))
-                    .map(|_| {
-                        let t = Instant::now();
-                        s.run_batch(&seqs, &mut out).expect("ran once already");
-                        t.elapsed().as_secs_f64() * 1e3
-                    })
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                let (p50, p90) = (percentile(&times, 0.5), percentile(&times, 0.9));
-                let row = json!({
-                    "seq": ids.len(), "batch": batch, "threads": threads, "isa": s.isa().name(),
-                    "weights": format!("{:?}", model.weight_type()).to_lowercase(),
-                    "p50_ms": p50, "p90_ms": p90, "min_ms": times[0],
-                    "throughput_seq_per_s": batch as f64 * 1e3 / p50,
-                    "open_ms": open_ms, "first_result_ms": first_result_ms, "peak_rss_mb": peak_rss_mb(),
-                });
+                let row = bench_one(&a, isa, seq, threads, batch)?;
                 if a.json {
                     println!("{row}");
                 } else {
+                    let f = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "seq {:>3} batch {batch} threads {threads} {:<12} p50 {p50:7.2} ms  p90 {p90:7.2} ms  {:7.1} seq/s  open {open_ms:.1} ms  first {first_result_ms:.1} ms  peak RSS {:.1} MB",
-                        ids.len(),
-                        s.isa().name(),
-                        batch as f64 * 1e3 / p50,
-                        peak_rss_mb()
+                        "seq {:>3} batch {batch} threads {} sessions {} {:<12} p50 {:7.2} ms  p90 {:7.2} ms  p99 {:7.2} ms  {:7.1} runs/s  {:7.1} seq/s  open {:.1} ms  first {:.1} ms  peak RSS {:.1} MB",
+                        row["seq"],
+                        row["threads"],
+                        a.sessions,
+                        row["isa"].as_str().unwrap_or("?"),
+                        f("p50_ms"),
+                        f("p90_ms"),
+                        f("p99_ms"),
+                        f("runs_per_s"),
+                        f("throughput_seq_per_s"),
+                        f("open_ms"),
+                        f("first_result_ms"),
+                        f("peak_rss_mb"),
                     );
                 }
             }
         }
     }
     Ok(())
+}
+
+/// One configuration: `a.sessions` sessions, each on its own thread, run the same batch
+/// `a.iters` times at once (after one warm-up each, which all finish before timing starts).
+fn bench_one(
+    a: &BenchArgs,
+    isa: Option<dbrt::kernels::Isa>,
+    seq: usize,
+    threads: usize,
+    batch: usize,
+) -> Result<Value, String> {
+    use std::time::Instant;
+    // Open anew for each configuration: open time and time to first result are part of what is
+    // measured.
+    let t0 = Instant::now();
+    let model = Arc::new(Model::open(&a.model).map_err(|e| e.to_string())?);
+    let open_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let seq = seq.min(model.max_sequence_length());
+    let opts = dbrt::SessionOptions {
+        max_sequence_length: Some(seq),
+        max_batch: batch,
+        threads,
+        isa,
+        ..Default::default()
+    };
+    let mut sessions = (0..a.sessions)
+        .map(|_| Session::new(model.clone(), opts.clone()).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Real token ids: a long text through the model's own tokenizer, cut to `seq`.
+    let text = "The quick brown fox jumps over the lazy dog while the committee reviews its annual budget. ".repeat(64);
+    let ids: Vec<u32> = match sessions[0].tokenize(&text, None) {
+        Ok((ids, _)) => ids.to_vec(),
+        Err(_) => (0..seq as u32)
+            .map(|i| 1 + i % (model.config().vocab_size as u32 - 1))
+            .collect(),
+    };
+    let (isa_name, threads_run) = (sessions[0].isa().name(), sessions[0].threads());
+    let seqs: Vec<Sequence<'_>> = (0..batch)
+        .map(|_| Sequence {
+            ids: &ids,
+            type_ids: None,
+        })
+        .collect();
+    let labels = model.config().num_labels;
+    let ready = std::sync::Barrier::new(a.sessions + 1);
+    let (first_result_ms, wall_s, times) = std::thread::scope(|scope| {
+        let runners: Vec<_> = sessions
+            .iter_mut()
+            .map(|s| {
+                let (seqs, ready) = (&seqs, &ready);
+                scope.spawn(move || -> Result<Vec<f64>, String> {
+                    let mut out = vec![0f32; batch * labels];
+                    let first = s.run_batch(seqs, &mut out).map_err(|e| e.to_string());
+                    ready.wait();
+                    first?;
+                    Ok((0..a.iters)
+                        .map(|_| {
+                            let t = Instant::now();
+                            s.run_batch(seqs, &mut out).expect("ran once already");
+                            t.elapsed().as_secs_f64() * 1e3
+                        })
+                        .collect())
+                })
+            })
+            .collect();
+        ready.wait();
+        let first_result_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let start = Instant::now();
+        let mut times = Vec::with_capacity(a.sessions * a.iters);
+        for r in runners {
+            times.extend(
+                r.join()
+                    .map_err(|_| "a bench session panicked".to_string())??,
+            );
+        }
+        Ok::<_, String>((first_result_ms, start.elapsed().as_secs_f64(), times))
+    })?;
+    let mut times = times;
+    times.sort_by(f64::total_cmp);
+    let runs_per_s = times.len() as f64 / wall_s;
+    Ok(json!({
+        "seq": ids.len(), "batch": batch, "threads": threads_run, "threads_requested": threads,
+        "sessions": a.sessions, "isa": isa_name,
+        "weights": format!("{:?}", model.weight_type()).to_lowercase(),
+        "p50_ms": percentile(&times, 0.5), "p90_ms": percentile(&times, 0.9),
+        "p99_ms": percentile(&times, 0.99), "min_ms": times[0],
+        "runs_per_s": runs_per_s, "throughput_seq_per_s": runs_per_s * batch as f64,
+        "open_ms": open_ms, "first_result_ms": first_result_ms, "peak_rss_mb": peak_rss_mb(),
+    }))
 }
 
 /// Mean over labels of |p_a - p_b| between the probabilities of two logit vectors.
@@ -279,6 +348,29 @@ fn argmax(v: &[f32]) -> usize {
         .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
+/// The token ids under `key` in row `line`, if it has them: an array of integers that fit in 32
+/// bits, or an error naming the line, the field and the entry.
+fn ids_field(row: &Value, key: &str, line: usize) -> Result<Option<Vec<u32>>, String> {
+    let Some(v) = row.get(key) else {
+        return Ok(None);
+    };
+    let entries = v
+        .as_array()
+        .ok_or_else(|| format!("line {line}: {key} is {v}, not an array of integers"))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| {
+                    format!("line {line}: {key}[{i}] is {v}, not an integer in 0..=4294967295")
+                })
+        })
+        .collect::<Result<Vec<u32>, String>>()
+        .map(Some)
+}
+
 fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result<(), String> {
     let (model, mut session) = open(&model)?;
     let input = std::fs::File::open(&data).map_err(|e| format!("{}: {e}", data.display()))?;
@@ -295,14 +387,24 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
         }
         let mut row: Value =
             serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let given: Option<Vec<u32>> = row.get("input_ids").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .map(|v| v.as_u64().unwrap_or(u64::MAX).min(u32::MAX as u64) as u32)
-                .collect()
-        });
-        let (ids, types) = match (given, retokenize) {
-            (Some(ids), false) => (ids, None),
-            _ => {
+        let given = match retokenize {
+            false => ids_field(&row, "input_ids", n + 1)?,
+            true => None,
+        };
+        let (ids, types) = match given {
+            Some(ids) => {
+                let types = ids_field(&row, "token_type_ids", n + 1)?;
+                if let Some(t) = types.as_ref().filter(|t| t.len() != ids.len()) {
+                    return Err(format!(
+                        "line {}: {} token_type_ids for {} input_ids",
+                        n + 1,
+                        t.len(),
+                        ids.len()
+                    ));
+                }
+                (ids, types)
+            }
+            None => {
                 let premise = row
                     .get("premise")
                     .and_then(Value::as_str)
@@ -311,10 +413,15 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
                 let (ids, types) = session
                     .tokenize(premise, hyp)
                     .map_err(|e| format!("line {}: {e}", n + 1))?;
-                (ids.to_vec(), Some(types.to_vec()))
+                let types = (model.config().type_vocab_size > 0).then(|| types.to_vec());
+                let ids = ids.to_vec();
+                // Token types that came with the row belong to its old ids.
+                if let Some(r) = row.as_object_mut() {
+                    r.remove("token_type_ids");
+                }
+                (ids, types)
             }
         };
-        let types = types.filter(|_| model.config().type_vocab_size > 0);
         let logits = session
             .logits(Sequence {
                 ids: &ids,
@@ -345,6 +452,9 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             }
         }
         row["input_ids"] = json!(ids);
+        if let Some(types) = &types {
+            row["token_type_ids"] = json!(types);
+        }
         row["logits"] = json!(logits);
         writeln!(w, "{row}").map_err(|e| e.to_string())?;
         rows += 1;

@@ -2,12 +2,45 @@
 
 use std::process::Command;
 
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/tiny")
+        .join(name)
+}
+
 fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny/v3-style");
-    let out = dir.join("tiny.dbrt");
-    dbrt_convert::convert(&src, &out, &Default::default(), &mut ()).unwrap();
+    tiny_variant(dir, "v3-style")
+}
+
+/// The tiny fixture `name`, converted into `dir`.
+fn tiny_variant(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(format!("{name}.dbrt"));
+    dbrt_convert::convert(&fixture(name), &out, &Default::default(), &mut ()).unwrap();
     out
+}
+
+fn goldens(name: &str) -> Vec<serde_json::Value> {
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(name).join("goldens.json")).unwrap())
+            .unwrap();
+    g["cases"].as_array().unwrap().clone()
+}
+
+fn dbrt(args: &[&str], paths: &[(&str, &std::path::Path)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dbrt"));
+    c.args(args);
+    for (flag, path) in paths {
+        c.arg(flag).arg(path);
+    }
+    c.output().unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -103,4 +136,191 @@ fn errors_are_reported_not_panicked() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a .dbrt file"));
+}
+
+/// A model with token types (v2-style): the rows' `token_type_ids` reach the model, and the
+/// logits are transformers' (they were ignored, which gave -4.27 instead of -7.77).
+#[test]
+fn eval_passes_token_type_ids_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_variant(dir.path(), "v2-absolute-pos");
+    let cases = goldens("v2-absolute-pos");
+    // Cases whose token types are not all zero: without them the logits differ.
+    assert!(cases
+        .iter()
+        .any(|c| floats(&c["token_type_ids"]).iter().any(|&t| t != 0.0)));
+    let data: String = cases
+        .iter()
+        .map(|c| {
+            serde_json::json!({"input_ids": c["input_ids"], "token_type_ids": c["token_type_ids"]})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let (inp, out) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"));
+    std::fs::write(&inp, data).unwrap();
+    let o = dbrt(
+        &["eval"],
+        &[("--model", &model), ("--data", &inp), ("--out", &out)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(written.len(), cases.len());
+    for (i, (w, c)) in written.iter().zip(&cases).enumerate() {
+        assert_eq!(w["token_type_ids"], c["token_type_ids"], "case {i}");
+        for (a, b) in floats(&w["logits"]).iter().zip(floats(&c["logits"])) {
+            assert!((a - b).abs() < 1e-4, "case {i}: {a} vs {b}");
+        }
+    }
+}
+
+/// Ids that are not 32-bit integers, and token types that do not match the ids, are errors
+/// naming the line and the field (a string id became token id 4294967295).
+#[test]
+fn eval_rejects_malformed_ids_naming_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_variant(dir.path(), "v2-absolute-pos");
+    let good = r#"{"input_ids": [1, 5, 2], "token_type_ids": [0, 0, 1]}"#;
+    for (bad, want) in [
+        (
+            r#"{"input_ids": [1, "5", 2]}"#,
+            "line 2: input_ids[1] is \"5\"",
+        ),
+        (
+            r#"{"input_ids": [1, 5.5, 2]}"#,
+            "line 2: input_ids[1] is 5.5",
+        ),
+        (r#"{"input_ids": [1, -5, 2]}"#, "line 2: input_ids[1] is -5"),
+        (
+            r#"{"input_ids": [1, 4294967296]}"#,
+            "line 2: input_ids[1] is 4294967296",
+        ),
+        (
+            r#"{"input_ids": "1 5 2"}"#,
+            "line 2: input_ids is \"1 5 2\"",
+        ),
+        (
+            r#"{"input_ids": [1, 5, 2], "token_type_ids": [0, "a", 1]}"#,
+            "line 2: token_type_ids[1] is \"a\"",
+        ),
+        (
+            r#"{"input_ids": [1, 5, 2], "token_type_ids": [0, 1]}"#,
+            "line 2: 2 token_type_ids for 3 input_ids",
+        ),
+    ] {
+        let inp = dir.path().join("in.jsonl");
+        std::fs::write(&inp, format!("{good}\n{bad}\n")).unwrap();
+        let o = dbrt(
+            &["eval"],
+            &[
+                ("--model", &model),
+                ("--data", &inp),
+                ("--out", &dir.path().join("out.jsonl")),
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad} accepted");
+        assert!(err.contains(want), "{bad}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// `--sessions N` runs N sessions at once and reports their total throughput; more threads
+/// than cores are capped, with a warning, and the threads really run are reported.
+#[test]
+fn bench_runs_sessions_at_once_and_reports_the_threads_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let asked = (cores + 2).to_string();
+    let o = dbrt(
+        &[
+            "bench",
+            "--seq",
+            "8",
+            "--threads",
+            &asked,
+            "--sessions",
+            "3",
+            "--iters",
+            "4",
+            "--json",
+        ],
+        &[("--model", &model)],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{asked} threads requested but only {cores} cores")),
+        "{err}"
+    );
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["threads"], cores, "{row}");
+    assert_eq!(row["threads_requested"], cores + 2, "{row}");
+    assert_eq!(row["sessions"], 3, "{row}");
+    let runs_per_s = row["runs_per_s"].as_f64().unwrap();
+    assert!(runs_per_s > 0.0 && runs_per_s.is_finite(), "{row}");
+    for key in ["p50_ms", "p90_ms", "p99_ms", "min_ms"] {
+        assert!(row[key].as_f64().unwrap() > 0.0, "{row}");
+    }
+    for (bad, want) in [
+        ("--sessions=0", "--sessions must be at least 1"),
+        ("--threads=0", "--threads must be at least 1"),
+        ("--iters=0", "--iters must be at least 1"),
+    ] {
+        let o = dbrt(&["bench", "--seq", "8", bad], &[("--model", &model)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad} accepted");
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}
+
+/// A session asked for more threads than there are cores runs as many as there are, and gives
+/// the same bits as one thread.
+#[test]
+fn more_threads_than_cores_give_the_same_bits_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_variant(dir.path(), "v2-absolute-pos");
+    let model = std::sync::Arc::new(dbrt::Model::open(&path).unwrap());
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let logits = |threads: usize| {
+        let mut s = dbrt::Session::new(
+            model.clone(),
+            dbrt::SessionOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.threads(), threads.min(cores));
+        goldens("v2-absolute-pos")
+            .iter()
+            .map(|c| {
+                let ids: Vec<u32> = floats(&c["input_ids"]).iter().map(|&v| v as u32).collect();
+                let types: Vec<u32> = floats(&c["token_type_ids"])
+                    .iter()
+                    .map(|&v| v as u32)
+                    .collect();
+                s.logits(dbrt::Sequence {
+                    ids: &ids,
+                    type_ids: Some(&types),
+                })
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = logits(1);
+    for threads in [cores + 1, 4 * cores, 64] {
+        assert_eq!(logits(threads), one, "{threads} threads");
+    }
 }

@@ -509,8 +509,10 @@ pub unsafe extern "C" fn dbrt_session_options_free(options: *mut dbrt_session_op
     unsafe { free_handle(options) };
 }
 
-/// Threads one forward pass uses, the caller's included (1 to 256). Results are
-/// bit-identical for every thread count. Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT.
+/// Threads one forward pass uses, the caller's included (1 to 256); more than the cores available
+/// to the process run as many as there are cores (logged as a warning; `dbrt_session_threads`
+/// says how many run). Results are bit-identical for every thread count.
+/// Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_options_set_threads(
     options: *mut dbrt_session_options,
@@ -711,6 +713,22 @@ pub unsafe extern "C" fn dbrt_session_isa(
         // SAFETY: checked for NULL and alignment; writable by the header's contract.
         let out = unsafe { args::out(out_name, "out_name") }?;
         *out = with_session(session, |s| Ok(isa_name(s.isa()).as_ptr()))?;
+        Ok(())
+    })
+}
+
+/// The threads the session runs into `*out_threads`: the count its options asked for, or the
+/// cores available to the process when that is fewer.
+/// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+#[no_mangle]
+pub unsafe extern "C" fn dbrt_session_threads(
+    session: *mut dbrt_session,
+    out_threads: *mut usize,
+) -> dbrt_status {
+    guard(|| {
+        // SAFETY: checked for NULL and alignment; writable by the header's contract.
+        let out = unsafe { args::out(out_threads, "out_threads") }?;
+        *out = with_session(session, |s| Ok(s.threads()))?;
         Ok(())
     })
 }

@@ -30,9 +30,14 @@ pub struct SessionOptions {
     pub max_word_bytes: Option<usize>,
     /// How pairs are truncated to the maximum length.
     pub truncation: Truncation,
-    /// Threads a forward pass uses (the caller's included); `0` means 1. Results are
-    /// bit-identical for every thread count.
+    /// Threads a forward pass uses (the caller's included); `0` means 1, and more than the
+    /// cores available to the process means as many as there are cores (logged as a warning;
+    /// [`Session::threads`] says how many run). Results are bit-identical for every count.
     pub threads: usize,
+    /// Runs exactly `threads` threads even beyond the cores (tests of thread counts a machine
+    /// lacks: results are the same bits for every count, and this is how to check it).
+    #[doc(hidden)]
+    pub exact_threads: bool,
     /// Kernel tier; `None` means the best this CPU runs, or `DBRT_FORCE_ISA` when set.
     pub isa: Option<Isa>,
     /// The label that means entailment, for zero-shot classification; `None` means the one
@@ -124,6 +129,10 @@ impl Session {
                 "max_word_bytes {max_word} must be in 1..={MAX_WORD_BYTES_LIMIT}"
             )));
         }
+        // The pool runs no more threads than there are cores: size for the threads it runs.
+        let pool = Pool::new(threads, options.exact_threads)
+            .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
+        let threads = pool.threads();
         // Measure the session before making it: a size the machine cannot hold is refused here,
         // as a typed error, instead of being found by the system's out-of-memory killer later.
         let bytes = Self::memory_bytes(&model, max_len, threads)?;
@@ -138,8 +147,6 @@ impl Session {
         let logits = buf.zeroed(model.config().num_labels, "logits")?;
         let ids = buf.zeroed(max_len, "token ids")?;
         let type_ids = buf.zeroed(max_len, "token type ids")?;
-        let pool = Pool::new(threads)
-            .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))?;
         Ok(Session {
             tokenizer: TokenizerScratch::new(max_word, max_len),
             ids,

@@ -70,6 +70,9 @@ static void exercise(dbrt_model *model) {
 
   const char *isa;
   CHECK(dbrt_session_isa(session, &isa));
+  size_t threads = 0;
+  CHECK(dbrt_session_threads(session, &threads));
+  EXPECT(threads == 1 || threads == 2); /* 2 asked for; 1 on a one-core machine */
   CHECK(dbrt_session_close(session));
   dbrt_session_free(session);
   free(state);

@@ -181,6 +181,9 @@ int main(int argc, char **argv) {
   CHECK(dbrt_session_close(session));
   const char *isa;
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_isa(session, &isa));
+  size_t threads;
+  EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_threads(session, &threads));
+  EXPECT_STATUS(DBRT_NULL_POINTER, dbrt_session_threads(NULL, &threads));
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_classify(session, P, strlen(P), H, strlen(H), probs, 16));
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_tokenize(session, P, strlen(P), NULL, 0, ids, NULL, 64, &got));
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_run_logits(session, ids, NULL, 3, logits, 16));

@@ -254,6 +254,7 @@ fn int8_logits(isa: dbrt::kernels::Isa, threads: usize, rows: &[RealRow]) -> Vec
     let opts = dbrt::SessionOptions {
         isa: Some(isa),
         threads,
+        exact_threads: true,
         ..Default::default()
     };
     let mut s = Session::new(int8_model(), opts).unwrap();

@@ -252,6 +252,7 @@ fn int8_storage_close_and_identical_across_layouts_tiers_and_threads() {
             let opts = SessionOptions {
                 isa: Some(isa),
                 threads,
+                exact_threads: true,
                 ..Default::default()
             };
             let mut s = Session::new(model.clone(), opts).unwrap();
