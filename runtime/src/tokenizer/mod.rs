@@ -152,7 +152,10 @@ fn view<T: bytemuck::AnyBitPattern>(bytes: &[u8], (off, n): (usize, usize)) -> &
 
 impl Tokenizer {
     /// Reads the `tokenizer.*` metadata and tables of `file`; `None` when it carries none.
-    pub fn from_file(file: &ModelFile, max_len: usize) -> Result<Option<Tokenizer>> {
+    /// `vocab` is the model's vocabulary size: every id the tokenizer can emit (the special
+    /// tokens, the added tokens, the unknown token and every piece) must lie below it, since
+    /// the ids index the embedding without a further check.
+    pub fn from_file(file: &ModelFile, max_len: usize, vocab: usize) -> Result<Option<Tokenizer>> {
         let m = file.metadata();
         let kind = match m.get("tokenizer.kind") {
             None => return Ok(None),
@@ -219,11 +222,15 @@ impl Tokenizer {
                 reason: "list lengths differ".into(),
             });
         }
-        let id_ok = |id: i64| -> Result<u32> {
-            u32::try_from(id).map_err(|_| Error::BadMetadata {
-                key: "tokenizer".into(),
-                reason: format!("token id {id}"),
-            })
+        // An id indexes the embedding matrix: it must lie in the model's vocabulary.
+        let id_ok = |key: &str, id: i64| -> Result<u32> {
+            match u32::try_from(id) {
+                Ok(v) if (v as usize) < vocab => Ok(v),
+                _ => Err(Error::BadMetadata {
+                    key: key.into(),
+                    reason: format!("token id {id} is outside the vocabulary of {vocab}"),
+                }),
+            }
         };
         let mut added = Vec::with_capacity(contents.len());
         for ((c, &id), &norm) in contents.iter().zip(&ids).zip(&normalized) {
@@ -235,11 +242,20 @@ impl Tokenizer {
             }
             added.push(AddedToken {
                 content: c.clone(),
-                id: id_ok(id)?,
+                id: id_ok("tokenizer.added.ids", id)?,
                 normalized: norm != 0,
             });
         }
         let unk = m.i64("tokenizer.unk_id")?;
+        // Without an unknown token, unknown characters get id 0, below `vocab` as `cls_id` is.
+        let unk_id = match unk {
+            -1 => None,
+            _ => Some(id_ok("tokenizer.unk_id", unk)?),
+        };
+        let special = |key: &str| -> Result<u32> {
+            let id = m.u64(key)?;
+            id_ok(key, i64::try_from(id).unwrap_or(i64::MAX))
+        };
         let tok = Tokenizer {
             scores: table("tokenizer.scores", F64)?,
             edge_start: table("tokenizer.trie.edge_start", I32)?,
@@ -254,14 +270,21 @@ impl Tokenizer {
             normalizers,
             prepend,
             split_words: m.bool("tokenizer.metaspace.split")?,
-            unk_id: if unk < 0 { None } else { Some(id_ok(unk)?) },
+            unk_id,
             fuse_unk: m.bool("tokenizer.fuse_unk")?,
             min_score: m.f64("tokenizer.min_score")?,
             added,
-            cls_id: id_ok(m.u64("tokenizer.cls_id")? as i64)?,
-            sep_id: id_ok(m.u64("tokenizer.sep_id")? as i64)?,
+            cls_id: special("tokenizer.cls_id")?,
+            sep_id: special("tokenizer.sep_id")?,
             max_len,
         };
+        // The trie's values are checked against the pieces, the pieces here against the model.
+        if tok.scores.1 > vocab {
+            return Err(Error::BadMetadata {
+                key: "tokenizer.scores".into(),
+                reason: format!("{} pieces for a vocabulary of {vocab}", tok.scores.1),
+            });
+        }
         // Validate every table once, so that encoding can index without checks failing.
         tok.tables(file.bytes(), true)?;
         Ok(Some(tok))

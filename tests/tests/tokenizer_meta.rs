@@ -1,0 +1,181 @@
+//! Tokenizer metadata and tables that passed the file's checksums but not the model: every id
+//! the tokenizer can emit must lie in the vocabulary (it indexes the embedding unchecked), and a
+//! session's maximum length must leave room for every text call.
+
+use std::sync::Arc;
+
+use dbrt::format::{FileWriter, MetaValue, ModelFile};
+use dbrt::{Error, Model, Session, SessionOptions, Truncation};
+use dbrt_convert::StorageType;
+use dbrt_tests::*;
+
+/// The tiny models' vocabulary size (tests/fixtures/tiny/*/config.json).
+const TINY_VOCAB: usize = 1000;
+
+/// A DeBERTa-v3-shaped Unigram tokenizer.json with `pieces` pieces: the specials, `▁`, the
+/// letters a-z alone and after `▁`, then filler pieces `▁wN` up to the count.
+fn tokenizer_json(pieces: usize) -> Vec<u8> {
+    let mut vocab: Vec<(String, f64)> = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+        .iter()
+        .map(|s| (s.to_string(), 0.0))
+        .collect();
+    vocab.push(("▁".into(), -2.0));
+    for c in 'a'..='z' {
+        vocab.push((c.to_string(), -3.0));
+        vocab.push((format!("▁{c}"), -2.5));
+    }
+    let mut i = 0;
+    while vocab.len() < pieces {
+        vocab.push((format!("▁w{i}"), -1.0));
+        i += 1;
+    }
+    vocab.truncate(pieces);
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true})
+    };
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [special(0, "[PAD]"), special(1, "[CLS]"), special(2, "[SEP]"),
+            special(3, "[UNK]"), special(4, "[MASK]")],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always",
+            "split": true},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 1}},
+                {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {
+                "[CLS]": {"id": "[CLS]", "ids": [1], "tokens": ["[CLS]"]},
+                "[SEP]": {"id": "[SEP]", "ids": [2], "tokens": ["[SEP]"]}
+            }
+        },
+        "decoder": null,
+        "model": {"type": "Unigram", "unk_id": 3, "vocab": vocab, "byte_fallback": false}
+    });
+    serde_json::to_vec(&json).unwrap()
+}
+
+/// The tiny v3-style model with the tokenizer of `json` compiled in (checksums valid), then
+/// `edit` applied to its metadata.
+fn tiny_with_tokenizer(json: &[u8], edit: impl FnOnce(&mut FileWriter)) -> Vec<u8> {
+    let (_d, path) = convert(&fixtures().join("tiny/v3-style"), StorageType::F32);
+    let file = ModelFile::open(&path).unwrap();
+    let mut w = FileWriter::new();
+    w.metadata = file.metadata().clone();
+    dbrt_convert::tokenizer_compile::compile(json, 128)
+        .unwrap()
+        .add_to(&mut w)
+        .unwrap();
+    edit(&mut w);
+    for r in file.records() {
+        if w.has_tensor(&r.name) {
+            continue;
+        }
+        let v = file.tensor(&r.name).unwrap();
+        w.add_tensor_with_layout(&r.name, r.dtype, r.layout, &r.shape, v.bytes.to_vec())
+            .unwrap();
+    }
+    let mut out = Vec::new();
+    w.write(&mut out).unwrap();
+    out
+}
+
+fn open_bytes(bytes: &[u8]) -> Result<Model, Error> {
+    Model::from_file(ModelFile::from_bytes_copied(bytes)?)
+}
+
+fn session(bytes: &[u8], max: Option<usize>, truncation: Truncation) -> Result<Session, Error> {
+    let opts = SessionOptions {
+        max_sequence_length: max,
+        truncation,
+        ..Default::default()
+    };
+    Session::new(Arc::new(open_bytes(bytes)?), opts)
+}
+
+#[test]
+fn a_tokenizer_within_the_vocabulary_opens_and_classifies() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let (ids, _) = s.tokenize("a b [MASK] é", Some("zz")).unwrap();
+    // [CLS] ▁a ▁b ▁ [MASK] ▁ [UNK] [SEP] ▁z z [SEP], as tokenizers has it.
+    assert_eq!(ids, [1, 7, 9, 5, 4, 5, 3, 2, 57, 56, 2]);
+    let oracle = tokenizers::Tokenizer::from_bytes(tokenizer_json(100)).unwrap();
+    assert_eq!(
+        ids,
+        oracle.encode(("a b [MASK] é", "zz"), true).unwrap().get_ids()
+    );
+    let p = s.classify("a b", Some("c")).unwrap();
+    assert_eq!(p.len(), 3);
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+/// Every id in the metadata, forged one at a time to the first id past the vocabulary (and to
+/// far beyond it), is refused at open by a typed error naming the key and the id.
+#[test]
+fn out_of_vocabulary_ids_in_the_metadata_are_refused_at_open() {
+    let json = tokenizer_json(100);
+    type Edit = fn(&mut FileWriter, i64);
+    let edits: [(&str, Edit); 4] = [
+        ("tokenizer.cls_id", |w, id| {
+            w.metadata
+                .set("tokenizer.cls_id", MetaValue::U64(id as u64))
+        }),
+        ("tokenizer.sep_id", |w, id| {
+            w.metadata
+                .set("tokenizer.sep_id", MetaValue::U64(id as u64))
+        }),
+        ("tokenizer.unk_id", |w, id| {
+            w.metadata.set("tokenizer.unk_id", MetaValue::I64(id))
+        }),
+        ("tokenizer.added.ids", |w, id| {
+            // [MASK], the last added token.
+            w.metadata.set(
+                "tokenizer.added.ids",
+                MetaValue::I64List(vec![0, 1, 2, 3, id]),
+            )
+        }),
+    ];
+    for (key, edit) in edits {
+        for id in [TINY_VOCAB as i64, 1 << 31, (1 << 32) + 1] {
+            let bytes = tiny_with_tokenizer(&json, |w| edit(w, id));
+            match open_bytes(&bytes) {
+                Err(Error::BadMetadata { key: k, reason }) => {
+                    assert_eq!(k, key);
+                    assert!(reason.contains(&id.to_string()), "{reason}");
+                }
+                other => panic!("{key} = {id}: {other:?}"),
+            }
+        }
+        // The last id of the vocabulary is fine.
+        let bytes = tiny_with_tokenizer(&json, |w| edit(w, TINY_VOCAB as i64 - 1));
+        open_bytes(&bytes).unwrap_or_else(|e| panic!("{key} = {}: {e}", TINY_VOCAB - 1));
+    }
+}
+
+/// The pieces of the tables are ids too: a piece table larger than the vocabulary is refused.
+#[test]
+fn a_piece_table_larger_than_the_vocabulary_is_refused_at_open() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(TINY_VOCAB + 1), |_| {});
+    match open_bytes(&bytes) {
+        Err(Error::BadMetadata { key, reason }) => {
+            assert_eq!(key, "tokenizer.scores");
+            assert!(reason.contains("1001 pieces"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // All of the vocabulary is fine, and its last piece is emitted.
+    let bytes = tiny_with_tokenizer(&tokenizer_json(TINY_VOCAB), |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let last = format!("w{}", TINY_VOCAB - 59);
+    assert_eq!(s.tokenize(&last, None).unwrap().0, [1, TINY_VOCAB as u32 - 1, 2]);
+}
