@@ -66,7 +66,9 @@ pub enum Error {
     InvalidUtf8,
     #[error("input of {len} tokens exceeds the maximum of {max}")]
     InputTooLong { len: usize, max: usize },
-    #[error("a word of more than {max} bytes (SessionOptions::max_word_bytes) after normalization")]
+    #[error(
+        "a word of more than {max} bytes (SessionOptions::max_word_bytes) after normalization"
+    )]
     WordTooLong { max: usize },
     #[error("empty input: a sequence needs at least one token")]
     EmptyInput,

@@ -71,9 +71,11 @@ impl Session {
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
         let model_max = model.max_sequence_length();
         let max_len = options.max_sequence_length.unwrap_or(model_max);
-        if max_len == 0 || max_len > model_max {
+        // Id-only calls run at any length; text calls need room for a pair's special tokens.
+        let min_len = model.tokenizer().map_or(1, |t| t.min_sequence_length());
+        if max_len < min_len || max_len > model_max {
             return Err(Error::InvalidArgument(format!(
-                "max_sequence_length {max_len} must be in 1..={model_max}"
+                "max_sequence_length {max_len} must be in {min_len}..={model_max}"
             )));
         }
         let threads = options.threads.max(1);
@@ -98,7 +100,7 @@ impl Session {
         let logits = vec![0.0; model.config().num_labels];
         let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         Ok(Session {
-            tokenizer: TokenizerScratch::new(max_word, max_len),
+            tokenizer: TokenizerScratch::new(max_word, max_len)?,
             ids: vec![0; max_len],
             type_ids: vec![0; max_len],
             truncation: options.truncation,

@@ -112,7 +112,10 @@ fn a_tokenizer_within_the_vocabulary_opens_and_classifies() {
     let oracle = tokenizers::Tokenizer::from_bytes(tokenizer_json(100)).unwrap();
     assert_eq!(
         ids,
-        oracle.encode(("a b [MASK] é", "zz"), true).unwrap().get_ids()
+        oracle
+            .encode(("a b [MASK] é", "zz"), true)
+            .unwrap()
+            .get_ids()
     );
     let p = s.classify("a b", Some("c")).unwrap();
     assert_eq!(p.len(), 3);
@@ -177,5 +180,109 @@ fn a_piece_table_larger_than_the_vocabulary_is_refused_at_open() {
     let bytes = tiny_with_tokenizer(&tokenizer_json(TINY_VOCAB), |_| {});
     let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
     let last = format!("w{}", TINY_VOCAB - 59);
-    assert_eq!(s.tokenize(&last, None).unwrap().0, [1, TINY_VOCAB as u32 - 1, 2]);
+    assert_eq!(
+        s.tokenize(&last, None).unwrap().0,
+        [1, TINY_VOCAB as u32 - 1, 2]
+    );
+}
+
+/// A word over the byte limit is reported in bytes, as a word, not as a count of tokens.
+#[test]
+fn a_word_over_the_byte_limit_is_word_too_long() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let max = dbrt::session::DEFAULT_MAX_WORD_BYTES;
+    // `▁` is prepended after the limit is checked: the word itself may fill it.
+    s.tokenize(&"a".repeat(max), None).unwrap();
+    for text in ["a".repeat(max + 1), format!("b {}", "é".repeat(max))] {
+        match s.tokenize(&text, Some("x")) {
+            Err(e @ Error::WordTooLong { .. }) => {
+                assert!(matches!(e, Error::WordTooLong { max: m } if m == max));
+                assert!(e.to_string().contains(&format!("{max} bytes")), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Below room for `[CLS] a [SEP] b [SEP]` no text call can work: a session of a model with a
+/// tokenizer refuses such a length, naming the minimum.
+#[test]
+fn a_maximum_length_below_the_pair_special_tokens_is_refused() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let min = open_bytes(&bytes)
+        .unwrap()
+        .tokenizer()
+        .unwrap()
+        .min_sequence_length();
+    assert_eq!(min, 3);
+    for t in [
+        Truncation::LongestFirst,
+        Truncation::OnlyFirst,
+        Truncation::OnlySecond,
+    ] {
+        for max in [0, 1, 2] {
+            match session(&bytes, Some(max), t) {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains("3..=128"), "{m}"),
+                Err(e) => panic!("{max}: {e}"),
+                Ok(_) => panic!("{max}: accepted"),
+            }
+        }
+        session(&bytes, Some(min), t).unwrap();
+    }
+}
+
+/// Without a tokenizer, id-only calls work at length 1, so 1 is accepted.
+#[test]
+fn a_model_without_tokenizer_runs_at_length_one() {
+    let (_d, path) = convert(&fixtures().join("tiny/v3-style"), StorageType::F32);
+    let mut s = Session::new(
+        open(&path),
+        SessionOptions {
+            max_sequence_length: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let seq = dbrt::Sequence {
+        ids: &[1],
+        type_ids: None,
+    };
+    assert_eq!(s.logits(seq).unwrap().len(), 3);
+}
+
+/// At the minimum length every text call encodes (to its special tokens: no room is left for
+/// text) and classifies, with every strategy; the one refusal is tokenizers' own: `only_second`
+/// cannot cut a single text.
+#[test]
+fn every_text_call_works_at_the_minimum_length() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let long = "a b c ".repeat(5_000);
+    for t in [
+        Truncation::LongestFirst,
+        Truncation::OnlyFirst,
+        Truncation::OnlySecond,
+    ] {
+        let mut s = session(&bytes, Some(3), t).unwrap();
+        let singles: [&str; 4] = ["", "a", "a b", &long];
+        for text in singles {
+            match (t, s.tokenize(text, None)) {
+                (_, Ok((ids, types))) => {
+                    // Room for one text token after [CLS] [SEP].
+                    let expect: &[u32] = if text.is_empty() { &[1, 2] } else { &[1, 7, 2] };
+                    assert_eq!((ids, types), (expect, &[0u32; 3][..expect.len()]), "{t:?}");
+                    s.classify(text, None).unwrap();
+                }
+                (Truncation::OnlySecond, Err(Error::InvalidArgument(m))) if text.len() > 1 => {
+                    assert!(m.contains("only_second"), "{m}")
+                }
+                (_, Err(e)) => panic!("{t:?} {text:?}: {e}"),
+            }
+        }
+        for (a, b) in [("", ""), ("a", ""), ("", "a"), (&long, &long), (&long, "a")] {
+            let (ids, types) = s.tokenize(a, Some(b)).unwrap();
+            assert_eq!((ids, types), (&[1, 2, 2][..], &[0, 0, 1][..]), "{t:?}");
+            s.classify(a, Some(b)).unwrap();
+        }
+    }
 }

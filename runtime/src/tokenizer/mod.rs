@@ -6,8 +6,8 @@
 //!
 //! Text is processed as a stream of words, each segmented as soon as it is complete, so memory
 //! is bounded by the longest word, not by the text: a megabyte of text needs no more scratch
-//! than a sentence. Only the first `max_tokens` ids of each text are kept; the rest are counted,
-//! since longest-first truncation needs the full lengths.
+//! than a sentence. As in tokenizers, a text is tokenized only up to the word that brings it to
+//! the maximum length, and truncation works from that capped length (see [`Sink`]).
 
 mod charsmap;
 mod trie;
@@ -26,6 +26,9 @@ const METASPACE_UTF8: &[u8] = "\u{2581}".as_bytes();
 const UNK_PENALTY: f64 = 10.0;
 /// Longest added token, in bytes (they are matched with a fixed-size window).
 const MAX_ADDED_TOKEN_BYTES: usize = 64;
+/// Special tokens around one text (`[CLS] a [SEP]`) and around a pair (`[CLS] a [SEP] b [SEP]`).
+const SINGLE_SPECIAL_TOKENS: usize = 2;
+const PAIR_SPECIAL_TOKENS: usize = 3;
 
 /// Which of the pair to cut when it is too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,31 +113,73 @@ const NO_START: u32 = u32::MAX;
 
 impl TokenizerScratch {
     /// Scratch for words of up to `max_word_bytes` (normalized UTF-8) and up to `max_tokens`
-    /// kept ids per text.
-    pub fn new(max_word_bytes: usize, max_tokens: usize) -> TokenizerScratch {
-        TokenizerScratch {
-            word: vec![0; max_word_bytes + METASPACE_UTF8.len()],
-            lattice: vec![LatticeNode::default(); max_word_bytes + METASPACE_UTF8.len() + 1],
-            ids_a: vec![0; max_tokens],
-            ids_b: vec![0; max_tokens],
+    /// kept ids per text; a size that cannot be allocated is an [`Error::OutOfMemory`].
+    pub fn new(max_word_bytes: usize, max_tokens: usize) -> Result<TokenizerScratch> {
+        let word_len = max_word_bytes.checked_add(PRE);
+        Ok(TokenizerScratch {
+            word: filled(word_len, 0u8, "tokenizer word buffer")?,
+            lattice: filled(
+                word_len.and_then(|n| n.checked_add(1)),
+                LatticeNode::default(),
+                "tokenizer lattice",
+            )?,
+            ids_a: filled(Some(max_tokens), 0, "tokenizer ids")?,
+            ids_b: filled(Some(max_tokens), 0, "tokenizer ids")?,
             max_word_bytes,
-        }
+        })
     }
 }
 
-/// Collects ids: keeps the first `buf.len()`, counts all.
+/// A vector of `n` copies of `v`, reserved fallibly (`None`: a size that overflowed).
+fn filled<T: Copy>(n: Option<usize>, v: T, what: &'static str) -> Result<Vec<T>> {
+    let oom = |n: usize| Error::OutOfMemory {
+        what,
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    };
+    let n = n.ok_or_else(|| oom(usize::MAX))?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| oom(n))?;
+    out.resize(n, v);
+    Ok(out)
+}
+
+/// Collects the ids of one text as tokenizers (0.23) does when it truncates: its model
+/// tokenizes word after word (added tokens come tokenized) and stops after the first word that
+/// brings the count to `limit`, dropping the rest of the text *before* the truncation rule
+/// sees the lengths. So `count` is that capped length, not the text's; the first `buf.len()`
+/// ids are kept.
 struct Sink<'a> {
     buf: &'a mut [u32],
     count: usize,
+    limit: usize,
+    done: bool,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    fn new(buf: &'a mut [u32], limit: usize) -> Self {
+        Sink {
+            buf,
+            count: 0,
+            limit,
+            done: false,
+        }
+    }
+
     #[inline]
     fn push(&mut self, id: u32) {
+        if self.done {
+            return;
+        }
         if let Some(slot) = self.buf.get_mut(self.count) {
             *slot = id;
         }
         self.count += 1;
+    }
+
+    /// A word (a model split) ends: stop here if the limit is reached.
+    #[inline]
+    fn end_word(&mut self) {
+        self.done |= self.count >= self.limit;
     }
 }
 
@@ -168,7 +213,10 @@ impl Tokenizer {
         }
         let table = |name: &str, dtype: crate::format::DType| -> Result<(usize, usize)> {
             let v = file.tensor(name)?;
-            if v.record.dtype != dtype || v.record.shape.len() != 1 {
+            if v.record.dtype != dtype
+                || v.record.shape.len() != 1
+                || v.record.layout != crate::format::Layout::RowMajor
+            {
                 return Err(Error::TensorDtype {
                     name: name.into(),
                     dtype: v.record.dtype.name(),
@@ -320,6 +368,17 @@ impl Tokenizer {
         self.max_len
     }
 
+    /// The smallest maximum length at which every text call can be encoded: room for the
+    /// special tokens of a pair, `[CLS] [SEP] [SEP]`. Below it a pair is refused whatever its
+    /// texts (tokenizers underflows there). At it, every text and pair encodes to its special
+    /// tokens alone, with every truncation strategy (tokenizers empties both texts when no
+    /// room is left) except `only_second` on a single text that has more than one token. Above
+    /// it, `only_first`/`only_second` refuse, as tokenizers does, a pair whose other text alone
+    /// fills the room; `longest_first` never refuses.
+    pub fn min_sequence_length(&self) -> usize {
+        PAIR_SPECIAL_TOKENS
+    }
+
     /// Encodes `[CLS] a [SEP]`, or `[CLS] a [SEP] b [SEP]`, truncated to `max_len` tokens, into
     /// `ids` (and `type_ids`: 0 for the first text, 1 for the second); returns the length.
     /// Allocates nothing: `scratch` holds every intermediate.
@@ -348,32 +407,46 @@ impl Tokenizer {
             lattice,
             max_word_bytes: *max_word_bytes,
         };
-        let special = if b.is_some() { 3 } else { 2 };
-        if max_len < special || max_len > ids.len() || max_len > type_ids.len() {
+        let special = match b {
+            Some(_) => PAIR_SPECIAL_TOKENS,
+            None => SINGLE_SPECIAL_TOKENS,
+        };
+        if max_len < special {
             return Err(Error::InvalidArgument(format!(
-                "max_len {max_len} for output buffers of {}",
-                ids.len().min(type_ids.len())
+                "max_len {max_len} leaves no room for the {special} special tokens"
             )));
         }
-        let mut sink_a = Sink {
-            buf: &mut ids_a[..],
-            count: 0,
+        // Kept ids are collected in the scratch: it must hold as many as the output.
+        let room = ids
+            .len()
+            .min(type_ids.len())
+            .min(ids_a.len())
+            .min(ids_b.len());
+        if max_len > room {
+            return Err(Error::InvalidArgument(format!(
+                "max_len {max_len} for output and scratch buffers of {room} ids"
+            )));
+        }
+        // tokenizers caps each text at the whole maximum length (special tokens included),
+        // except the first one under `only_second`.
+        let limit_a = match truncation {
+            Truncation::OnlySecond => usize::MAX,
+            _ => max_len,
         };
+        let mut sink_a = Sink::new(&mut ids_a[..], limit_a);
         tables.encode_text(a, &mut ws, &mut sink_a)?;
         let n1 = sink_a.count;
         let n2 = match b {
             Some(b) => {
-                let mut sink_b = Sink {
-                    buf: &mut ids_b[..],
-                    count: 0,
-                };
+                let mut sink_b = Sink::new(&mut ids_b[..], max_len);
                 tables.encode_text(b, &mut ws, &mut sink_b)?;
                 sink_b.count
             }
             None => 0,
         };
         let (k1, k2) = truncate(n1, b.map(|_| n2), max_len - special, truncation)?;
-        // The kept prefixes fit the scratch buffers, which hold max_len ids each.
+        // `truncate` keeps k1 + k2 <= max_len - special, within every buffer checked above;
+        // the `min`s keep a slip there from turning into a panic.
         let (k1, k2) = (k1.min(ids_a.len()), k2.min(ids_b.len()));
         let mut at = 0;
         let mut put = |id: u32, ty: u32| {
@@ -392,12 +465,23 @@ impl Tokenizer {
     }
 
     /// Allocating convenience over [`Tokenizer::encode_into`], with `longest_first` truncation
-    /// at the model's maximum; `file_bytes` are the bytes of the file the tokenizer came from.
+    /// at the model's maximum and a session's default longest word
+    /// ([`crate::session::DEFAULT_MAX_WORD_BYTES`]); `file_bytes` are the bytes of the file the
+    /// tokenizer came from.
     pub fn encode(&self, file_bytes: &[u8], a: &str, b: Option<&str>) -> Result<Encoding> {
         let max = self.max_len;
-        // A character normalizes to at most a few dozen bytes (ligatures, ﷺ): 20x is ample.
-        let mut scratch = TokenizerScratch::new((a.len() + b.map_or(0, str::len)) * 20 + 64, max);
-        let (mut ids, mut types) = (vec![0; max], vec![0; max]);
+        // A character normalizes to at most a few dozen bytes (ligatures, ﷺ): 20x is ample
+        // for the words of a short text; a long text is bounded by the longest word.
+        let text = a.len().saturating_add(b.map_or(0, str::len));
+        let word = text
+            .saturating_mul(20)
+            .saturating_add(64)
+            .min(crate::session::DEFAULT_MAX_WORD_BYTES);
+        let mut scratch = TokenizerScratch::new(word, max)?;
+        let (mut ids, mut types) = (
+            filled(Some(max), 0, "token ids")?,
+            filled(Some(max), 0, "token type ids")?,
+        );
         let n = self.encode_into(
             file_bytes,
             a,
@@ -423,21 +507,29 @@ impl Tokenizer {
     }
 }
 
-/// tokenizers' `truncate_encodings` on lengths: how many ids of each text to keep.
+/// tokenizers' `truncate_encodings` (as of 0.23) on lengths: how many ids of each text to keep
+/// when `max` ids are left for the texts after the special tokens. Its rule, error cases
+/// included: a room of 0 empties both texts whatever the strategy; `only_second` cannot cut a
+/// single text; `only_first`/`only_second` refuse a pair whose other text alone fills the room.
 fn truncate(
     n1: usize,
     n2: Option<usize>,
     max: usize,
     strategy: Truncation,
 ) -> Result<(usize, usize)> {
+    if max == 0 {
+        return Ok((0, 0));
+    }
     let total = n1 + n2.unwrap_or(0);
     if total <= max {
         return Ok((n1, n2.unwrap_or(0)));
     }
     let remove = total - max;
     match (strategy, n2) {
-        (_, None) => Ok((max, 0)),
+        (Truncation::LongestFirst, None) => Ok((max, 0)),
         (Truncation::LongestFirst, Some(n2)) => {
+            // With `a` the shorter: cut only the longer when the shorter leaves it room, else
+            // both, to halves, the longer keeping the odd one.
             let (mut a, mut b) = (n1, n2);
             let swap = a > b;
             if swap {
@@ -453,12 +545,22 @@ fn truncate(
             }
             Ok((a.min(n1), b.min(n2)))
         }
-        (Truncation::OnlyFirst, Some(n2)) if n1 > remove => Ok((n1 - remove, n2)),
+        (Truncation::OnlyFirst, _) if n1 > remove => Ok((n1 - remove, n2.unwrap_or(0))),
         (Truncation::OnlySecond, Some(n2)) if n2 > remove => Ok((n1, n2 - remove)),
-        _ => Err(Error::InvalidArgument(
-            "the sequence to truncate is too short".into(),
-        )),
+        (Truncation::OnlySecond, None) => Err(Error::InvalidArgument(format!(
+            "only_second truncation of a single text of {n1} tokens (room for {max}): \
+             there is no second text to cut"
+        ))),
+        (Truncation::OnlyFirst, _) => Err(too_short("first", n1, remove, max)),
+        (Truncation::OnlySecond, Some(n2)) => Err(too_short("second", n2, remove, max)),
     }
+}
+
+fn too_short(which: &str, len: usize, remove: usize, max: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "only_{which} truncation: the {which} text has {len} tokens but {remove} must go \
+         to fit the room for {max}"
+    ))
 }
 
 struct WordScratch<'s> {
@@ -489,7 +591,7 @@ impl<'a> Tables<'a> {
     fn encode_text(&self, text: &str, ws: &mut WordScratch<'_>, sink: &mut Sink<'_>) -> Result<()> {
         let mut rest = text;
         let mut first = true;
-        while !rest.is_empty() {
+        while !rest.is_empty() && !sink.done {
             match self.find_added(rest, false) {
                 Some((s, e, id)) => {
                     self.encode_segment(&rest[..s], ws, sink, first)?;
@@ -548,6 +650,9 @@ impl<'a> Tables<'a> {
         match (&self.charsmap, n.precompiled) {
             (Some(map), true) => {
                 for g in seg.graphemes(true) {
+                    if sink.done {
+                        return Ok(());
+                    }
                     // Precompiled::normalize: the whole grapheme if it is short and mapped,
                     // else each character on its own.
                     if g.len() < 6 {
@@ -572,6 +677,9 @@ impl<'a> Tables<'a> {
             }
             _ => {
                 for c in seg.chars() {
+                    if sink.done {
+                        return Ok(());
+                    }
                     self.push_char(c, &mut st, ws, sink)?;
                 }
             }
@@ -621,8 +729,7 @@ impl<'a> Tables<'a> {
     fn append(&self, c: char, st: &mut WordState, ws: &mut WordScratch<'_>) -> Result<()> {
         let n = c.len_utf8();
         if st.len + n > ws.max_word_bytes {
-            return Err(Error::InputTooLong {
-                len: st.len + n,
+            return Err(Error::WordTooLong {
                 max: ws.max_word_bytes,
             });
         }
@@ -755,6 +862,7 @@ impl<'a> Tables<'a> {
             };
             sink.push(id);
         }
+        sink.end_word();
     }
 }
 
@@ -835,6 +943,108 @@ mod tests {
             (8, 2)
         );
         assert!(truncate(2, Some(20), 10, Truncation::OnlyFirst).is_err());
+    }
+
+    /// tokenizers' `truncate_encodings` (0.23.2, `utils/truncation.rs`) transcribed line for
+    /// line on lengths, with `Encoding::truncate(k)` as `len.min(k)`. `Err` carries its error.
+    fn tokenizers_rule(
+        len1: usize,
+        len2: Option<usize>,
+        max_length: usize,
+        strategy: Truncation,
+    ) -> std::result::Result<(usize, Option<usize>), &'static str> {
+        let (mut encoding, mut pair_encoding) = (len1, len2);
+        if max_length == 0 {
+            encoding = 0;
+            if let Some(other) = pair_encoding.as_mut() {
+                *other = 0;
+            }
+            return Ok((encoding, pair_encoding));
+        }
+        let total_length = encoding + pair_encoding.unwrap_or(0);
+        let to_remove = if total_length > max_length {
+            total_length - max_length
+        } else {
+            return Ok((encoding, pair_encoding));
+        };
+        match strategy {
+            Truncation::LongestFirst => {
+                if let Some(other) = pair_encoding.as_mut() {
+                    let mut n1 = encoding;
+                    let mut n2 = *other;
+                    let mut swap = false;
+                    if n1 > n2 {
+                        swap = true;
+                        std::mem::swap(&mut n1, &mut n2);
+                    }
+                    if n1 > max_length {
+                        n2 = n1;
+                    } else {
+                        n2 = std::cmp::max(n1, max_length - n1);
+                    }
+                    if n1 + n2 > max_length {
+                        n1 = max_length / 2;
+                        n2 = n1 + max_length % 2;
+                    }
+                    if swap {
+                        std::mem::swap(&mut n1, &mut n2);
+                    }
+                    encoding = encoding.min(n1);
+                    *other = (*other).min(n2);
+                } else {
+                    encoding = encoding.min(total_length - to_remove);
+                }
+            }
+            Truncation::OnlyFirst | Truncation::OnlySecond => {
+                let target = if strategy == Truncation::OnlyFirst {
+                    &mut encoding
+                } else if let Some(other) = pair_encoding.as_mut() {
+                    other
+                } else {
+                    return Err("SecondSequenceNotProvided");
+                };
+                if *target > to_remove {
+                    *target -= to_remove;
+                } else {
+                    return Err("SequenceTooShort");
+                }
+            }
+        }
+        Ok((encoding, pair_encoding))
+    }
+
+    #[test]
+    fn truncation_is_tokenizers_rule_for_every_small_case() {
+        let strategies = [
+            Truncation::LongestFirst,
+            Truncation::OnlyFirst,
+            Truncation::OnlySecond,
+        ];
+        let mut cases = 0;
+        for strategy in strategies {
+            for max in 0..=16 {
+                for n1 in 0..=20 {
+                    for n2 in std::iter::once(None).chain((0..=20).map(Some)) {
+                        let ours = truncate(n1, n2, max, strategy);
+                        let theirs = tokenizers_rule(n1, n2, max, strategy);
+                        match (&ours, theirs) {
+                            (Ok(k), Ok((k1, k2))) => {
+                                assert_eq!(
+                                    *k,
+                                    (k1, k2.unwrap_or(0)),
+                                    "{n1} {n2:?} {max} {strategy:?}"
+                                );
+                                assert!(k.0 + k.1 <= max, "{n1} {n2:?} {max} {strategy:?}");
+                            }
+                            (Err(Error::InvalidArgument(_)), Err(_)) => {}
+                            _ => panic!("{n1} {n2:?} {max} {strategy:?}: {ours:?} vs {theirs:?}"),
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 17 * 21 * 22);
     }
 
     #[test]
