@@ -286,3 +286,143 @@ fn every_text_call_works_at_the_minimum_length() {
         }
     }
 }
+
+/// A text of many added tokens: each match used to rescan the rest of the text for every other
+/// added token (quadratic: a megabyte of `[MASK]` took hours); one pass now.
+#[test]
+fn a_text_of_many_added_tokens_takes_linear_time() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let text = "[MASK]".repeat(200_000) + "[SEP]";
+    let start = std::time::Instant::now();
+    let (ids, _) = s.tokenize(&text, Some("[CLS] a")).unwrap();
+    let elapsed = start.elapsed();
+    let mut expect = vec![1];
+    expect.extend([4; 123]);
+    expect.extend([2, 1, 7, 2]);
+    assert_eq!(ids, expect);
+    let mut oracle = tokenizers::Tokenizer::from_bytes(tokenizer_json(100)).unwrap();
+    oracle
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 128,
+            ..Default::default()
+        }))
+        .unwrap();
+    let theirs = oracle.encode((text.as_str(), "[CLS] a"), true).unwrap();
+    assert_eq!(ids, theirs.get_ids());
+    // Milliseconds when linear; the quadratic scan took minutes already at a tenth of this.
+    assert!(elapsed.as_secs() < 5, "{elapsed:?}");
+}
+
+/// A precompiled charsmap whose replacement strings run longer than any real one is refused at
+/// open: every character of a text mapped to such a run would cost as much work as its length.
+#[test]
+fn a_charsmap_with_overlong_replacements_is_refused_at_open() {
+    // A darts-clone trie mapping "a" to the string at offset 0: the root (unit 0, offset 0)
+    // leads to unit 'a' (label 'a', a leaf, offset 1), whose value is unit 'a' ^ 1 = 0.
+    let charsmap = |replacement: &[u8]| {
+        let mut units = vec![0u32; 128];
+        units[b'a' as usize] = (1 << 10) | (1 << 8) | b'a' as u32;
+        let mut blob = ((units.len() * 4) as u32).to_le_bytes().to_vec();
+        units.iter().for_each(|u| blob.extend(u.to_le_bytes()));
+        blob.extend(replacement);
+        blob.push(0);
+        blob
+    };
+    let with = |replacement: &[u8]| {
+        let blob = charsmap(replacement);
+        tiny_with_tokenizer(&tokenizer_json(100), |w| {
+            let names = vec!["precompiled".to_string()];
+            w.metadata
+                .set("tokenizer.normalizers", MetaValue::StrList(names));
+            let n = blob.len() as u64;
+            w.add_tensor("tokenizer.charsmap", dbrt::format::DType::U8, &[n], blob)
+                .unwrap();
+        })
+    };
+    // A short replacement is used: "a" reads as "b c".
+    let mut s = session(&with(b"b c"), None, Truncation::LongestFirst).unwrap();
+    assert_eq!(s.tokenize("a", None).unwrap().0, [1, 9, 11, 2]);
+    let long = " b".repeat(1000);
+    match open_bytes(&with(long.as_bytes())) {
+        Err(Error::Tokenizer(m)) => assert!(m.contains("longer than 256 bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Tokenizer::encode_into takes the file's bytes from its caller: bytes of another file, short
+/// ones or garbage give an error or ids, never a panic.
+#[test]
+fn encoding_over_bytes_of_another_file_does_not_panic() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let model = open_bytes(&bytes).unwrap();
+    let other =
+        ModelFile::from_bytes_copied(&tiny_with_tokenizer(&tokenizer_json(1000), |_| {})).unwrap();
+    let t = model.tokenizer().unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let garbage: Vec<u8> = (0..bytes.len())
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let max = 128;
+    let mut scratch = dbrt::tokenizer::TokenizerScratch::new(1000, max).unwrap();
+    let (mut ids, mut types) = (vec![0; max], vec![0; max]);
+    let texts = ["a b [MASK] zz é", "w5 w17 ▁▁ abc", ""];
+    for (name, buf) in [
+        ("empty", &[][..]),
+        ("short", &bytes[..bytes.len() / 2]),
+        ("other file", other.bytes()),
+        ("garbage", &garbage[..]),
+    ] {
+        for text in texts {
+            match t.encode_into(
+                buf,
+                text,
+                Some(text),
+                max,
+                Truncation::LongestFirst,
+                &mut scratch,
+                &mut ids,
+                &mut types,
+            ) {
+                Ok(n) => assert!((3..=max).contains(&n), "{name}: {n}"),
+                Err(Error::Tokenizer(m)) => assert!(m.contains("tables"), "{name}: {m}"),
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+    // The short and empty buffers cannot hold the tables.
+    assert!(t
+        .encode_into(
+            &[],
+            "a",
+            None,
+            max,
+            Truncation::LongestFirst,
+            &mut scratch,
+            &mut ids,
+            &mut types
+        )
+        .is_err());
+}
+
+/// A longest word beyond what the lattice can index is refused, not an overflow.
+#[test]
+fn an_unindexable_word_limit_is_refused() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    for max_word in [usize::MAX, usize::MAX - 2, 1 << 40, u32::MAX as usize] {
+        let opts = SessionOptions {
+            max_word_bytes: Some(max_word),
+            ..Default::default()
+        };
+        match Session::new(Arc::new(open_bytes(&bytes).unwrap()), opts) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("max_word_bytes"), "{m}"),
+            Err(e) => panic!("{max_word}: {e}"),
+            Ok(_) => panic!("{max_word}: accepted"),
+        }
+    }
+}

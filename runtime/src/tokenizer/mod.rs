@@ -80,6 +80,8 @@ pub struct Tokenizer {
     fuse_unk: bool,
     min_score: f64,
     added: Vec<AddedToken>,
+    /// The first bytes of the raw (`[0]`) and normalized (`[1]`) added tokens.
+    added_first: [[bool; 256]; 2],
     cls_id: u32,
     sep_id: u32,
     max_len: usize,
@@ -115,6 +117,13 @@ impl TokenizerScratch {
     /// Scratch for words of up to `max_word_bytes` (normalized UTF-8) and up to `max_tokens`
     /// kept ids per text; a size that cannot be allocated is an [`Error::OutOfMemory`].
     pub fn new(max_word_bytes: usize, max_tokens: usize) -> Result<TokenizerScratch> {
+        // Lattice positions are u32, and NO_START is taken.
+        if max_word_bytes > (u32::MAX - 1) as usize - PRE {
+            return Err(Error::InvalidArgument(format!(
+                "max_word_bytes {max_word_bytes} (at most {})",
+                (u32::MAX - 1) as usize - PRE
+            )));
+        }
         let word_len = max_word_bytes.checked_add(PRE);
         Ok(TokenizerScratch {
             word: filled(word_len, 0u8, "tokenizer word buffer")?,
@@ -191,8 +200,13 @@ struct Tables<'a> {
     charsmap: Option<CharsMap<'a>>,
 }
 
-fn view<T: bytemuck::AnyBitPattern>(bytes: &[u8], (off, n): (usize, usize)) -> &[T] {
-    bytemuck::cast_slice(&bytes[off..off + n * std::mem::size_of::<T>()])
+/// A table in `bytes`; `None` when it is not there (bytes of another file than the one the
+/// tokenizer was opened from).
+fn view<T: bytemuck::AnyBitPattern>(bytes: &[u8], (off, n): (usize, usize)) -> Result<&[T]> {
+    n.checked_mul(std::mem::size_of::<T>())
+        .and_then(|len| bytes.get(off..off.checked_add(len)?))
+        .and_then(|b| bytemuck::try_cast_slice(b).ok())
+        .ok_or_else(|| Error::Tokenizer("tables outside the bytes given".into()))
 }
 
 impl Tokenizer {
@@ -321,6 +335,13 @@ impl Tokenizer {
             unk_id,
             fuse_unk: m.bool("tokenizer.fuse_unk")?,
             min_score: m.f64("tokenizer.min_score")?,
+            added_first: {
+                let mut first = [[false; 256]; 2];
+                for a in &added {
+                    first[a.normalized as usize][a.content.as_bytes()[0] as usize] = true;
+                }
+                first
+            },
             added,
             cls_id: special("tokenizer.cls_id")?,
             sep_id: special("tokenizer.sep_id")?,
@@ -341,10 +362,10 @@ impl Tokenizer {
     /// Views the tables; with `check`, validates them (once, at open).
     fn tables<'a>(&'a self, bytes: &'a [u8], check: bool) -> Result<Tables<'a>> {
         let parts = (
-            view(bytes, self.edge_start),
-            view(bytes, self.labels),
-            view(bytes, self.targets),
-            view(bytes, self.values),
+            view(bytes, self.edge_start)?,
+            view(bytes, self.labels)?,
+            view(bytes, self.targets)?,
+            view(bytes, self.values)?,
         );
         let trie = if check {
             PieceTrie::validate(parts.0, parts.1, parts.2, parts.3, self.scores.1)?
@@ -352,12 +373,12 @@ impl Tokenizer {
             PieceTrie::view(parts.0, parts.1, parts.2, parts.3)
         };
         let charsmap = match self.charsmap {
-            Some(c) => Some(CharsMap::parse(view(bytes, c), check)?),
+            Some(c) => Some(CharsMap::parse(view(bytes, c)?, check)?),
             None => None,
         };
         Ok(Tables {
             t: self,
-            scores: view(bytes, self.scores),
+            scores: view(bytes, self.scores)?,
             trie,
             charsmap,
         })
@@ -394,7 +415,8 @@ impl Tokenizer {
         ids: &mut [u32],
         type_ids: &mut [u32],
     ) -> Result<usize> {
-        let tables = self.tables_unchecked(bytes);
+        // Validated at open; with the bytes of another file the walk stays in bounds.
+        let tables = self.tables(bytes, false)?;
         let TokenizerScratch {
             word,
             lattice,
@@ -499,12 +521,6 @@ impl Tokenizer {
             type_ids: types,
         })
     }
-
-    /// Tables were validated at open; building the views again cannot fail.
-    fn tables_unchecked<'a>(&'a self, bytes: &'a [u8]) -> Tables<'a> {
-        self.tables(bytes, false)
-            .expect("tokenizer tables were validated when the model was opened")
-    }
 }
 
 /// tokenizers' `truncate_encodings` (as of 0.23) on lengths: how many ids of each text to keep
@@ -608,20 +624,28 @@ impl<'a> Tables<'a> {
         Ok(())
     }
 
-    /// Leftmost-longest match of an added token (raw or normalized set) in `s`.
+    /// Leftmost-longest match of an added token (raw or normalized set) in `s` (the first
+    /// listed among equals). The scan stops at the match, so that the callers, which go on
+    /// after it, read a text once: a text of many added tokens takes linear time.
     fn find_added(&self, s: &str, normalized: bool) -> Option<(usize, usize, u32)> {
-        let tokens = self.t.added.iter().filter(|a| a.normalized == normalized);
-        let mut best: Option<(usize, usize, u32)> = None;
-        for a in tokens {
-            if let Some(p) = find_bytes(s.as_bytes(), a.content.as_bytes()) {
-                let cand = (p, p + a.content.len(), a.id);
-                best = match best {
-                    Some(b) if b.0 < cand.0 || (b.0 == cand.0 && b.1 >= cand.1) => Some(b),
-                    _ => Some(cand),
-                };
+        let first = &self.t.added_first[normalized as usize];
+        let hay = s.as_bytes();
+        for (i, &b) in hay.iter().enumerate() {
+            if first[b as usize] {
+                let mut best: Option<(usize, u32)> = None;
+                for a in self.t.added.iter().filter(|a| a.normalized == normalized) {
+                    let len = a.content.len();
+                    if hay[i..].starts_with(a.content.as_bytes()) && best.is_none_or(|b| len > b.0)
+                    {
+                        best = Some((len, a.id));
+                    }
+                }
+                if let Some((len, id)) = best {
+                    return Some((i, i + len, id));
+                }
             }
         }
-        best
+        None
     }
 
     /// One segment between raw added tokens: normalize as a stream and segment word by word.
@@ -807,7 +831,8 @@ impl<'a> Tables<'a> {
             let mut single = false;
             self.trie.common_prefixes(&w[pos..], |len, id| {
                 let target = &mut lattice[pos + len];
-                let cand = self.scores[id as usize] + here;
+                let score = self.scores.get(id as usize).copied().unwrap_or(f64::MIN);
+                let cand = score + here;
                 if target.start == NO_START || cand > target.score {
                     *target = LatticeNode {
                         score: cand,
@@ -875,30 +900,6 @@ fn utf8_len(b: u8) -> usize {
         0xE0..=0xEF => 3,
         _ => 4,
     }
-}
-
-fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        match hay[i..=hay.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)
-        {
-            Some(p) => {
-                i += p;
-                if &hay[i..i + needle.len()] == needle {
-                    return Some(i);
-                }
-                i += 1;
-            }
-            None => return None,
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -1045,12 +1046,5 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 17 * 21 * 22);
-    }
-
-    #[test]
-    fn find_bytes_finds_leftmost() {
-        assert_eq!(find_bytes(b"ab[CLS]x[CLS]", b"[CLS]"), Some(2));
-        assert_eq!(find_bytes(b"[CL", b"[CLS]"), None);
-        assert_eq!(find_bytes(b"", b"x"), None);
     }
 }

@@ -70,17 +70,21 @@ impl<'a> PieceTrie<'a> {
         })
     }
 
+    /// Indexing is checked although [`PieceTrie::validate`] made it unnecessary: tables viewed
+    /// in the wrong bytes must not panic either.
     #[inline]
     fn child(&self, node: usize, byte: u8) -> Option<usize> {
         let (s, e) = (
-            self.edge_start[node] as usize,
-            self.edge_start[node + 1] as usize,
+            *self.edge_start.get(node)? as usize,
+            *self.edge_start.get(node + 1)? as usize,
         );
-        let labels = &self.labels[s..e];
-        labels
-            .binary_search(&byte)
-            .ok()
-            .map(|i| self.targets[s + i] as usize)
+        let i = self.labels.get(s..e)?.binary_search(&byte).ok()?;
+        self.targets.get(s + i).map(|&t| t as usize)
+    }
+
+    #[inline]
+    fn value(&self, node: usize) -> Option<u32> {
+        self.values.get(node).and_then(|&v| u32::try_from(v).ok())
     }
 
     /// Calls `f(length, piece_id)` for every piece that is a prefix of `bytes`, shortest first.
@@ -92,9 +96,8 @@ impl<'a> PieceTrie<'a> {
                 Some(n) => node = n,
                 None => return,
             }
-            let v = self.values[node];
-            if v >= 0 {
-                f(i + 1, v as u32);
+            if let Some(v) = self.value(node) {
+                f(i + 1, v);
             }
         }
     }
@@ -105,7 +108,6 @@ impl<'a> PieceTrie<'a> {
         for &b in bytes {
             node = self.child(node, b)?;
         }
-        let v = self.values[node];
-        (v >= 0).then_some(v as u32)
+        self.value(node)
     }
 }
