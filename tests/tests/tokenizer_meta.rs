@@ -426,3 +426,110 @@ fn an_unindexable_word_limit_is_refused() {
         }
     }
 }
+
+/// `tokenizer_json(100)` with more added tokens: (content, id, normalized).
+fn with_added_tokens(extra: &[(&str, u32, bool)]) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(&tokenizer_json(100)).unwrap();
+    let list = json["added_tokens"].as_array_mut().unwrap();
+    for &(content, id, normalized) in extra {
+        list.push(
+            serde_json::json!({"id": id, "content": content, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": normalized, "special": false}),
+        );
+    }
+    serde_json::to_vec(&json).unwrap()
+}
+
+/// Overlapping added tokens, raw and normalized, are matched leftmost-longest, as the oracle.
+#[test]
+fn overlapping_added_tokens_match_the_oracle() {
+    let extra = [
+        ("ab", 100, false),
+        ("abc", 101, false),
+        ("bcd", 102, false),
+        ("[MA", 103, false),
+        ("xy", 104, true),
+        ("xyz", 105, true),
+        ("yz", 106, true),
+    ];
+    let json = with_added_tokens(&extra);
+    let bytes = tiny_with_tokenizer(&json, |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let oracle = tokenizers::Tokenizer::from_bytes(&json).unwrap();
+    for text in [
+        "xabcd",
+        "ab abc abcd bcd",
+        "[MASK] [MA [MAS",
+        "xyz xy xyzq",
+        "wxyz yz q xyyz",
+        "aabcabcbcdab",
+    ] {
+        let ours = s.tokenize(text, Some(text)).unwrap().0.to_vec();
+        let theirs = oracle.encode((text, text), true).unwrap();
+        assert_eq!(ours, theirs.get_ids(), "{text:?}");
+    }
+}
+
+/// A normalized added token with a space would be matched by tokenizers across words, which
+/// dbrt does not do: such a tokenizer is refused at open rather than encoded differently.
+#[test]
+fn a_normalized_added_token_spanning_words_is_refused() {
+    for content in ["yz q", "x▁y"] {
+        let json = with_added_tokens(&[(content, 100, true)]);
+        match open_bytes(&tiny_with_tokenizer(&json, |_| {})) {
+            Err(Error::Unsupported(m)) => assert!(m.contains(content), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Raw, it is matched in the raw text, as tokenizers does.
+        let json = with_added_tokens(&[(content, 100, false)]);
+        let mut s = session(
+            &tiny_with_tokenizer(&json, |_| {}),
+            None,
+            Truncation::LongestFirst,
+        )
+        .unwrap();
+        let text = format!("a{content}b");
+        let theirs = tokenizers::Tokenizer::from_bytes(&json)
+            .unwrap()
+            .encode(text.as_str(), true)
+            .unwrap();
+        assert_eq!(s.tokenize(&text, None).unwrap().0, theirs.get_ids());
+    }
+}
+
+/// Many added tokens sharing a first byte: finding them costs the length of a token, not the
+/// number of tokens (50,000 tokens over 100,000 positions was billions of comparisons).
+#[test]
+fn many_added_tokens_are_found_in_time_independent_of_their_number() {
+    let json = tokenizer_json(100);
+    let bytes = tiny_with_tokenizer(&json, |w| {
+        let n = 50_000;
+        let mut tokens = vec!["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        tokens.extend((0..n).map(|i| format!("a{i}")));
+        let mut ids = vec![0, 1, 2, 3, 4];
+        ids.extend((0..n).map(|i| 100 + i % 800));
+        let normalized = vec![0; tokens.len()];
+        w.metadata
+            .set("tokenizer.added.tokens", MetaValue::StrList(tokens));
+        w.metadata
+            .set("tokenizer.added.ids", MetaValue::I64List(ids));
+        w.metadata
+            .set("tokenizer.added.normalized", MetaValue::I64List(normalized));
+    });
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let text = "a ".repeat(100_000) + "a49999";
+    let start = std::time::Instant::now();
+    let (ids, _) = s.tokenize(&text, Some(&text)).unwrap();
+    let elapsed = start.elapsed();
+    // ▁a only: the first text is capped at the limit long before its added token.
+    assert_eq!(ids.len(), 128);
+    assert!(ids[1..63].iter().all(|&id| id == 7), "{ids:?}");
+    assert!(elapsed.as_secs() < 5, "{elapsed:?}");
+    assert_eq!(
+        s.tokenize("a12a49999", None).unwrap().0,
+        [1, 112, 100 + 49999 % 800, 2]
+    );
+}

@@ -55,13 +55,74 @@ struct Normalizers {
     collapse_spaces: bool,
 }
 
-/// An added token (`[CLS]`, `[MASK]`, ...), matched in the text before the model runs.
+/// The added tokens (`[CLS]`, `[MASK]`, ...) of one kind, matched in the raw or the normalized
+/// text before the model runs, as a byte trie: the longest one at a position costs at most its
+/// length to find, however many there are.
 #[derive(Debug, Clone)]
-struct AddedToken {
-    content: String,
-    id: u32,
-    /// Matched on the normalized text instead of the raw text.
-    normalized: bool,
+struct AddedTokens {
+    nodes: Vec<AddedNode>,
+    /// The first bytes of the tokens, to skip the positions no token starts at.
+    first: [bool; 256],
+}
+
+#[derive(Debug, Clone, Default)]
+struct AddedNode {
+    /// Sorted by byte.
+    edges: Vec<(u8, u32)>,
+    /// The token ending here.
+    id: Option<u32>,
+}
+
+impl AddedTokens {
+    fn new() -> AddedTokens {
+        AddedTokens {
+            nodes: vec![AddedNode::default()],
+            first: [false; 256],
+        }
+    }
+
+    /// Adds a non-empty token; of equal ones, the first added is matched.
+    fn insert(&mut self, content: &[u8], id: u32) {
+        self.first[content[0] as usize] = true;
+        let mut node = 0;
+        for &b in content {
+            let edges = &self.nodes[node].edges;
+            node = match edges.binary_search_by_key(&b, |e| e.0) {
+                Ok(i) => edges[i].1 as usize,
+                Err(i) => {
+                    let child = self.nodes.len();
+                    self.nodes.push(AddedNode::default());
+                    self.nodes[node].edges.insert(i, (b, child as u32));
+                    child
+                }
+            };
+        }
+        self.nodes[node].id.get_or_insert(id);
+    }
+
+    /// Leftmost-longest match in `hay`: (start, end, id).
+    fn find(&self, hay: &[u8]) -> Option<(usize, usize, u32)> {
+        for (start, &b) in hay.iter().enumerate() {
+            if !self.first[b as usize] {
+                continue;
+            }
+            let (mut node, mut best) = (0, None);
+            for (i, &b) in hay[start..].iter().enumerate() {
+                let edges = &self.nodes[node].edges;
+                match edges.binary_search_by_key(&b, |e| e.0) {
+                    Ok(j) => node = edges[j].1 as usize,
+                    Err(_) => break,
+                }
+                if let Some(id) = self.nodes[node].id {
+                    best = Some((start, start + i + 1, id));
+                }
+            }
+            if best.is_some() {
+                return best;
+            }
+        }
+        None
+    }
 }
 
 /// Where the tokenizer's tables sit in the file: handles, resolved at open.
@@ -79,9 +140,8 @@ pub struct Tokenizer {
     unk_id: Option<u32>,
     fuse_unk: bool,
     min_score: f64,
-    added: Vec<AddedToken>,
-    /// The first bytes of the raw (`[0]`) and normalized (`[1]`) added tokens.
-    added_first: [[bool; 256]; 2],
+    /// The raw (`[0]`) and the normalized (`[1]`) added tokens.
+    added: [AddedTokens; 2],
     cls_id: u32,
     sep_id: u32,
     max_len: usize,
@@ -294,7 +354,7 @@ impl Tokenizer {
                 }),
             }
         };
-        let mut added = Vec::with_capacity(contents.len());
+        let mut added = [AddedTokens::new(), AddedTokens::new()];
         for ((c, &id), &norm) in contents.iter().zip(&ids).zip(&normalized) {
             if c.is_empty() || c.len() > MAX_ADDED_TOKEN_BYTES {
                 return Err(Error::BadMetadata {
@@ -302,11 +362,14 @@ impl Tokenizer {
                     reason: format!("token '{c}'"),
                 });
             }
-            added.push(AddedToken {
-                content: c.clone(),
-                id: id_ok("tokenizer.added.ids", id)?,
-                normalized: norm != 0,
-            });
+            // Normalized added tokens are matched within words: one spanning words would
+            // be matched by tokenizers and missed here.
+            if norm != 0 && c.contains([' ', METASPACE]) {
+                return Err(Error::Unsupported(format!(
+                    "tokenizer.added.tokens: normalized token '{c}' spans words"
+                )));
+            }
+            added[(norm != 0) as usize].insert(c.as_bytes(), id_ok("tokenizer.added.ids", id)?);
         }
         let unk = m.i64("tokenizer.unk_id")?;
         // Without an unknown token, unknown characters get id 0, below `vocab` as `cls_id` is.
@@ -335,13 +398,6 @@ impl Tokenizer {
             unk_id,
             fuse_unk: m.bool("tokenizer.fuse_unk")?,
             min_score: m.f64("tokenizer.min_score")?,
-            added_first: {
-                let mut first = [[false; 256]; 2];
-                for a in &added {
-                    first[a.normalized as usize][a.content.as_bytes()[0] as usize] = true;
-                }
-                first
-            },
             added,
             cls_id: special("tokenizer.cls_id")?,
             sep_id: special("tokenizer.sep_id")?,
@@ -624,28 +680,11 @@ impl<'a> Tables<'a> {
         Ok(())
     }
 
-    /// Leftmost-longest match of an added token (raw or normalized set) in `s` (the first
-    /// listed among equals). The scan stops at the match, so that the callers, which go on
-    /// after it, read a text once: a text of many added tokens takes linear time.
+    /// Leftmost-longest match of an added token (raw or normalized set) in `s`. The scan
+    /// stops at the match and the callers go on after it, so a text is read once: a text of
+    /// many added tokens takes linear time.
     fn find_added(&self, s: &str, normalized: bool) -> Option<(usize, usize, u32)> {
-        let first = &self.t.added_first[normalized as usize];
-        let hay = s.as_bytes();
-        for (i, &b) in hay.iter().enumerate() {
-            if first[b as usize] {
-                let mut best: Option<(usize, u32)> = None;
-                for a in self.t.added.iter().filter(|a| a.normalized == normalized) {
-                    let len = a.content.len();
-                    if hay[i..].starts_with(a.content.as_bytes()) && best.is_none_or(|b| len > b.0)
-                    {
-                        best = Some((len, a.id));
-                    }
-                }
-                if let Some((len, id)) = best {
-                    return Some((i, i + len, id));
-                }
-            }
-        }
-        None
+        self.t.added[normalized as usize].find(s.as_bytes())
     }
 
     /// One segment between raw added tokens: normalize as a stream and segment word by word.
