@@ -533,3 +533,21 @@ fn many_added_tokens_are_found_in_time_independent_of_their_number() {
         [1, 112, 100 + 49999 % 800, 2]
     );
 }
+
+/// A piece longer than any real one is refused at open: the Viterbi walks the trie from every
+/// position of a word as far as the word matches a piece.
+#[test]
+fn an_overlong_piece_is_refused_at_open() {
+    let with_piece = |len: usize| {
+        let mut json: serde_json::Value = serde_json::from_slice(&tokenizer_json(100)).unwrap();
+        json["model"]["vocab"][99] = serde_json::json!([format!("▁{}", "a".repeat(len)), -1.0]);
+        tiny_with_tokenizer(&serde_json::to_vec(&json).unwrap(), |_| {})
+    };
+    // "▁" is 3 bytes: a piece of 1024 bytes is the longest taken, and it is used.
+    let mut s = session(&with_piece(1021), None, Truncation::LongestFirst).unwrap();
+    assert_eq!(s.tokenize(&"a".repeat(1021), None).unwrap().0, [1, 99, 2]);
+    match open_bytes(&with_piece(1022)) {
+        Err(Error::Tokenizer(m)) => assert!(m.contains("longer than 1024 bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
