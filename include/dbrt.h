@@ -279,7 +279,8 @@ DBRT_API
 enum dbrt_status dbrt_session_options_set_threads(struct dbrt_session_options *options,
                                                   size_t threads);
 
-// The longest input a session takes, in tokens (1 to the model's maximum; longer pairs are
+// The longest input a session takes, in tokens (1 to the model's maximum, and at least 3 for
+// a model with a tokenizer: `[CLS] [SEP] [SEP]` must fit; longer pairs are
 // truncated when tokenized from text, longer token ids are DBRT_INPUT_TOO_LONG). Sets the
 // session's memory. Checked against the model by `dbrt_session_create`.
 // Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT (0).

@@ -21,7 +21,8 @@ pub const MAX_WORD_BYTES_LIMIT: usize = 16 << 20;
 /// How a session is sized.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
-    /// Longest input in tokens; `None` means the model's maximum.
+    /// Longest input in tokens; `None` means the model's maximum. At least 3 for a model with
+    /// a tokenizer (`[CLS] [SEP] [SEP]`), 1 otherwise.
     pub max_sequence_length: Option<usize>,
     /// Most sequences in one `run_batch` call; `0` means 1.
     pub max_batch: usize,
@@ -102,9 +103,11 @@ impl Session {
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
         let model_max = model.max_sequence_length();
         let max_len = options.max_sequence_length.unwrap_or(model_max);
-        if max_len == 0 || max_len > model_max {
+        // Id-only calls run at any length; text calls need room for a pair's special tokens.
+        let min_len = model.tokenizer().map_or(1, |t| t.min_sequence_length());
+        if max_len < min_len || max_len > model_max {
             return Err(Error::InvalidArgument(format!(
-                "max_sequence_length {max_len} must be in 1..={model_max}"
+                "max_sequence_length {max_len} must be in {min_len}..={model_max}"
             )));
         }
         let threads = options.threads.max(1);
@@ -135,7 +138,7 @@ impl Session {
         let threads = pool.threads();
         // Measure the session before making it: a size the machine cannot hold is refused here,
         // as a typed error, instead of being found by the system's out-of-memory killer later.
-        let bytes = Self::memory_bytes(&model, max_len, threads)?;
+        let bytes = Self::memory_bytes(&model, max_len, threads, max_word)?;
         if memory::physical_memory().is_some_and(|physical| bytes > physical) {
             return Err(Error::OutOfMemory {
                 what: "a session, more than this machine's memory (lower max_sequence_length or threads)",
@@ -148,7 +151,7 @@ impl Session {
         let ids = buf.zeroed(max_len, "token ids")?;
         let type_ids = buf.zeroed(max_len, "token type ids")?;
         Ok(Session {
-            tokenizer: TokenizerScratch::new(max_word, max_len),
+            tokenizer: TokenizerScratch::new(max_word, max_len)?,
             ids,
             type_ids,
             truncation: options.truncation,
@@ -165,11 +168,18 @@ impl Session {
         })
     }
 
-    /// The bytes of scratch memory a session of `max_len` tokens on `threads` threads takes
-    /// (what [`Session::new`] checks against the machine's memory before allocating it).
-    pub fn memory_bytes(model: &Model, max_len: usize, threads: usize) -> Result<u64> {
+    /// The bytes of scratch memory a session of `max_len` tokens on `threads` threads, taking
+    /// words of up to `max_word_bytes`, takes (what [`Session::new`] checks against the
+    /// machine's memory before allocating it).
+    pub fn memory_bytes(
+        model: &Model,
+        max_len: usize,
+        threads: usize,
+        max_word_bytes: usize,
+    ) -> Result<u64> {
         let mut buf = Buffers::dry_run();
         Scratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
+        TokenizerScratch::from_buffers(max_word_bytes, max_len, &mut buf)?;
         buf.zeroed::<f32>(model.config().num_labels, "logits")?;
         buf.zeroed::<u32>(2 * max_len, "token ids")?;
         Ok(buf.bytes())
@@ -464,7 +474,18 @@ impl Session {
         let len = self.tokenize_pair(text, second)?;
         self.panic_if_injected(PanicPoint::AfterTokenizing);
         self.panic_if_injected(PanicPoint::InWorker);
-        let with_types = self.model.config().type_vocab_size > 0;
+        let types = self.model.config().type_vocab_size;
+        let with_types = types > 0;
+        // The second text's type is 1: a model with one token type cannot take a pair.
+        if let Some(&id) = self.type_ids[..len]
+            .iter()
+            .find(|&&t| with_types && t as usize >= types)
+        {
+            return Err(Error::InvalidTokenType {
+                id: id.into(),
+                types,
+            });
+        }
         // The ids are the session's own: borrowed field by field beside the scratch.
         let Session {
             model,

@@ -135,10 +135,12 @@ impl TokenizerPair {
         let mut bytes = Vec::new();
         w.write(&mut bytes).unwrap();
         let file = dbrt::format::ModelFile::from_bytes_copied(&bytes).unwrap();
-        let compiled = dbrt::tokenizer::Tokenizer::from_file(&file, max_len)
+        let mut oracle = tokenizers::Tokenizer::from_bytes(json).unwrap();
+        // The vocabulary a model built with this tokenizer has: every id it emits.
+        let vocab = oracle.get_vocab_size(true);
+        let compiled = dbrt::tokenizer::Tokenizer::from_file(&file, max_len, vocab)
             .unwrap()
             .expect("tokenizer");
-        let mut oracle = tokenizers::Tokenizer::from_bytes(json).unwrap();
         oracle.with_padding(None);
         oracle
             .with_truncation(Some(tokenizers::TruncationParams {

@@ -336,9 +336,176 @@ fn invalid_utf8_and_oversized_words_are_typed_errors() {
     ));
     assert!(matches!(
         s.tokenize(&"x".repeat(2000), None),
-        Err(dbrt::Error::InputTooLong { .. })
+        Err(dbrt::Error::WordTooLong { max: 1000 })
     ));
     // Long text of short words is fine whatever its length: it streams.
     let text = "many words ".repeat(50_000);
     assert_eq!(s.tokenize(&text, None).unwrap().0.len(), 512);
+}
+
+const STRATEGIES: [dbrt::Truncation; 3] = [
+    dbrt::Truncation::LongestFirst,
+    dbrt::Truncation::OnlyFirst,
+    dbrt::Truncation::OnlySecond,
+];
+
+/// Makes the oracle truncate to `max` with `strategy`.
+fn truncate_oracle(o: &mut tokenizers::Tokenizer, max: usize, strategy: dbrt::Truncation) {
+    o.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: max,
+        strategy: match strategy {
+            dbrt::Truncation::LongestFirst => tokenizers::TruncationStrategy::LongestFirst,
+            dbrt::Truncation::OnlyFirst => tokenizers::TruncationStrategy::OnlyFirst,
+            dbrt::Truncation::OnlySecond => tokenizers::TruncationStrategy::OnlySecond,
+        },
+        stride: 0,
+        direction: tokenizers::TruncationDirection::Right,
+    }))
+    .unwrap();
+}
+
+/// Ours at `max` with `strategy`: the encoding, or `None` when refused.
+fn ours_with(
+    p: &TokenizerPair,
+    a: &str,
+    b: Option<&str>,
+    max: usize,
+    strategy: dbrt::Truncation,
+) -> Option<dbrt::Encoding> {
+    let mut scratch =
+        dbrt::tokenizer::TokenizerScratch::new(dbrt::session::DEFAULT_MAX_WORD_BYTES, max).unwrap();
+    let (mut ids, mut type_ids) = (vec![0; max], vec![0; max]);
+    match p.compiled.encode_into(
+        p.file.bytes(),
+        a,
+        b,
+        max,
+        strategy,
+        &mut scratch,
+        &mut ids,
+        &mut type_ids,
+    ) {
+        Ok(n) => Some(dbrt::Encoding {
+            ids: ids[..n].to_vec(),
+            type_ids: type_ids[..n].to_vec(),
+        }),
+        Err(dbrt::Error::InvalidArgument(_)) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn theirs_with(o: &tokenizers::Tokenizer, a: &str, b: Option<&str>) -> Option<dbrt::Encoding> {
+    match b {
+        Some(b) => o.encode((a, b), true),
+        None => o.encode(a, true),
+    }
+    .ok()
+    .map(|e| dbrt::Encoding {
+        ids: e.get_ids().to_vec(),
+        type_ids: e.get_type_ids().to_vec(),
+    })
+}
+
+/// Truncation of every length relation against the oracle, with every strategy, at tiny and
+/// real limits: first text longer, shorter or equal, one or both over the room, empty texts.
+#[test]
+fn truncation_of_every_length_relation_matches_tokenizers() {
+    let p = json_pair();
+    // "▁word" and "▁thing" are one token each: n words are n tokens.
+    assert_eq!(
+        p.theirs(&"word ".repeat(7), Some(&"thing ".repeat(5)))
+            .ids
+            .len(),
+        15
+    );
+    let mut compared = [0usize; 3];
+    let mut o = p.oracle.clone();
+    for max in [2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 128, 512] {
+        for strategy in STRATEGIES {
+            truncate_oracle(&mut o, max, strategy);
+            let room = max.saturating_sub(3);
+            let mut counts = vec![
+                0,
+                1,
+                2,
+                (room / 2).saturating_sub(1),
+                room / 2,
+                room / 2 + 1,
+                room.saturating_sub(2),
+                room.saturating_sub(1),
+                room,
+                room + 1,
+                room + 2,
+                2 * room + 1,
+                3 * room + 7,
+            ];
+            counts.sort_unstable();
+            counts.dedup();
+            for &n1 in &counts {
+                let a = "word ".repeat(n1);
+                if max >= 2 {
+                    let ours = ours_with(p, &a, None, max, strategy);
+                    assert_eq!(
+                        ours,
+                        theirs_with(&o, &a, None),
+                        "{n1} at {max} {strategy:?}"
+                    );
+                    compared[ours.is_some() as usize] += 1;
+                }
+                for &n2 in &counts {
+                    let b = "thing ".repeat(n2);
+                    let ours = ours_with(p, &a, Some(&b), max, strategy);
+                    if max < 3 {
+                        // No room for [CLS] [SEP] [SEP]: tokenizers underflows, dbrt refuses.
+                        assert_eq!(ours, None);
+                        continue;
+                    }
+                    let theirs = theirs_with(&o, &a, Some(&b));
+                    assert_eq!(ours, theirs, "{n1} + {n2} at {max} {strategy:?}");
+                    compared[ours.is_some() as usize] += 1;
+                    if n1 > room && n2 > room && n1 > n2 && strategy == STRATEGIES[0] {
+                        compared[2] += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Refusals (only_first/only_second) and encodings, and the case of the issue: both over
+    // the room, the first longer.
+    assert!(compared.iter().all(|&c| c > 50), "{compared:?}");
+}
+
+/// Long generated pairs (and singles) at random limits and strategies against the oracle.
+#[test]
+fn long_generated_pairs_at_random_limits_match_tokenizers() {
+    let p = json_pair();
+    let mut next = xorshift(0x0005_EED0_F7E5);
+    fn long_text(next: &mut impl FnMut() -> u64) -> String {
+        let target = (next() % 3000) as usize;
+        let mut s = String::new();
+        while s.len() < target {
+            s.push_str(&random_text(next));
+            s.push(' ');
+        }
+        s
+    }
+    let mut o = p.oracle.clone();
+    for case in 0..300 {
+        let max = match case % 3 {
+            0 => 3 + (next() % 14) as usize,
+            1 => 3 + (next() % 510) as usize,
+            _ => 512,
+        };
+        let strategy = STRATEGIES[(next() % 3) as usize];
+        truncate_oracle(&mut o, max, strategy);
+        let a = long_text(&mut next);
+        let b = (!next().is_multiple_of(4)).then(|| long_text(&mut next));
+        assert_eq!(
+            ours_with(p, &a, b.as_deref(), max, strategy),
+            theirs_with(&o, &a, b.as_deref()),
+            "case {case}: {} / {:?} bytes at {max} {strategy:?}",
+            a.len(),
+            b.as_ref().map(String::len)
+        );
+    }
 }

@@ -75,7 +75,8 @@ impl Model {
             }
         };
         let network = Network::resolve(&file, &config)?;
-        let tokenizer = Tokenizer::from_file(&file, config.max_position_embeddings)?;
+        let tokenizer =
+            Tokenizer::from_file(&file, config.max_position_embeddings, config.vocab_size)?;
         log::debug!(
             "opened DeBERTa model: {} layers, hidden {}, {} labels, tokenizer {}",
             config.num_hidden_layers,

@@ -3,9 +3,13 @@
 //! The blob is the one SentencePiece and `tokenizers` use: a little-endian `u32` byte size of a
 //! darts-clone double-array trie, the trie's `u32` units, then NUL-terminated replacement
 //! strings. A trie leaf's value is the byte offset of the replacement. Nothing is decoded at
-//! open except a validity check of the strings; lookups read the units through the mapping.
+//! open except a check of the strings; lookups read the units through the mapping.
 
 use crate::error::{Error, Result};
+
+/// Longest replacement string the map may hold, in bytes. SentencePiece's longest is 33 (ﷺ);
+/// the bound keeps a forged map from making each character of a text cost megabytes of work.
+pub(crate) const MAX_REPLACEMENT_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CharsMap<'a> {
@@ -21,15 +25,25 @@ impl<'a> CharsMap<'a> {
             .get(..4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
             .ok_or_else(|| bad("too short"))?;
-        if size % 4 != 0 || 4 + size > blob.len() {
-            return Err(bad("trie size"));
-        }
+        let end = 4usize
+            .checked_add(size)
+            .filter(|&e| size % 4 == 0 && e <= blob.len())
+            .ok_or_else(|| bad("trie size"))?;
         let units: &[u32] =
-            bytemuck::try_cast_slice(&blob[4..4 + size]).map_err(|_| bad("trie not aligned"))?;
-        let strings = &blob[4 + size..];
-        // Replacements are handed out as &str: check the whole blob once.
+            bytemuck::try_cast_slice(&blob[4..end]).map_err(|_| bad("trie not aligned"))?;
+        let strings = &blob[end..];
         if check {
+            // Replacements are handed out as &str: check the whole blob once. A replacement
+            // runs from a leaf's offset to the next NUL: bounding every run bounds them all.
             std::str::from_utf8(strings).map_err(|_| bad("replacement strings are not UTF-8"))?;
+            if strings
+                .split(|&b| b == 0)
+                .any(|run| run.len() > MAX_REPLACEMENT_BYTES)
+            {
+                return Err(bad(&format!(
+                    "a replacement string longer than {MAX_REPLACEMENT_BYTES} bytes"
+                )));
+            }
         }
         Ok(CharsMap { units, strings })
     }
@@ -56,6 +70,8 @@ impl<'a> CharsMap<'a> {
             if has_leaf(u) {
                 let start = (unit(pos)? & ((1u32 << 31) - 1)) as usize;
                 let rest = self.strings.get(start..)?;
+                // Validated at open: a NUL comes within the bound, or the strings end.
+                let rest = &rest[..rest.len().min(MAX_REPLACEMENT_BYTES + 1)];
                 let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
                 // The blob is UTF-8 as a whole, but an offset may point inside a character.
                 return std::str::from_utf8(&rest[..end]).ok();

@@ -4,6 +4,11 @@
 
 use crate::error::{Error, Result};
 
+/// Longest piece, in bytes. SentencePiece's pieces are at most 16 characters (64 bytes) by
+/// default; the bound keeps a forged trie from making each position of a word cost a walk as
+/// long as the word.
+pub(crate) const MAX_PIECE_BYTES: usize = 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PieceTrie<'a> {
     edge_start: &'a [u32],
@@ -48,7 +53,16 @@ impl<'a> PieceTrie<'a> {
             return Err(bad("edge ranges"));
         }
         // Children lie after their parent (the converter numbers nodes breadth first), so every
-        // walk terminates; labels are sorted within a node for the binary search.
+        // walk terminates, and a node's depth is known before its children are reached; labels
+        // are sorted within a node for the binary search.
+        let mut depth = Vec::new();
+        depth
+            .try_reserve_exact(nodes)
+            .map_err(|_| Error::OutOfMemory {
+                what: "tokenizer trie check",
+                bytes: nodes as u64 * 2,
+            })?;
+        depth.resize(nodes, 0u16);
         for n in 0..nodes {
             let (s, e) = (edge_start[n] as usize, edge_start[n + 1] as usize);
             if targets[s..e]
@@ -57,6 +71,13 @@ impl<'a> PieceTrie<'a> {
                 || labels[s..e].windows(2).any(|w| w[0] >= w[1])
             {
                 return Err(bad("edges"));
+            }
+            let d = depth[n] + 1;
+            if s < e && d as usize > MAX_PIECE_BYTES {
+                return Err(bad(&format!("a piece longer than {MAX_PIECE_BYTES} bytes")));
+            }
+            for &t in &targets[s..e] {
+                depth[t as usize] = depth[t as usize].max(d);
             }
         }
         if values.iter().any(|&v| v < -1 || v >= vocab as i32) {
@@ -70,17 +91,21 @@ impl<'a> PieceTrie<'a> {
         })
     }
 
+    /// Indexing is checked although [`PieceTrie::validate`] made it unnecessary: tables viewed
+    /// in the wrong bytes must not panic either.
     #[inline]
     fn child(&self, node: usize, byte: u8) -> Option<usize> {
         let (s, e) = (
-            self.edge_start[node] as usize,
-            self.edge_start[node + 1] as usize,
+            *self.edge_start.get(node)? as usize,
+            *self.edge_start.get(node + 1)? as usize,
         );
-        let labels = &self.labels[s..e];
-        labels
-            .binary_search(&byte)
-            .ok()
-            .map(|i| self.targets[s + i] as usize)
+        let i = self.labels.get(s..e)?.binary_search(&byte).ok()?;
+        self.targets.get(s + i).map(|&t| t as usize)
+    }
+
+    #[inline]
+    fn value(&self, node: usize) -> Option<u32> {
+        self.values.get(node).and_then(|&v| u32::try_from(v).ok())
     }
 
     /// Calls `f(length, piece_id)` for every piece that is a prefix of `bytes`, shortest first.
@@ -92,9 +117,8 @@ impl<'a> PieceTrie<'a> {
                 Some(n) => node = n,
                 None => return,
             }
-            let v = self.values[node];
-            if v >= 0 {
-                f(i + 1, v as u32);
+            if let Some(v) = self.value(node) {
+                f(i + 1, v);
             }
         }
     }
@@ -105,7 +129,6 @@ impl<'a> PieceTrie<'a> {
         for &b in bytes {
             node = self.child(node, b)?;
         }
-        let v = self.values[node];
-        (v >= 0).then_some(v as u32)
+        self.value(node)
     }
 }
