@@ -23,8 +23,24 @@ pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, S
                 continue;
             }
         };
-        let numel: usize = t.shape.iter().product();
+        let too_large = || parse_err(path, format!("tensor '{}' has shape {:?}", t.name, t.shape));
+        let numel = t
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(too_large)?;
         // Only contiguous row-major tensors: what torch.save writes for a state_dict.
+        if t.stride.len() != t.shape.len() {
+            return Err(parse_err(
+                path,
+                format!(
+                    "tensor '{}' has {} strides for {} dimensions",
+                    t.name,
+                    t.stride.len(),
+                    t.shape.len()
+                ),
+            ));
+        }
         let mut expect = 1usize;
         for (d, s) in t.shape.iter().zip(&t.stride).rev() {
             if *d > 1 && *s != expect {
@@ -33,11 +49,12 @@ pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, S
                     format!("tensor '{}' is not contiguous", t.name),
                 ));
             }
-            expect *= d;
+            // A zero dimension lets the others overflow what numel did not.
+            expect = expect.saturating_mul(*d);
         }
-        let start = t.absolute_offset as usize;
-        let end = start
-            .checked_add(numel * size)
+        let end = numel
+            .checked_mul(size)
+            .and_then(|n| usize::try_from(t.absolute_offset).ok()?.checked_add(n))
             .filter(|&e| e <= bytes.len());
         let Some(end) = end else {
             return Err(parse_err(
@@ -45,6 +62,7 @@ pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, S
                 format!("tensor '{}' runs past the end of the file", t.name),
             ));
         };
+        let start = end - numel * size;
         let raw = &bytes[start..end];
         let data = match dt {
             SourceDType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(raw),
