@@ -526,3 +526,94 @@ fn infer_config(g: &Graph<'_>, t: &BTreeMap<String, Tensor>, ov: &OnnxOverrides)
     );
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_protobuf::GraphProto;
+    use protobuf::MessageField;
+
+    fn float(name: &str, dims: &[i64]) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.data_type = DT_FLOAT;
+        t.dims = dims.to_vec();
+        let n: i64 = dims.iter().product();
+        t.float_data = vec![0.5; n.max(0) as usize];
+        t
+    }
+
+    /// An .onnx file of these initializers and nodes, read without a config.json.
+    fn read_graph(
+        init: Vec<TensorProto>,
+        nodes: Vec<NodeProto>,
+        ov: &OnnxOverrides,
+    ) -> Result<Checkpoint> {
+        let mut g = GraphProto::new();
+        g.initializer = init;
+        g.node = nodes;
+        let mut m = ModelProto::new();
+        m.graph = MessageField::some(g);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+        read(&path, None, ov)
+    }
+
+    const WORD: &str = "deberta.embeddings.word_embeddings.weight";
+    const LN: &str = "deberta.embeddings.LayerNorm.weight";
+
+    #[test]
+    fn config_inference_refuses_what_it_cannot_read_shapes_from() {
+        let e = read_graph(vec![float(WORD, &[])], vec![], &Default::default());
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains(WORD) && e.contains("expected a matrix"), "{e}");
+        // An exact GELU, so that inference gets as far as dividing by the head count.
+        let mut erf = NodeProto::new();
+        erf.op_type = "Erf".into();
+        // A LayerNorm of width 0: no head count can be derived from it.
+        let e = read_graph(
+            vec![float(WORD, &[4, 2]), float(LN, &[0])],
+            vec![erf.clone()],
+            &Default::default(),
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("hidden size 0"), "{e}");
+        let ov = OnnxOverrides {
+            num_attention_heads: Some(0),
+            ..Default::default()
+        };
+        let e = read_graph(
+            vec![float(WORD, &[4, 64]), float(LN, &[64])],
+            vec![erf],
+            &ov,
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("--num-heads 0"), "{e}");
+    }
+
+    #[test]
+    fn a_node_without_outputs_is_not_followed() {
+        let mut n = NodeProto::new();
+        n.op_type = "Identity".into();
+        n.input = vec!["onnx::MatMul_1".into()];
+        let e = read_graph(
+            vec![float("onnx::MatMul_1", &[2, 2])],
+            vec![n],
+            &Default::default(),
+        );
+        assert!(
+            matches!(e, Err(ConvertError::MissingTensor(ref t)) if t == WORD),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn element_counts_that_overflow_are_refused() {
+        // 2^62 × 4 wraps to 0, which matched the 0 values given.
+        let mut t = float("x", &[1 << 62, 4]);
+        t.float_data.clear();
+        let e = values(Path::new("m.onnx"), &t).unwrap_err().to_string();
+        assert!(e.contains("tensor 'x': dims"), "{e}");
+    }
+}

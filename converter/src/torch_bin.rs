@@ -23,47 +23,9 @@ pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, S
                 continue;
             }
         };
-        let too_large = || parse_err(path, format!("tensor '{}' has shape {:?}", t.name, t.shape));
-        let numel = t
-            .shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .ok_or_else(too_large)?;
-        // Only contiguous row-major tensors: what torch.save writes for a state_dict.
-        if t.stride.len() != t.shape.len() {
-            return Err(parse_err(
-                path,
-                format!(
-                    "tensor '{}' has {} strides for {} dimensions",
-                    t.name,
-                    t.stride.len(),
-                    t.shape.len()
-                ),
-            ));
-        }
-        let mut expect = 1usize;
-        for (d, s) in t.shape.iter().zip(&t.stride).rev() {
-            if *d > 1 && *s != expect {
-                return Err(parse_err(
-                    path,
-                    format!("tensor '{}' is not contiguous", t.name),
-                ));
-            }
-            // A zero dimension lets the others overflow what numel did not.
-            expect = expect.saturating_mul(*d);
-        }
-        let end = numel
-            .checked_mul(size)
-            .and_then(|n| usize::try_from(t.absolute_offset).ok()?.checked_add(n))
-            .filter(|&e| e <= bytes.len());
-        let Some(end) = end else {
-            return Err(parse_err(
-                path,
-                format!("tensor '{}' runs past the end of the file", t.name),
-            ));
-        };
-        let start = end - numel * size;
-        let raw = &bytes[start..end];
+        let range = data_range(&t.shape, &t.stride, size, t.absolute_offset, bytes.len())
+            .map_err(|m| parse_err(path, format!("tensor '{}' {m}", t.name)))?;
+        let raw = &bytes[range];
         let data = match dt {
             SourceDType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(raw),
             SourceDType::F16 => crate::hf::widen_f16(raw),
@@ -72,4 +34,62 @@ pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, S
         out.insert(t.name, (Tensor::new(t.shape, data), dt));
     }
     Ok(out)
+}
+
+/// Where the data of a tensor of `shape` (`elem` bytes an element) starting at byte `offset`
+/// lies in a file of `file_len` bytes. Only contiguous row-major tensors, what `torch.save`
+/// writes for a state_dict; every size computed without overflow.
+fn data_range(
+    shape: &[usize],
+    stride: &[usize],
+    elem: usize,
+    offset: u64,
+    file_len: usize,
+) -> std::result::Result<std::ops::Range<usize>, String> {
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("has shape {shape:?}, more elements than memory holds"))?;
+    if stride.len() != shape.len() {
+        return Err(format!(
+            "has {} strides for {} dimensions",
+            stride.len(),
+            shape.len()
+        ));
+    }
+    let mut expect = 1usize;
+    for (d, s) in shape.iter().zip(stride).rev() {
+        if *d > 1 && *s != expect {
+            return Err("is not contiguous".into());
+        }
+        // A zero dimension lets the others overflow what numel did not.
+        expect = expect.saturating_mul(*d);
+    }
+    let bytes = numel.checked_mul(elem);
+    let start = usize::try_from(offset).ok();
+    match (start, bytes) {
+        (Some(start), Some(n)) if start.checked_add(n).is_some_and(|e| e <= file_len) => {
+            Ok(start..start + n)
+        }
+        _ => Err("runs past the end of the file".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_range;
+
+    #[test]
+    fn tensor_sizes_are_computed_without_overflow() {
+        assert_eq!(data_range(&[2, 3], &[3, 1], 4, 8, 32), Ok(8..32));
+        assert!(data_range(&[2, 3], &[3, 1], 4, 9, 32).is_err());
+        assert!(data_range(&[2, 3], &[1, 2], 4, 0, 32).is_err());
+        // 2^62 × 4 elements of 4 bytes: 2^66 bytes, which wrapped to an empty range.
+        assert!(data_range(&[1 << 62, 4], &[4, 1], 4, 0, 100)
+            .unwrap_err()
+            .contains("more elements"));
+        // 2^61 elements of 8 bytes wrap to 0 bytes as well.
+        assert!(data_range(&[1 << 61], &[1], 8, 16, 100).is_err());
+        assert!(data_range(&[4], &[1], 4, u64::MAX, 100).is_err());
+    }
 }
