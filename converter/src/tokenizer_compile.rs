@@ -402,6 +402,45 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
 mod tests {
     use super::*;
 
+    /// A tokenizer.json of four pieces; `edit` changes it.
+    fn compile_edited(edit: impl Fn(&mut Value)) -> Result<CompiledTokenizer> {
+        let tok = |t: &str, ty: u32| serde_json::json!({"SpecialToken": {"id": t, "type_id": ty}});
+        let seq = |t: &str, ty: u32| serde_json::json!({"Sequence": {"id": t, "type_id": ty}});
+        let mut t = serde_json::json!({
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always"},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [tok("[CLS]", 0), seq("A", 0), tok("[SEP]", 0)],
+                "pair": [tok("[CLS]", 0), seq("A", 0), tok("[SEP]", 0), seq("B", 1), tok("[SEP]", 1)],
+                "special_tokens": {"[CLS]": {"ids": [1]}, "[SEP]": {"ids": [2]}}
+            },
+            "model": {"type": "Unigram", "unk_id": 3,
+                      "vocab": [["[PAD]", 0.0], ["[CLS]", 0.0], ["[SEP]", 0.0], ["[UNK]", 0.0]]}
+        });
+        edit(&mut t);
+        compile(t.to_string().as_bytes(), 16)
+    }
+
+    #[test]
+    fn ids_are_checked_not_truncated() {
+        assert_eq!(compile_edited(|_| {}).unwrap().max_id, 3);
+        let e = compile_edited(|t| t["model"]["unk_id"] = 4.into());
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("unk_id 4 is outside the 4 pieces"), "{e}");
+        // 2^32 + 1 read as 32 bits was 1, a valid id.
+        let e = compile_edited(|t| {
+            t["post_processor"]["special_tokens"]["[CLS]"]["ids"] =
+                serde_json::json!([(1u64 << 32) + 1])
+        });
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("[CLS] id 4294967297"), "{e}");
+        let e = compile_edited(|t| {
+            t["added_tokens"] = serde_json::json!([{"id": (1u64 << 32) + 2, "content": "[X]"}])
+        });
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("added token '[X]' has no 32-bit id"), "{e}");
+    }
+
     #[test]
     fn trie_is_breadth_first_and_last_id_wins() {
         let pieces: Vec<String> = ["ab", "a", "b", "ab"]

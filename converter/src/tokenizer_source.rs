@@ -247,3 +247,62 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
         .map(String::into_bytes)
         .map_err(|e| parse_err(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spm_proto::{ModelProto, NormalizerSpec, Piece};
+    use super::*;
+
+    /// An spm.model of the special pieces, `extra` pieces, and a charsmap if given.
+    fn spm(extra: &[(&str, f32)], charsmap: Option<Vec<u8>>) -> Vec<u8> {
+        let piece = |p: &str, score: f32, kind: i32| Piece {
+            piece: Some(p.into()),
+            score: Some(score),
+            r#type: Some(kind),
+        };
+        let mut pieces = vec![
+            piece("[PAD]", 0.0, 3),
+            piece("[CLS]", 0.0, 3),
+            piece("[SEP]", 0.0, 3),
+            piece("[UNK]", 0.0, 2),
+        ];
+        pieces.extend(extra.iter().map(|&(p, s)| piece(p, s, 1)));
+        let m = ModelProto {
+            pieces,
+            normalizer_spec: charsmap.map(|c| NormalizerSpec {
+                precompiled_charsmap: Some(c),
+            }),
+        };
+        prost::Message::encode_to_vec(&m)
+    }
+
+    fn convert(bytes: &[u8]) -> Result<Vec<u8>> {
+        spm_to_json(Path::new("spm.model"), bytes)
+    }
+
+    #[test]
+    fn spm_models_that_would_crash_tokenizers_are_refused() {
+        convert(&spm(&[("\u{2581}a", -1.0)], None)).unwrap();
+        // One stack frame per byte when tokenizers drops its trie.
+        let long = "x".repeat(1 << 20);
+        let e = convert(&spm(&[(&long, -1.0)], None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("spm.model: vocabulary piece 4 has 1048576 bytes"),
+            "{e}"
+        );
+        // A 4-unit trie: tokenizers indexes unit '[' = 91 normalizing [UNK], and panics.
+        let mut blob = 16u32.to_le_bytes().to_vec();
+        blob.extend([0u8; 16]);
+        let e = convert(&spm(&[], Some(blob))).unwrap_err().to_string();
+        assert!(
+            e.contains("normalizer_spec.precompiled_charsmap: a lookup reaches unit"),
+            "{e}"
+        );
+        let e = convert(&spm(&[("a", f32::NAN)], None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("piece 4 has score NaN"), "{e}");
+    }
+}
