@@ -10,7 +10,11 @@ use crate::checkpoint::{SourceDType, Tensor};
 use crate::error::{io_err, parse_err, Result};
 
 pub fn read(path: &Path) -> Result<std::collections::BTreeMap<String, (Tensor, SourceDType)>> {
-    let tensors = RepugnantTorchTensors::new_from_file(path).map_err(|e| parse_err(path, e))?;
+    // repugnant-pickle indexes its stack unchecked on some malformed pickles: a panic there is
+    // reported as what it is, a file that does not parse.
+    let tensors = std::panic::catch_unwind(|| RepugnantTorchTensors::new_from_file(path))
+        .map_err(|_| parse_err(path, "the pickle reader panicked: not a torch state_dict"))?
+        .map_err(|e| parse_err(path, e))?;
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let mut out = std::collections::BTreeMap::new();
     for t in tensors {
@@ -77,7 +81,32 @@ fn data_range(
 
 #[cfg(test)]
 mod tests {
-    use super::data_range;
+    use super::*;
+
+    /// A torch archive holding `pickle` as its data.pkl.
+    fn archive(pickle: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pytorch_model.bin");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let stored =
+            zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        z.start_file("archive/data.pkl", stored).unwrap();
+        z.write_all(pickle).unwrap();
+        z.finish().unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_pickle_the_reader_panics_on_is_an_error() {
+        // PROTO 2, MARK, OBJ: OBJ reads the class after the mark, and there is none.
+        let (_dir, path) = archive(b"\x80\x02(o.");
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("pytorch_model.bin: the pickle reader panicked"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn tensor_sizes_are_computed_without_overflow() {
