@@ -9,6 +9,7 @@ use dbrt::Config;
 
 use crate::checkpoint::{Checkpoint, Tensor};
 use crate::error::{ConvertError, Result};
+use crate::validate::{check_config, check_finite, MAX_DERIVED_BYTES};
 
 /// Storage type of the large matrices. Vectors (biases, LayerNorms) always stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,6 +144,8 @@ fn layer_norm_rows(x: &Tensor, g: &Tensor, b: &Tensor, eps: f64) -> Tensor {
 
 struct Out<'a> {
     w: FileWriter,
+    /// The input, named in errors.
+    input: &'a std::path::Path,
     storage: StorageType,
     /// The word embedding as int4 (row-wise) whatever `storage` says.
     int4_embeddings: bool,
@@ -162,6 +165,15 @@ impl Out<'_> {
             StorageType::F32 => self.w.add_f32(name, &shape, &t.data)?,
             StorageType::F16 | StorageType::Int8 => {
                 let h: Vec<half::f16> = t.data.iter().map(|&v| half::f16::from_f32(v)).collect();
+                if let Some(i) = h.iter().position(|v| !v.is_finite()) {
+                    return Err(ConvertError::NonFinite {
+                        input: self.input.to_path_buf(),
+                        tensor: name.into(),
+                        value: h[i].to_f32(),
+                        index: i,
+                        hint: " (as f16: its value exceeds f16's range; convert with --dtype f32)",
+                    });
+                }
                 self.w
                     .add_tensor(name, DType::F16, &shape, bytemuck::cast_slice(&h).to_vec())?
             }
@@ -297,7 +309,8 @@ pub fn build(
     progress: &mut dyn Progress,
 ) -> Result<FileWriter> {
     let c: &Config = &ck.config;
-    c.validate()?;
+    // Before anything is allocated or computed from the config.
+    check_config(c, &ck.config_source)?;
     let heads = c.num_attention_heads;
     let (h, e, ah, inter) = (
         c.hidden_size,
@@ -309,6 +322,7 @@ pub fn build(
     progress.start(8 + c.num_hidden_layers * per_layer);
     let mut out = Out {
         w: FileWriter::new(),
+        input: &ck.input,
         storage,
         int4_embeddings,
         packing,
@@ -392,10 +406,24 @@ pub fn build(
         if let Some(r) = &rel {
             // DisentangledSelfAttention.disentangled_attention_bias: the relative embeddings
             // through key_proj/query_proj (share_att_key) or pos_key_proj/pos_query_proj.
-            let proj = |which: &str| -> Result<Tensor> {
+            let proj = |which: &str, name: &str| -> Result<Tensor> {
                 let w = ck.get_shaped(&format!("{p}.attention.self.{which}.weight"), &[ah, h])?;
                 let b = ck.get_shaped(&format!("{p}.attention.self.{which}.bias"), &[ah])?;
-                Ok(linear(r, w, Some(b)))
+                let bytes = (2 * span).checked_mul(ah).and_then(|n| n.checked_mul(4));
+                if bytes.is_none_or(|b| b > MAX_DERIVED_BYTES) {
+                    return Err(ConvertError::Invalid(format!(
+                        "{name}: {} relative positions × {ah} is more than {MAX_DERIVED_BYTES} bytes",
+                        2 * span
+                    )));
+                }
+                let t = linear(r, w, Some(b));
+                check_finite(
+                    &ck.input,
+                    name,
+                    &t.data,
+                    " (computed from the relative embeddings and the projection)",
+                )?;
+                Ok(t)
             };
             let (k, q) = if c.share_att_key {
                 ("key_proj", "query_proj")
@@ -403,14 +431,12 @@ pub fn build(
                 ("pos_key_proj", "pos_query_proj")
             };
             if c.pos_att.c2p {
-                out.rel_projection(&format!("{p}.attention.self.rel_pos_key"), &proj(k)?, heads)?;
+                let n = format!("{p}.attention.self.rel_pos_key");
+                out.rel_projection(&n, &proj(k, &n)?, heads)?;
             }
             if c.pos_att.p2c {
-                out.rel_projection(
-                    &format!("{p}.attention.self.rel_pos_query"),
-                    &proj(q)?,
-                    heads,
-                )?;
+                let n = format!("{p}.attention.self.rel_pos_query");
+                out.rel_projection(&n, &proj(q, &n)?, heads)?;
             }
         }
     }

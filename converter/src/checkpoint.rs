@@ -2,7 +2,7 @@
 //! names, a tokenizer, and where it all came from.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -53,13 +53,19 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// Hashes a file as it streams by (weights may be larger than one would hold twice).
     pub fn hash(path: &Path) -> Result<SourceFile> {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
-        Ok(Self::hash_bytes(path, &bytes))
+        let mut hasher = Sha256::new();
+        let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+        std::io::copy(&mut f, &mut hasher).map_err(io_err(path))?;
+        Ok(Self::named(path, &hasher.finalize()))
     }
 
     pub fn hash_bytes(path: &Path, bytes: &[u8]) -> SourceFile {
-        let digest = Sha256::digest(bytes);
+        Self::named(path, &Sha256::digest(bytes))
+    }
+
+    fn named(path: &Path, digest: &[u8]) -> SourceFile {
         let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -81,13 +87,21 @@ pub struct Checkpoint {
     /// `hf-safetensors`, `hf-pytorch-bin`, `onnx`.
     pub source_kind: &'static str,
     pub sources: Vec<SourceFile>,
+    /// What was converted (a directory or an .onnx file), named in errors about tensors.
+    pub input: PathBuf,
+    /// Where the config came from: config.json, or the .onnx file it was inferred from.
+    pub config_source: PathBuf,
 }
 
 impl Checkpoint {
+    /// A tensor by name; a non-finite value in it is an error naming it.
     pub fn get(&self, name: &str) -> Result<&Tensor> {
-        self.tensors
+        let t = self
+            .tensors
             .get(name)
-            .ok_or_else(|| ConvertError::MissingTensor(name.into()))
+            .ok_or_else(|| ConvertError::MissingTensor(name.into()))?;
+        crate::validate::check_finite(&self.input, name, &t.data, "")?;
+        Ok(t)
     }
 
     /// A tensor that must have `shape`.

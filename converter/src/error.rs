@@ -10,8 +10,29 @@ pub enum ConvertError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is open in a dbrt process (a model in use); write elsewhere or close it first"
+    )]
+    InUse { path: PathBuf },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(
+        "{input}: tensor '{tensor}' holds {value} at element {index}: weights must be finite{hint}"
+    )]
+    NonFinite {
+        input: PathBuf,
+        tensor: String,
+        value: f32,
+        index: usize,
+        /// Why a finite source value became infinite, where it did.
+        hint: &'static str,
+    },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("missing tensor '{0}' in the checkpoint")]
@@ -28,6 +49,15 @@ pub enum ConvertError {
     Invalid(String),
     #[error(transparent)]
     Runtime(#[from] dbrt::Error),
+}
+
+impl From<dbrt::format::WriteError> for ConvertError {
+    fn from(e: dbrt::format::WriteError) -> Self {
+        match e {
+            dbrt::format::WriteError::Io { path, source } => ConvertError::Write { path, source },
+            dbrt::format::WriteError::InUse { path } => ConvertError::InUse { path },
+        }
+    }
 }
 
 pub type Result<T, E = ConvertError> = std::result::Result<T, E>;

@@ -40,6 +40,8 @@ pub fn read_dir(dir: &Path, tokenizer: Option<&Path>) -> Result<Checkpoint> {
         tokenizer_json,
         source_kind: kind,
         sources,
+        input: dir.to_path_buf(),
+        config_source: cfg_path,
     })
 }
 
@@ -165,7 +167,8 @@ pub fn parse_config(j: &Value, path: &Path) -> Result<(Config, Option<BTreeMap<u
         pooler_hidden_size: get_usize(j, "pooler_hidden_size", hidden, path)?,
         pooler_hidden_act: get_act(j, "pooler_hidden_act", path)?,
         num_labels: 0,
-        pad_token_id: get_usize(j, "pad_token_id", 0, path)? as u32,
+        pad_token_id: u32::try_from(get_usize(j, "pad_token_id", 0, path)?)
+            .map_err(|_| parse_err(path, "'pad_token_id' does not fit in 32 bits"))?,
     };
     let id2label = match j.get("id2label") {
         Some(Value::Object(m)) => {

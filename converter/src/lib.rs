@@ -9,6 +9,7 @@ pub mod onnx;
 pub mod tokenizer_compile;
 pub mod tokenizer_source;
 mod torch_bin;
+pub mod validate;
 
 use std::path::Path;
 
@@ -32,6 +33,8 @@ pub struct ConvertOptions {
 
 /// Reads a checkpoint: a Hugging Face directory, or an `.onnx` file.
 pub fn read_checkpoint(input: &Path, opts: &ConvertOptions) -> Result<Checkpoint> {
+    // What is not there is said so, not called the wrong kind of input.
+    std::fs::metadata(input).map_err(error::io_err(input))?;
     if input.is_dir() {
         hf::read_dir(input, opts.tokenizer.as_deref())
     } else if input.extension().is_some_and(|e| e == "onnx") {
@@ -59,5 +62,16 @@ pub fn convert(
         opts.packing,
         progress,
     )?;
-    writer.write_to_path(output).map_err(error::io_err(output))
+    // The file is written to a temporary name, opened as the runtime opens a model, and renamed
+    // over `output` only if that succeeds: a file that cannot be used is never left behind.
+    writer.write_to_path_checked(output, |written| {
+        let refused = |e: dbrt::Error| {
+            ConvertError::Invalid(format!(
+                "{} converts to a file the runtime refuses: {e}",
+                input.display()
+            ))
+        };
+        let model = dbrt::Model::open(written).map_err(refused)?;
+        model.file().verify_data().map_err(refused)
+    })
 }

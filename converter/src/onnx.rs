@@ -62,7 +62,10 @@ fn values(path: &Path, t: &TensorProto) -> Result<Vec<f32>> {
             t.name
         )));
     }
-    let numel: usize = t.dims.iter().map(|&d| d.max(0) as usize).product();
+    let numel = dims(t)
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| parse_err(path, format!("tensor '{}': dims {:?}", t.name, t.dims)))?;
     let raw = &t.raw_data;
     let v: Vec<f32> = match t.data_type {
         DT_FLOAT if !raw.is_empty() => bytemuck::pod_collect_to_vec::<u8, f32>(raw),
@@ -109,6 +112,8 @@ fn values(path: &Path, t: &TensorProto) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// Negative dimensions (not legal in an initializer) read as 0, and `values` then refuses
+/// whatever data comes with them.
 fn dims(t: &TensorProto) -> Vec<usize> {
     t.dims.iter().map(|&d| d.max(0) as usize).collect()
 }
@@ -134,7 +139,10 @@ impl<'a> Graph<'a> {
             };
             let node = &self.nodes[n];
             match node.op_type.as_str() {
-                "Identity" | "Cast" | "DequantizeLinear" => cur = node.output[0].clone(),
+                "Identity" | "Cast" | "DequantizeLinear" => match node.output.first() {
+                    Some(o) => cur = o.clone(),
+                    None => return Role::Other,
+                },
                 "MatMul" | "MatMulInteger" if node.input.get(1) == Some(&cur) => {
                     return Role::MatMulB
                 }
@@ -378,6 +386,11 @@ pub fn read(path: &Path, tokenizer: Option<&Path>, ov: &OnnxOverrides) -> Result
     }
 
     let cfg_path = path.with_file_name("config.json");
+    let config_source = if cfg_path.is_file() {
+        cfg_path.clone()
+    } else {
+        path.to_path_buf()
+    };
     let (config, id2label) = if cfg_path.is_file() {
         let b = std::fs::read(&cfg_path).map_err(io_err(&cfg_path))?;
         sources.push(SourceFile::hash_bytes(&cfg_path, &b));
@@ -401,7 +414,24 @@ pub fn read(path: &Path, tokenizer: Option<&Path>, ov: &OnnxOverrides) -> Result
         tokenizer_json,
         source_kind: "onnx",
         sources,
+        input: path.to_path_buf(),
+        config_source,
     })
+}
+
+/// A tensor whose shape the config is read from: it must be a matrix.
+fn matrix<'t>(
+    g: &Graph<'_>,
+    t: &'t BTreeMap<String, Tensor>,
+    name: &str,
+) -> Result<Option<&'t Tensor>> {
+    match t.get(name) {
+        Some(m) if m.shape.len() != 2 => Err(parse_err(
+            g.path,
+            format!("'{name}' has shape {:?}, expected a matrix", m.shape),
+        )),
+        m => Ok(m),
+    }
 }
 
 fn len_of(t: &BTreeMap<String, Tensor>, name: &str) -> Result<usize> {
@@ -412,28 +442,25 @@ fn len_of(t: &BTreeMap<String, Tensor>, name: &str) -> Result<usize> {
 
 /// The config from tensor shapes and graph structure, for exports without a config.json.
 fn infer_config(g: &Graph<'_>, t: &BTreeMap<String, Tensor>, ov: &OnnxOverrides) -> Result<Config> {
-    let word = t
-        .get("deberta.embeddings.word_embeddings.weight")
-        .ok_or_else(|| {
-            ConvertError::MissingTensor("deberta.embeddings.word_embeddings.weight".into())
-        })?;
+    let word = matrix(g, t, "deberta.embeddings.word_embeddings.weight")?.ok_or_else(|| {
+        ConvertError::MissingTensor("deberta.embeddings.word_embeddings.weight".into())
+    })?;
     let hidden = len_of(t, "deberta.embeddings.LayerNorm.weight")?;
     let layers = (0..)
         .take_while(|l| t.contains_key(&format!("deberta.encoder.layer.{l}.output.dense.bias")))
         .count();
     let heads = match ov.num_attention_heads {
+        Some(0) => return Err(ConvertError::Invalid("--num-heads 0".into())),
         Some(h) => h,
         // Every published DeBERTa-v2/v3 size uses 64-wide heads.
-        None if hidden % 64 == 0 => hidden / 64,
+        None if hidden > 0 && hidden % 64 == 0 => hidden / 64,
         None => {
             return Err(ConvertError::Invalid(format!(
                 "hidden size {hidden}: pass --num-heads"
             )))
         }
     };
-    let rel_rows = t
-        .get("deberta.encoder.rel_embeddings.weight")
-        .map(|r| r.shape[0]);
+    let rel_rows = matrix(g, t, "deberta.encoder.rel_embeddings.weight")?.map(|r| r.shape[0]);
     let bucketed = g.has_op("Log");
     let pos_key = t.contains_key("deberta.encoder.layer.0.attention.self.pos_key_proj.bias");
     let pos_query = t.contains_key("deberta.encoder.layer.0.attention.self.pos_query_proj.bias");
@@ -448,7 +475,7 @@ fn infer_config(g: &Graph<'_>, t: &BTreeMap<String, Tensor>, ov: &OnnxOverrides)
             "no Erf in the graph: the activation is not exact GELU".into(),
         ));
     }
-    let position = t.get("deberta.embeddings.position_embeddings.weight");
+    let position = matrix(g, t, "deberta.embeddings.position_embeddings.weight")?;
     let eps = ov
         .layer_norm_eps
         .or_else(|| g.layer_norm_eps())
@@ -464,8 +491,7 @@ fn infer_config(g: &Graph<'_>, t: &BTreeMap<String, Tensor>, ov: &OnnxOverrides)
             .max_position_embeddings
             .or(position.map(|p| p.shape[0]))
             .unwrap_or(512),
-        type_vocab_size: t
-            .get("deberta.embeddings.token_type_embeddings.weight")
+        type_vocab_size: matrix(g, t, "deberta.embeddings.token_type_embeddings.weight")?
             .map_or(0, |x| x.shape[0]),
         embedding_size: word.shape[1],
         layer_norm_eps: eps,
@@ -499,4 +525,95 @@ fn infer_config(g: &Graph<'_>, t: &BTreeMap<String, Tensor>, ov: &OnnxOverrides)
         config.position_buckets
     );
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_protobuf::GraphProto;
+    use protobuf::MessageField;
+
+    fn float(name: &str, dims: &[i64]) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.data_type = DT_FLOAT;
+        t.dims = dims.to_vec();
+        let n: i64 = dims.iter().product();
+        t.float_data = vec![0.5; n.max(0) as usize];
+        t
+    }
+
+    /// An .onnx file of these initializers and nodes, read without a config.json.
+    fn read_graph(
+        init: Vec<TensorProto>,
+        nodes: Vec<NodeProto>,
+        ov: &OnnxOverrides,
+    ) -> Result<Checkpoint> {
+        let mut g = GraphProto::new();
+        g.initializer = init;
+        g.node = nodes;
+        let mut m = ModelProto::new();
+        m.graph = MessageField::some(g);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+        read(&path, None, ov)
+    }
+
+    const WORD: &str = "deberta.embeddings.word_embeddings.weight";
+    const LN: &str = "deberta.embeddings.LayerNorm.weight";
+
+    #[test]
+    fn config_inference_refuses_what_it_cannot_read_shapes_from() {
+        let e = read_graph(vec![float(WORD, &[])], vec![], &Default::default());
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains(WORD) && e.contains("expected a matrix"), "{e}");
+        // An exact GELU, so that inference gets as far as dividing by the head count.
+        let mut erf = NodeProto::new();
+        erf.op_type = "Erf".into();
+        // A LayerNorm of width 0: no head count can be derived from it.
+        let e = read_graph(
+            vec![float(WORD, &[4, 2]), float(LN, &[0])],
+            vec![erf.clone()],
+            &Default::default(),
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("hidden size 0"), "{e}");
+        let ov = OnnxOverrides {
+            num_attention_heads: Some(0),
+            ..Default::default()
+        };
+        let e = read_graph(
+            vec![float(WORD, &[4, 64]), float(LN, &[64])],
+            vec![erf],
+            &ov,
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("--num-heads 0"), "{e}");
+    }
+
+    #[test]
+    fn a_node_without_outputs_is_not_followed() {
+        let mut n = NodeProto::new();
+        n.op_type = "Identity".into();
+        n.input = vec!["onnx::MatMul_1".into()];
+        let e = read_graph(
+            vec![float("onnx::MatMul_1", &[2, 2])],
+            vec![n],
+            &Default::default(),
+        );
+        assert!(
+            matches!(e, Err(ConvertError::MissingTensor(ref t)) if t == WORD),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn element_counts_that_overflow_are_refused() {
+        // 2^62 × 4 wraps to 0, which matched the 0 values given.
+        let mut t = float("x", &[1 << 62, 4]);
+        t.float_data.clear();
+        let e = values(Path::new("m.onnx"), &t).unwrap_err().to_string();
+        assert!(e.contains("tensor 'x': dims"), "{e}");
+    }
 }

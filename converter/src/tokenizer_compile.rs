@@ -134,8 +134,8 @@ fn ids_in_template(pp: &Value) -> Result<(u32, u32)> {
         match ids.as_slice() {
             [id] => id
                 .as_u64()
-                .map(|v| v as u32)
-                .ok_or_else(|| unsupported(format!("{name} id"))),
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| unsupported(format!("{name} id {id}"))),
             _ => Err(unsupported(format!("{name} maps to {} ids", ids.len()))),
         }
     };
@@ -182,6 +182,9 @@ fn normalizers(n: &Value) -> Result<(Vec<String>, Option<Vec<u8>>)> {
                 let bytes = base64::decode(b64)
                     .map_err(|e| ConvertError::Invalid(format!("precompiled_charsmap: {e}")))?;
                 if !bytes.is_empty() {
+                    crate::validate::check_charsmap(&bytes).map_err(|m| {
+                        ConvertError::Invalid(format!("tokenizer.json: precompiled_charsmap: {m}"))
+                    })?;
                     charsmap = Some(bytes);
                 }
                 ("precompiled", 2)
@@ -279,6 +282,8 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
                 "tokenizer.json: vocab entry {v}"
             )));
         };
+        crate::validate::check_piece(pieces.len(), p)
+            .map_err(|m| ConvertError::Invalid(format!("tokenizer.json: {m}")))?;
         pieces.push(p.to_string());
         scores.push(s);
     }
@@ -286,6 +291,12 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
         .get("unk_id")
         .and_then(Value::as_u64)
         .ok_or_else(|| unsupported("a Unigram model without unk_id"))?;
+    if unk_id >= pieces.len() as u64 {
+        return Err(ConvertError::Invalid(format!(
+            "tokenizer.json: unk_id {unk_id} is outside the {} pieces",
+            pieces.len()
+        )));
+    }
     let min_score = scores.iter().copied().fold(f64::INFINITY, f64::min);
     let (normalizers, charsmap) = normalizers(t.get("normalizer").unwrap_or(&Value::Null))?;
     let (prepend, split) = metaspace(t.get("pre_tokenizer").unwrap_or(&Value::Null))?;
@@ -305,12 +316,18 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
             }
         }
         if content.is_empty() || content.len() > 64 {
-            return Err(unsupported(format!("added token '{content}'")));
+            return Err(unsupported(format!(
+                "added token of {} bytes (1 to 64)",
+                content.len()
+            )));
         }
         let id = a["id"]
             .as_u64()
-            .ok_or_else(|| ConvertError::Invalid(format!("added token '{content}' has no id")))?;
-        max_id = max_id.max(id as u32);
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                ConvertError::Invalid(format!("added token '{content}' has no 32-bit id"))
+            })?;
+        max_id = max_id.max(id);
         added.push(content.to_string());
         added_ids.push(id as i64);
         added_norm.push(a["normalized"].as_bool().unwrap_or(false) as i64);
@@ -384,6 +401,45 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tokenizer.json of four pieces; `edit` changes it.
+    fn compile_edited(edit: impl Fn(&mut Value)) -> Result<CompiledTokenizer> {
+        let tok = |t: &str, ty: u32| serde_json::json!({"SpecialToken": {"id": t, "type_id": ty}});
+        let seq = |t: &str, ty: u32| serde_json::json!({"Sequence": {"id": t, "type_id": ty}});
+        let mut t = serde_json::json!({
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always"},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [tok("[CLS]", 0), seq("A", 0), tok("[SEP]", 0)],
+                "pair": [tok("[CLS]", 0), seq("A", 0), tok("[SEP]", 0), seq("B", 1), tok("[SEP]", 1)],
+                "special_tokens": {"[CLS]": {"ids": [1]}, "[SEP]": {"ids": [2]}}
+            },
+            "model": {"type": "Unigram", "unk_id": 3,
+                      "vocab": [["[PAD]", 0.0], ["[CLS]", 0.0], ["[SEP]", 0.0], ["[UNK]", 0.0]]}
+        });
+        edit(&mut t);
+        compile(t.to_string().as_bytes(), 16)
+    }
+
+    #[test]
+    fn ids_are_checked_not_truncated() {
+        assert_eq!(compile_edited(|_| {}).unwrap().max_id, 3);
+        let e = compile_edited(|t| t["model"]["unk_id"] = 4.into());
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("unk_id 4 is outside the 4 pieces"), "{e}");
+        // 2^32 + 1 read as 32 bits was 1, a valid id.
+        let e = compile_edited(|t| {
+            t["post_processor"]["special_tokens"]["[CLS]"]["ids"] =
+                serde_json::json!([(1u64 << 32) + 1])
+        });
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("[CLS] id 4294967297"), "{e}");
+        let e = compile_edited(|t| {
+            t["added_tokens"] = serde_json::json!([{"id": (1u64 << 32) + 2, "content": "[X]"}])
+        });
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("added token '[X]' has no 32-bit id"), "{e}");
+    }
 
     #[test]
     fn trie_is_breadth_first_and_last_id_wins() {

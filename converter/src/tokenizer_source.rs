@@ -14,6 +14,8 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use crate::checkpoint::SourceFile;
 use crate::error::{io_err, parse_err, ConvertError, Result};
+use crate::validate::{check_charsmap, check_piece};
+use serde_json::Value;
 
 /// Looks for `tokenizer.json`, then `spm.model`, in `dir` and in its subdirectories whose name
 /// contains "tokenizer" (the layout of the pip package). `explicit` wins when given.
@@ -42,10 +44,80 @@ pub fn find(dir: &Path, explicit: Option<&Path>) -> Result<(Option<Vec<u8>>, Opt
     } else {
         bytes
     };
-    // Whatever the source, the runtime must be able to load it.
-    Tokenizer::from_bytes(&json)
-        .map_err(|e| parse_err(&path, format!("tokenizer does not load: {e}")))?;
+    // Whatever the source, the `tokenizers` crate must be able to load it: `dbrt-convert
+    // check-tokenizer` compares the runtime against it.
+    check_json(&path, &json)?;
+    load(&path, &json)?;
     Ok((Some(json), Some(source)))
+}
+
+/// Loads a tokenizer.json with the `tokenizers` crate, once [`check_json`] has passed it. A
+/// panic in the crate (on input no check here foresaw) is contained and reported as an error.
+fn load(path: &Path, json: &[u8]) -> Result<Tokenizer> {
+    match std::panic::catch_unwind(|| Tokenizer::from_bytes(json)) {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(parse_err(path, format!("tokenizer does not load: {e}"))),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(parse_err(
+                path,
+                format!("tokenizer does not load: the tokenizers crate panicked: {what}"),
+            ))
+        }
+    }
+}
+
+/// Refuses what would make the `tokenizers` crate panic or abort while loading a tokenizer.json
+/// (see [`crate::validate`]): vocabulary pieces longer than [`crate::validate::MAX_PIECE_BYTES`], and
+/// precompiled charsmaps that do not pass [`check_charsmap`].
+pub fn check_json(path: &Path, json: &[u8]) -> Result<()> {
+    let t: Value = serde_json::from_slice(json).map_err(|e| parse_err(path, e))?;
+    let pieces: Vec<&str> = match t.pointer("/model/vocab") {
+        // Unigram: [piece, score] pairs.
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|e| e.get(0).and_then(Value::as_str))
+            .collect(),
+        // BPE and WordPiece: piece → id.
+        Some(Value::Object(m)) => m.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    for (i, p) in pieces.iter().enumerate() {
+        check_piece(i, p).map_err(|m| parse_err(path, format!("model.vocab: {m}")))?;
+    }
+    if let Some(n) = t.get("normalizer") {
+        check_normalizer(path, n, "normalizer")?;
+    }
+    Ok(())
+}
+
+fn check_normalizer(path: &Path, n: &Value, at: &str) -> Result<()> {
+    match n.get("type").and_then(Value::as_str) {
+        Some("Precompiled") => {
+            let field = format!("{at}.precompiled_charsmap");
+            let b64 = n
+                .get("precompiled_charsmap")
+                .and_then(Value::as_str)
+                .ok_or_else(|| parse_err(path, format!("{field} is not a string")))?;
+            let blob = base64::decode(b64).map_err(|e| parse_err(path, format!("{field}: {e}")))?;
+            // An empty one is refused by `tokenizers` itself, with an error.
+            if !blob.is_empty() {
+                check_charsmap(&blob).map_err(|m| parse_err(path, format!("{field}: {m}")))?;
+            }
+        }
+        Some("Sequence") => {
+            let list = n.get("normalizers").and_then(Value::as_array);
+            for (i, x) in list.into_iter().flatten().enumerate() {
+                check_normalizer(path, x, &format!("{at}.normalizers[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn search(dir: &Path) -> Option<PathBuf> {
@@ -109,15 +181,16 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     if pieces.is_empty() {
         return Err(parse_err(path, "no pieces"));
     }
-    let vocab: Vec<(String, f64)> = pieces
-        .iter()
-        .map(|p| {
-            (
-                p.piece.clone().unwrap_or_default(),
-                p.score.unwrap_or(0.0) as f64,
-            )
-        })
-        .collect();
+    let mut vocab: Vec<(String, f64)> = Vec::with_capacity(pieces.len());
+    for (i, p) in pieces.iter().enumerate() {
+        let piece = p.piece.clone().unwrap_or_default();
+        check_piece(i, &piece).map_err(|m| parse_err(path, m))?;
+        let score = p.score.unwrap_or(0.0);
+        if !score.is_finite() {
+            return Err(parse_err(path, format!("piece {i} has score {score}")));
+        }
+        vocab.push((piece, score as f64));
+    }
     let unk_id = pieces.iter().position(|p| p.r#type == Some(2)); // Type::Unknown
                                                                   // transformers' converter leaves byte fallback off for DeBERTa, whatever the trainer said.
     let byte_fallback = false;
@@ -130,6 +203,9 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
         .and_then(|n| n.precompiled_charsmap.as_ref())
     {
         if !map.is_empty() {
+            check_charsmap(map).map_err(|m| {
+                parse_err(path, format!("normalizer_spec.precompiled_charsmap: {m}"))
+            })?;
             norms.push(
                 Precompiled::from(map)
                     .map_err(|e| parse_err(path, e))?
@@ -170,4 +246,63 @@ pub fn spm_to_json(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     tk.to_string(false)
         .map(String::into_bytes)
         .map_err(|e| parse_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spm_proto::{ModelProto, NormalizerSpec, Piece};
+    use super::*;
+
+    /// An spm.model of the special pieces, `extra` pieces, and a charsmap if given.
+    fn spm(extra: &[(&str, f32)], charsmap: Option<Vec<u8>>) -> Vec<u8> {
+        let piece = |p: &str, score: f32, kind: i32| Piece {
+            piece: Some(p.into()),
+            score: Some(score),
+            r#type: Some(kind),
+        };
+        let mut pieces = vec![
+            piece("[PAD]", 0.0, 3),
+            piece("[CLS]", 0.0, 3),
+            piece("[SEP]", 0.0, 3),
+            piece("[UNK]", 0.0, 2),
+        ];
+        pieces.extend(extra.iter().map(|&(p, s)| piece(p, s, 1)));
+        let m = ModelProto {
+            pieces,
+            normalizer_spec: charsmap.map(|c| NormalizerSpec {
+                precompiled_charsmap: Some(c),
+            }),
+        };
+        prost::Message::encode_to_vec(&m)
+    }
+
+    fn convert(bytes: &[u8]) -> Result<Vec<u8>> {
+        spm_to_json(Path::new("spm.model"), bytes)
+    }
+
+    #[test]
+    fn spm_models_that_would_crash_tokenizers_are_refused() {
+        convert(&spm(&[("\u{2581}a", -1.0)], None)).unwrap();
+        // One stack frame per byte when tokenizers drops its trie.
+        let long = "x".repeat(1 << 20);
+        let e = convert(&spm(&[(&long, -1.0)], None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("spm.model: vocabulary piece 4 has 1048576 bytes"),
+            "{e}"
+        );
+        // A 4-unit trie: tokenizers indexes unit '[' = 91 normalizing [UNK], and panics.
+        let mut blob = 16u32.to_le_bytes().to_vec();
+        blob.extend([0u8; 16]);
+        let e = convert(&spm(&[], Some(blob))).unwrap_err().to_string();
+        assert!(
+            e.contains("normalizer_spec.precompiled_charsmap: a lookup reaches unit"),
+            "{e}"
+        );
+        let e = convert(&spm(&[("a", f32::NAN)], None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("piece 4 has score NaN"), "{e}");
+    }
 }

@@ -12,7 +12,7 @@ pub use header::{Header, HEADER_LEN};
 pub use meta::{MetaValue, Metadata};
 pub use reader::{ModelFile, TensorView};
 pub use tensor::{storage_bytes, DType, Layout, TensorRecord, MAX_DIMS, NAME_LEN, RECORD_LEN};
-pub use writer::FileWriter;
+pub use writer::{FileWriter, WriteError};
 
 /// First bytes of every `.dbrt` file. The high byte and the CR LF / ^Z catch text-mode damage,
 /// as in PNG.

@@ -1,6 +1,8 @@
 //! Writing a `.dbrt` file. Used by the converter and by tests that forge files.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::header::{tables_crc, Header, HEADER_LEN};
 use super::tensor::{DType, Layout, TensorRecord, MAX_DIMS, NAME_LEN, RECORD_LEN};
@@ -154,13 +156,150 @@ impl FileWriter {
     }
 
     /// Writes to `path` through a temporary file and a rename, so that a reader never maps a
-    /// half-written model.
-    pub fn write_to_path(self, path: &std::path::Path) -> std::io::Result<u64> {
-        let tmp = path.with_extension("dbrt.partial");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        let n = self.write(&mut f)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+    /// half-written model. See [`FileWriter::write_to_path_checked`].
+    pub fn write_to_path(self, path: &Path) -> Result<u64, WriteError> {
+        self.write_to_path_checked(path, |_| Ok::<(), WriteError>(()))
+    }
+
+    /// Writes to a temporary file beside `path` that no other writer shares (its name holds the
+    /// process id and a counter, and it is created with `create_new`), syncs it to disk, lets
+    /// `check` inspect it, then renames it over `path`. Whatever fails, the temporary file is
+    /// removed.
+    ///
+    /// An existing `path` is replaced only if no process holds a lock on it: dbrt holds a shared
+    /// advisory lock on every model it has open from a path, so a model in use is refused
+    /// ([`WriteError::InUse`]) instead of being swapped under its user. The exclusive lock taken
+    /// for the check is held across the rename and released right after.
+    pub fn write_to_path_checked<E: From<WriteError>>(
+        self,
+        path: &Path,
+        check: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let (tmp, file) = create_temporary(path)?;
+        let tmp = RemoveOnDrop(Some(tmp));
+        let at = |source| WriteError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut out = std::io::BufWriter::new(file);
+        let n = self.write(&mut out).map_err(at)?;
+        let file = out.into_inner().map_err(|e| at(e.into_error()))?;
+        file.sync_all().map_err(at)?;
+        drop(file);
+        check(tmp.path())?;
+        let lock = lock_destination(path)?;
+        std::fs::rename(tmp.path(), path).map_err(at)?;
+        tmp.keep();
+        drop(lock);
+        // The rename is durable once the directory is synced too; where the platform cannot
+        // sync a directory, the file is in place all the same.
+        if let Some(dir) = path.parent().map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        }) {
+            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                log::debug!("cannot sync directory {}: {e}", dir.display());
+            }
+        }
         Ok(n)
+    }
+}
+
+/// Why [`FileWriter::write_to_path`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is open in a dbrt process (a model in use); write elsewhere or close it first"
+    )]
+    InUse { path: PathBuf },
+}
+
+/// Distinguishes the temporary files of writers in one process (the process id separates
+/// processes).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `{path}.{pid}-{n}.partial`, created with `create_new`: a name no other writer uses.
+fn create_temporary(path: &Path) -> Result<(PathBuf, std::fs::File), WriteError> {
+    let name = path.file_name().ok_or_else(|| WriteError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+    })?;
+    let mut last = None;
+    // A name taken (a temporary file left by a killed process of the same id) moves on to the
+    // next counter value; a few attempts are plenty.
+    for _ in 0..16 {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = name.to_os_string();
+        tmp_name.push(format!(".{}-{n}.partial", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(source) => {
+                return Err(WriteError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Err(WriteError::Io {
+        path: path.to_path_buf(),
+        source: last.expect("at least one attempt"),
+    })
+}
+
+/// An exclusive lock on the file `path` names, if it exists; refused while a model holds it.
+fn lock_destination(path: &Path) -> Result<Option<std::fs::File>, WriteError> {
+    let existing = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Nothing to replace (or nothing that can be opened): the rename reports what is wrong.
+        Err(_) => return Ok(None),
+    };
+    match existing.try_lock() {
+        Ok(()) => Ok(Some(existing)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(WriteError::InUse {
+            path: path.to_path_buf(),
+        }),
+        // A file system without locks cannot tell; replacing is what happened before locks.
+        Err(std::fs::TryLockError::Error(e)) => {
+            log::debug!("cannot lock {}: {e}", path.display());
+            Ok(None)
+        }
+    }
+}
+
+/// Removes a temporary file unless it was renamed into place.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("not yet kept")
+    }
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if let Err(e) = std::fs::remove_file(&p) {
+                log::warn!("cannot remove {}: {e}", p.display());
+            }
+        }
     }
 }
