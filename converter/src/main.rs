@@ -219,8 +219,23 @@ fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
         let _ = writeln!(o, "data checksums: ok");
     }
     // Opening it as a model checks every tensor's shape against the config.
-    let model = dbrt::Model::open(&path).map_err(|e| e.to_string())?;
+    let model = std::sync::Arc::new(dbrt::Model::open(&path).map_err(|e| e.to_string())?);
     let _ = writeln!(o, "labels: {:?}", model.labels());
+    if verify {
+        // A session at the model's full length, one thread: what a default session asks of
+        // this machine (its memory is reserved, not touched).
+        let len = model.max_sequence_length();
+        let session = dbrt::Session::new(model, Default::default())
+            .map_err(|e| format!("a session of {len} tokens: {e}"))?;
+        let bytes = dbrt::Session::memory_bytes(
+            session.model(),
+            len,
+            session.threads(),
+            dbrt::DEFAULT_MAX_WORD_BYTES,
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = writeln!(o, "session at {len} tokens: {:.1} MB", bytes as f64 / 1e6);
+    }
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.as_bytes());
     Ok(())
 }

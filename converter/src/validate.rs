@@ -19,10 +19,6 @@ pub const MAX_PIECE_BYTES: usize = 1024;
 /// text call fails.
 pub const MIN_POSITIONS: usize = 3;
 
-/// Largest `position_buckets` and `max_relative_positions`: the relative-embedding table holds
-/// twice as many rows, and the runtime's longest sequence is 2^16 positions.
-pub const MAX_SPAN: i64 = 1 << 16;
-
 /// Largest tensor the converter computes (the relative-position projections), in bytes.
 pub const MAX_DERIVED_BYTES: usize = 1 << 32;
 
@@ -46,17 +42,6 @@ pub fn check_config(c: &Config, source: &Path) -> Result<()> {
                 c.max_position_embeddings
             ),
         ));
-    }
-    for (field, v) in [
-        ("position_buckets", c.position_buckets),
-        ("max_relative_positions", c.max_relative_positions),
-    ] {
-        if v > MAX_SPAN {
-            return Err(parse_err(
-                source,
-                format!("{field}: {v} is above {MAX_SPAN}"),
-            ));
-        }
     }
     Ok(())
 }

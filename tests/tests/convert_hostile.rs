@@ -210,7 +210,7 @@ fn config_values_outside_the_runtime_bounds_are_refused() {
             "9223372036854775808 is outside",
         ),
         ("max_position_embeddings", json!(1), "1 is below 3"),
-        ("position_buckets", json!(1u64 << 40), "is above 65536"),
+        ("position_buckets", json!(1u64 << 40), "(at most 65536)"),
         ("pad_token_id", json!(1u64 << 32), "does not fit in 32 bits"),
         ("layer_norm_eps", json!(0.0), "layer_norm_eps 0"),
         ("num_attention_heads", json!(1 << 20), "num_attention_heads"),
