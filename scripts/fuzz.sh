@@ -90,8 +90,9 @@ for t in "${targets[@]}"; do
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" |
     sed "s/^/fuzz: $t /" || true
   if [ "$rc" != 0 ]; then
-    echo "fuzz: $t FAILED (exit $rc); the end of $log:" >&2
-    grep -v '^#' "$log" | tail -40 >&2
+    echo "fuzz: $t FAILED (exit $rc); what happened (all of it in $log):" >&2
+    grep -E -A2 'panicked at|memory allocation of|overflowed its stack|ERROR: libFuzzer|Test unit written' \
+      "$log" | grep -v '^stack backtrace' | head -20 >&2 || true
     ls "$findings/$t"/crash-* "$findings/$t"/leak-* "$findings/$t"/timeout-* "$findings/$t"/oom-* \
       2>/dev/null | sed 's/^/fuzz: reproducer: /' >&2 || true
     failed+=("$t")

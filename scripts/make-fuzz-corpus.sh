@@ -31,4 +31,38 @@ PY
 else
   echo "make-fuzz-corpus: $real is absent; keeping tests/corpus/tiny-tokenizer.json" >&2
 fi
+# Seeds in the input formats of two fuzz targets whose inputs are not files the corpus test
+# runs: the tiny fixture's pickle (convert_pickle fuzzes data.pkl inside pytorch_model.bin) and
+# an spm.model of the tiny tokenizer's pieces (the real one is 2.4 MB).
+python3 - <<'PY'
+import json, struct, zipfile, os
+os.makedirs("tests/corpus/fuzz/convert_pickle", exist_ok=True)
+os.makedirs("tests/corpus/fuzz/convert_spm", exist_ok=True)
+z = zipfile.ZipFile("tests/fixtures/tiny/v3-style-pytorch-bin/pytorch_model.bin")
+pkl = [n for n in z.namelist() if n.endswith("data.pkl")][0]
+open("tests/corpus/fuzz/convert_pickle/v3-style-data.pkl", "wb").write(z.read(pkl))
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 2:
+        return key + varint(len(payload)) + payload
+    return key + payload
+
+vocab = json.load(open("tests/corpus/tiny-tokenizer.json", encoding="utf-8"))["model"]["vocab"]
+model = bytearray()
+for i, (piece, score) in enumerate(vocab):
+    kind = 2 if piece == "[UNK]" else 3 if piece in ("[PAD]", "[CLS]", "[SEP]") else 1
+    p = field(1, 2, piece.encode()) + field(2, 5, struct.pack("<f", score)) + field(3, 0, varint(kind))
+    model += field(1, 2, p)
+open("tests/corpus/fuzz/convert_spm/tiny-pieces.model", "wb").write(bytes(model))
+PY
 DBRT_MAKE_CORPUS=1 cargo test --release -p dbrt-tests --test corpus -- make_corpus --exact --nocapture
