@@ -60,6 +60,12 @@ seeds() {
       local f
       f=$(case "$t" in convert_config) echo config.json ;; convert_safetensors) echo model.safetensors ;;
         *) echo tokenizer.json ;; esac)
+      # The valid file first: a seed that crashes is dropped, and the others are findings.
+      case "$t" in
+        convert_config) cp tests/fixtures/tiny/v3-style/config.json "$d/valid" ;;
+        convert_safetensors) cp tests/fixtures/tiny/v3-style/model.safetensors "$d/valid" ;;
+        *) cp "$corpus/tiny-tokenizer.json" "$d/valid" ;;
+      esac
       for e in "$corpus"/convert/*/; do
         [ -f "$e$f" ] && cp "$e$f" "$d/$(basename "$e")"
       done

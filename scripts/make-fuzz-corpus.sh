@@ -64,5 +64,17 @@ for i, (piece, score) in enumerate(vocab):
     p = field(1, 2, piece.encode()) + field(2, 5, struct.pack("<f", score)) + field(3, 0, varint(kind))
     model += field(1, 2, p)
 open("tests/corpus/fuzz/convert_spm/tiny-pieces.model", "wb").write(bytes(model))
+
+# open_model: for each of the 7 base models (fuzz/src/lib.rs) and each of the 16 edit kinds
+# (fuzz/src/mutate.rs), one program of that edit with fixed pseudo-random operands, so that
+# libFuzzer starts from every kind of edit instead of finding each by chance.
+import random
+rng = random.Random(12)
+os.makedirs("tests/corpus/fuzz/open_model", exist_ok=True)
+for base in range(7):
+    for op in range(16):
+        # base, max_len (u16), 1 id (u16 count; u8 kind 1; u16 id 5), the edit, operands.
+        prog = bytes([base, 8, 0, 1, 0, 1, 5, 0, op]) + bytes(rng.randrange(256) for _ in range(14))
+        open(f"tests/corpus/fuzz/open_model/base{base}-edit{op:02}", "wb").write(prog)
 PY
 DBRT_MAKE_CORPUS=1 cargo test --release -p dbrt-tests --test corpus -- make_corpus --exact --nocapture

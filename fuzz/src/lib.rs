@@ -309,7 +309,7 @@ pub fn interesting_u64(c: &mut Cursor<'_>) -> u64 {
 pub fn interesting_i64(c: &mut Cursor<'_>) -> i64 {
     match c.u8() % 3 {
         0 => interesting_u64(c) as i64,
-        1 => -(interesting_u64(c) as i64),
+        1 => (interesting_u64(c) as i64).wrapping_neg(),
         _ => [i64::MIN, i64::MAX, -1, 0][c.below(4)],
     }
 }
@@ -371,7 +371,12 @@ pub fn meta_value(c: &mut Cursor<'_>) -> MetaValue {
                 1 => 1 << (c.u8() % 17),
                 _ => c.below(8),
             };
-            let s = string(c);
+            // Long lists of short strings or short lists of long ones: a few MB at most, so
+            // that the mutation itself stays far below the memory limits.
+            let mut s = string(c);
+            if n > 8 {
+                s.truncate(s.floor_char_boundary(64));
+            }
             MetaValue::StrList((0..n).map(|i| format!("{s}{i}")).collect())
         }
         _ => {

@@ -157,11 +157,13 @@ pub fn mutate(bases: &[Vec<u8>], data: &[u8]) -> Mutated {
                     1 => vocab - 1 - c.below(4) as u64,
                     _ => interesting_u64(&mut c),
                 };
-                if c.u8() % 4 == 0 {
+                // Zero bytes (libFuzzer's short inputs) pick the special tokens every text
+                // uses, and [MASK], the added token the target's texts contain.
+                if c.u8() % 4 == 1 {
                     if let Some(MetaValue::I64List(l)) = meta.get("tokenizer.added.ids").cloned() {
                         let mut l = l;
                         if !l.is_empty() {
-                            let i = c.below(l.len());
+                            let i = l.len() - 1 - c.below(l.len());
                             l[i] = id as i64;
                             log.push(format!("tokenizer.added.ids[{i}] = {id}"));
                             meta.set("tokenizer.added.ids", MetaValue::I64List(l));

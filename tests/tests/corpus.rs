@@ -4,7 +4,7 @@
 //! allocation failure cannot be caught), a hang, or, for converter inputs, a converted file
 //! that cannot be used.
 //!
-//! Each entry runs in a child process (this test binary again, `corpus_child`, under a 4 GiB
+//! Each entry runs in a child process (this test binary again, `corpus_child`, under a 2 GiB
 //! address-space limit) so that one abort does not hide the others; the parent lists every
 //! entry that failed and how.
 //!
@@ -162,8 +162,17 @@ fn run_text(data: &[u8]) -> Result<(), String> {
         std::str::from_utf8(a),
         b.map(std::str::from_utf8).transpose(),
     ) {
+        let theirs = pair.theirs(a, b);
+        // The tokenizer on its own (Tokenizer::encode) and through a session.
+        if let Ok(direct) = pair.compiled.encode(pair.file.bytes(), a, b) {
+            if direct.ids != theirs.ids {
+                return Err(format!(
+                    "WRONG: Tokenizer::encode ids differ from tokenizers: {:?} vs {:?}",
+                    direct.ids, theirs.ids
+                ));
+            }
+        }
         if let Ok(ours) = &r {
-            let theirs = pair.theirs(a, b);
             if *ours != theirs.ids {
                 return Err(format!(
                     "WRONG: ids differ from tokenizers: {ours:?} vs {:?}",
@@ -229,7 +238,7 @@ fn corpus() {
         // it take the machine's memory.
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg("ulimit -v 4194304 2>/dev/null; exec \"$0\" --exact corpus_child --ignored --nocapture --test-threads=1")
+            .arg("ulimit -v 2097152 2>/dev/null; exec \"$0\" --exact corpus_child --ignored --nocapture --test-threads=1")
             .arg(&exe)
             .env(ENTRY_ENV, e)
             .env("RUST_BACKTRACE", "0")

@@ -401,6 +401,16 @@ fn text_entries() -> Vec<(&'static str, Vec<u8>)> {
             "pair-unicode",
             pair("ﬁ ｆｕｌｌ".as_bytes(), "ǅ ẞ ß".as_bytes()),
         ),
+        // Item 7: longest-first truncation of a pair whose texts both exceed half of the
+        // maximum (64 tokens in the corpus test), in both length relations.
+        (
+            "pair-truncation-first-longer",
+            pair("the ".repeat(50).as_bytes(), "and ".repeat(40).as_bytes()),
+        ),
+        (
+            "pair-truncation-second-longer",
+            pair("the ".repeat(40).as_bytes(), "and ".repeat(50).as_bytes()),
+        ),
     ]
 }
 
