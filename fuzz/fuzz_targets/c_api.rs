@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
             let p = dbrt_fuzz::scratch_dir().join("c_api.dbrt");
             std::fs::write(&p, base).expect("scratch");
             let mut bytes = p.to_string_lossy().into_owned().into_bytes();
-            if c.u8() % 2 == 0 {
+            if c.one_in(2) {
                 bytes.extend_from_slice(&text(&mut c));
             }
             let (ptr, len) = arg(&mut c, &bytes);
@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
     status_ok(unsafe { dbrt_model_label(model, idx, &mut name, &mut name_len) });
 
     let mut opts: *mut dbrt_session_options = null_mut();
-    if c.u8() % 4 != 0 {
+    if !c.one_in(4) {
         status_ok(unsafe { dbrt_session_options_create(&mut opts) });
         for _ in 0..c.below(6) {
             let s = match c.u8() % 6 {
@@ -185,7 +185,7 @@ fuzz_target!(|data: &[u8]| {
                             bp,
                             bl,
                             ids.as_mut_ptr(),
-                            if c.u8() % 2 == 0 {
+                            if c.one_in(2) {
                                 type_ids.as_mut_ptr()
                             } else {
                                 null_mut()
@@ -225,11 +225,7 @@ fuzz_target!(|data: &[u8]| {
                             len: if i % 2 == 0 { a.len() } else { b.len() },
                         })
                         .collect();
-                    let pairs = if c.u8() % 2 == 0 {
-                        null()
-                    } else {
-                        strs.as_ptr()
-                    };
+                    let pairs = if c.one_in(2) { null() } else { strs.as_ptr() };
                     unsafe {
                         dbrt_session_classify_batch(
                             session,
@@ -256,11 +252,7 @@ fuzz_target!(|data: &[u8]| {
                             session,
                             ap,
                             al,
-                            if c.u8() % 5 == 0 {
-                                null()
-                            } else {
-                                labels.as_ptr()
-                            },
+                            if c.one_in(5) { null() } else { labels.as_ptr() },
                             n,
                             tp,
                             tl,
@@ -279,12 +271,12 @@ fuzz_target!(|data: &[u8]| {
                             _ => c.u16() as u32 % 1000,
                         };
                     }
-                    let t = if c.u8() % 2 == 0 {
+                    let t = if c.one_in(2) {
                         type_ids.as_ptr()
                     } else {
                         null()
                     };
-                    let f = if c.u8() % 2 == 0 {
+                    let f = if c.one_in(2) {
                         dbrt_session_run_logits
                     } else {
                         dbrt_session_run_hidden

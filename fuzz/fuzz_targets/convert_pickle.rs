@@ -10,9 +10,11 @@ use libfuzzer_sys::fuzz_target;
 
 dbrt_fuzz::fuzz_setup!();
 
-/// The fixture archive's members other than data.pkl, and the pickle's name.
-fn members() -> &'static (Vec<(String, Vec<u8>)>, String) {
-    static M: OnceLock<(Vec<(String, Vec<u8>)>, String)> = OnceLock::new();
+/// The fixture archive's members other than data.pkl (name, bytes), and the pickle's name.
+type Members = (Vec<(String, Vec<u8>)>, String);
+
+fn members() -> &'static Members {
+    static M: OnceLock<Members> = OnceLock::new();
     M.get_or_init(|| {
         let p = dbrt_fuzz::tiny_fixture("v3-style-pytorch-bin").join("pytorch_model.bin");
         let mut z = zip::ZipArchive::new(std::fs::File::open(p).expect("fixture")).expect("zip");

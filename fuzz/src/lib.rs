@@ -250,6 +250,10 @@ impl<'a> Cursor<'a> {
     pub fn u64(&mut self) -> u64 {
         (self.u32() as u64) | ((self.u32() as u64) << 32)
     }
+    /// True one time in `n`, and for a zero byte.
+    pub fn one_in(&mut self, n: u8) -> bool {
+        self.u8().is_multiple_of(n)
+    }
     pub fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0

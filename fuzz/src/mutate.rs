@@ -100,7 +100,7 @@ pub fn mutate(bases: &[Vec<u8>], data: &[u8]) -> Mutated {
         steps += 1;
         match c.u8() % 16 {
             0 | 1 => {
-                let key = if c.u8() % 3 == 0 {
+                let key = if c.one_in(3) {
                     KNOWN_KEYS[c.below(KNOWN_KEYS.len())].to_string()
                 } else {
                     let e = meta.entries();
@@ -172,7 +172,7 @@ pub fn mutate(bases: &[Vec<u8>], data: &[u8]) -> Mutated {
                 } else {
                     let key = TOKEN_KEYS[c.below(3)];
                     // unk_id is an i64 in the file, the others u64: either type is tried.
-                    let v = if c.u8() % 2 == 0 {
+                    let v = if c.one_in(2) {
                         MetaValue::U64(id)
                     } else {
                         MetaValue::I64(id as i64)
@@ -279,7 +279,7 @@ pub fn mutate(bases: &[Vec<u8>], data: &[u8]) -> Mutated {
                     })
                     .collect();
                 let t = &mut tensors[ti];
-                let dtype = if c.u8() % 4 == 0 {
+                let dtype = if c.one_in(4) {
                     dtype_from(&mut c)
                 } else {
                     t.dtype
