@@ -72,6 +72,26 @@ pub fn convert(
             ))
         };
         let model = dbrt::Model::open(written).map_err(refused)?;
-        model.file().verify_data().map_err(refused)
+        model.file().verify_data().map_err(refused)?;
+        // A session at the model's full length is what a default session asks for, on a phone
+        // too: a file whose default session would need more is a trap, not a model.
+        let len = model.max_sequence_length();
+        let bytes = dbrt::Session::memory_bytes(&model, len, 1, dbrt::DEFAULT_MAX_WORD_BYTES)
+            .map_err(refused)?;
+        if bytes > MAX_DEFAULT_SESSION_BYTES {
+            return Err(ConvertError::Invalid(format!(
+                "{}: max_position_embeddings {len} makes a full-length session of {:.1} GB \
+                 (more than {} GiB): lower it in config.json",
+                input.display(),
+                bytes as f64 / 1e9,
+                MAX_DEFAULT_SESSION_BYTES >> 30
+            )));
+        }
+        Ok(())
     })
 }
+
+/// The most memory a converted model's default session (its full length, one thread) may
+/// take. DeBERTa-v3 at 512 positions takes 18 MB (xsmall) to ~60 MB (large); 4 GiB admits
+/// long-context variants of several thousand positions.
+pub const MAX_DEFAULT_SESSION_BYTES: u64 = 4 << 30;

@@ -282,8 +282,6 @@ pub fn compile(json: &[u8], max_length: usize) -> Result<CompiledTokenizer> {
                 "tokenizer.json: vocab entry {v}"
             )));
         };
-        crate::validate::check_piece(pieces.len(), p)
-            .map_err(|m| ConvertError::Invalid(format!("tokenizer.json: {m}")))?;
         pieces.push(p.to_string());
         scores.push(s);
     }

@@ -9,11 +9,10 @@ use dbrt::Config;
 
 use crate::error::{parse_err, ConvertError, Result};
 
-/// Longest vocabulary piece accepted, in bytes. `tokenizers`' Unigram model keeps its pieces in
-/// a trie of nested maps that is dropped recursively, one stack frame per byte: a 1 MB piece
-/// overflows the stack. SentencePiece's own limit is 16 characters (`max_sentencepiece_length`);
-/// user-defined pieces may be longer, and 1 KiB nests shallowly enough for any thread's stack.
-pub const MAX_PIECE_BYTES: usize = 1024;
+/// Longest vocabulary piece accepted, in bytes: the runtime's bound, checked here before the
+/// `tokenizers` crate sees a piece. Its Unigram model keeps pieces in a trie of nested maps that
+/// is dropped recursively, one stack frame per byte: a 1 MB piece overflows the stack.
+pub use dbrt::tokenizer::MAX_PIECE_BYTES;
 
 /// Fewest positions a model may have: room for `[CLS]`, one token and `[SEP]`. Fewer, and every
 /// text call fails.

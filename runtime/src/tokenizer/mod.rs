@@ -12,6 +12,8 @@
 mod charsmap;
 mod trie;
 
+pub use trie::MAX_PIECE_BYTES;
+
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// Longest piece, in bytes. SentencePiece's pieces are at most 16 characters (64 bytes) by
 /// default; the bound keeps a forged trie from making each position of a word cost a walk as
 /// long as the word.
-pub(crate) const MAX_PIECE_BYTES: usize = 1024;
+pub const MAX_PIECE_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PieceTrie<'a> {
