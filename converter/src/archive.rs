@@ -247,3 +247,118 @@ impl<'a> Archive<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive of two stored members written by the `zip` crate, and where its end record is.
+    fn two_members() -> (Vec<u8>, usize) {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored =
+            zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        z.start_file("a/data.pkl", stored).unwrap();
+        z.write_all(b"pickle").unwrap();
+        z.start_file("a/data/0", stored).unwrap();
+        z.write_all(&[7; 100]).unwrap();
+        let bytes = z.finish().unwrap().into_inner();
+        let end = bytes.len() - END_LEN;
+        assert_eq!(u32_at(&bytes, end as u64), Some(END));
+        (bytes, end)
+    }
+
+    fn read<'a>(a: &Archive<'a>, name: &str) -> Result<&'a [u8]> {
+        a.member(name).map(|r| &a.bytes[r])
+    }
+
+    /// The same archive with its end record moved into zip64 records, `count` members claimed.
+    fn as_zip64(bytes: &[u8], end: usize, count: u64) -> Vec<u8> {
+        let cd_size = u32_at(bytes, end as u64 + 12).unwrap() as u64;
+        let cd_offset = u32_at(bytes, end as u64 + 16).unwrap() as u64;
+        let mut out = bytes[..end].to_vec();
+        let at = out.len() as u64;
+        out.extend(END64.to_le_bytes());
+        out.extend(44u64.to_le_bytes());
+        out.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [count, count, cd_size, cd_offset] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend(END64_LOCATOR.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend(at.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        out.extend(END.to_le_bytes());
+        out.extend([0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        out.extend([0xFF; 8]);
+        out.extend([0, 0]);
+        out
+    }
+
+    #[test]
+    fn stored_members_read_through_either_end_record() {
+        let (bytes, end) = two_members();
+        let zip64 = as_zip64(&bytes, end, 2);
+        for b in [&bytes, &zip64] {
+            let a = Archive::new(b).unwrap();
+            assert_eq!(a.names().collect::<Vec<_>>(), ["a/data.pkl", "a/data/0"]);
+            assert_eq!(read(&a, "a/data.pkl").unwrap(), b"pickle");
+            assert_eq!(read(&a, "a/data/0").unwrap(), [7; 100]);
+            assert_eq!(
+                read(&a, "a/x").unwrap_err(),
+                ZipError::Missing("a/x".into())
+            );
+        }
+    }
+
+    #[test]
+    fn forged_counts_and_offsets_are_refused() {
+        let (bytes, end) = two_members();
+        let patch = |at: usize, v: &[u8]| {
+            let mut b = bytes.clone();
+            b[at..at + v.len()].copy_from_slice(v);
+            b
+        };
+        let err = |b: &[u8]| Archive::new(b).err().unwrap();
+        assert_eq!(
+            err(&patch(end + 16, &(bytes.len() as u32).to_le_bytes())),
+            ZipError::OutOfBounds("central directory")
+        );
+        assert_eq!(
+            err(&patch(end + 10, &0xFFFEu16.to_le_bytes())),
+            ZipError::Malformed("more members than the central directory holds")
+        );
+        assert_eq!(
+            err(&as_zip64(&bytes, end, 1 << 40)),
+            ZipError::TooManyMembers(1 << 40)
+        );
+        assert_eq!(err(&bytes[..end + 21]), ZipError::NoEnd);
+        // The first entry's local header offset, and then its method.
+        let cd = u32_at(&bytes, end as u64 + 16).unwrap() as usize;
+        let b = patch(cd + 42, &0x7FFF_FFFFu32.to_le_bytes());
+        assert!(matches!(
+            read(&Archive::new(&b).unwrap(), "a/data.pkl"),
+            Err(ZipError::BadMember {
+                what: "has no local header where the directory says",
+                ..
+            })
+        ));
+        let b = patch(cd + 10, &8u16.to_le_bytes());
+        assert_eq!(
+            read(&Archive::new(&b).unwrap(), "a/data.pkl").unwrap_err(),
+            ZipError::Compressed {
+                name: "a/data.pkl".into(),
+                method: 8
+            }
+        );
+        // A stored size that runs into the central directory.
+        let b = patch(cd + 20, &[0xF0, 0xFF, 0, 0, 0xF0, 0xFF, 0, 0]);
+        assert!(matches!(
+            read(&Archive::new(&b).unwrap(), "a/data.pkl"),
+            Err(ZipError::BadMember {
+                what: "runs past the start of the central directory",
+                ..
+            })
+        ));
+    }
+}
