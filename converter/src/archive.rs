@@ -3,6 +3,7 @@
 //! and nothing is allocated beyond one small entry per member listed in a central directory that
 //! fits in the file.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 const END: u32 = 0x0605_4b50;
@@ -67,6 +68,8 @@ struct Entry {
 pub struct Archive<'a> {
     bytes: &'a [u8],
     entries: Vec<Entry>,
+    /// The first entry of each name: a state_dict looks up one member a tensor.
+    by_name: HashMap<&'a str, usize>,
     /// Where the central directory starts: member data lies before it.
     central: u64,
 }
@@ -199,9 +202,17 @@ impl<'a> Archive<'a> {
             });
             at = next;
         }
+        let mut by_name = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            // Checked to be UTF-8 above.
+            if let Ok(name) = std::str::from_utf8(&bytes[e.name.clone()]) {
+                by_name.entry(name).or_insert(i);
+            }
+        }
         Ok(Archive {
             bytes,
             entries,
+            by_name,
             central: cd_offset,
         })
     }
@@ -217,9 +228,9 @@ impl<'a> Archive<'a> {
     /// Where the data of the stored member `name` lies in the archive's bytes.
     pub fn member(&self, name: &str) -> Result<Range<usize>> {
         let e = self
-            .entries
-            .iter()
-            .find(|e| &self.bytes[e.name.clone()] == name.as_bytes())
+            .by_name
+            .get(name)
+            .map(|&i| &self.entries[i])
             .ok_or_else(|| ZipError::Missing(name.into()))?;
         let bad = |what| ZipError::BadMember {
             name: name.into(),
