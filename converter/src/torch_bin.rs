@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::archive::Archive;
+use crate::archive::{Archive, ZipError};
 use crate::checkpoint::{SourceDType, Tensor};
 use crate::error::{io_err, parse_err, Result};
 use crate::pickle::{Global, Id, Pickle, Value};
@@ -32,11 +32,13 @@ pub(crate) fn read_bytes(
         .find(|s| s.ends_with("/data.pkl"))
         .ok_or("not a torch archive: no data.pkl member")?;
     let prefix = &pkl[..pkl.len() - "/data.pkl".len()];
-    // Absent before torch 1.10, which wrote little-endian only.
-    if let Ok(r) = zip.member(&format!("{prefix}/byteorder")) {
-        if &bytes[r] != b"little" {
-            return Err("the tensors are not stored little-endian".into());
+    // Older torch versions write no byteorder record; their data is read as little-endian.
+    match zip.member(&format!("{prefix}/byteorder")) {
+        Ok(r) if &bytes[r.clone()] != b"little" => {
+            return Err("the tensors are not stored little-endian".into())
         }
+        Ok(_) | Err(ZipError::Missing(_)) => {}
+        Err(e) => return Err(e.to_string()),
     }
     let range = zip.member(pkl).map_err(|e| e.to_string())?;
     let pickle = crate::pickle::parse(&bytes[range]).map_err(|e| e.to_string())?;
