@@ -1,11 +1,13 @@
 //! dbrt-convert: reads a Hugging Face checkpoint or an ONNX export of a DeBERTa-v2/v3 model and
 //! writes one memory-mappable `.dbrt` file (weights, config, labels, tokenizer).
 
+mod archive;
 pub mod build;
 pub mod checkpoint;
 pub mod error;
 pub mod hf;
 pub mod onnx;
+mod pickle;
 pub mod tokenizer_compile;
 pub mod tokenizer_source;
 mod torch_bin;

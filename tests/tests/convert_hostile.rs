@@ -429,3 +429,202 @@ fn the_real_tokenizer_passes_the_checks() {
         assert!(json.is_some(), "{file}");
     }
 }
+
+// ---- pytorch_model.bin: the zip archive and the pickle ----
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// One member of a hand-made zip archive: its compression method, and a size its central
+/// directory entry may claim instead of the true one (written as zip64).
+struct Member<'a> {
+    name: &'a str,
+    data: &'a [u8],
+    method: u16,
+    claimed_size: Option<u64>,
+}
+
+fn stored<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
+    Member {
+        name,
+        data,
+        method: 0,
+        claimed_size: None,
+    }
+}
+
+/// A zip archive of `members`, laid out as `torch.save` lays it out (stored, no data
+/// descriptors), with what each member's entry claims.
+fn zip_archive(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for m in members {
+        let offset = out.len() as u32;
+        let len = m.data.len() as u32;
+        let crc = crc32(m.data);
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        out.extend([20, 0, 0, 0]);
+        out.extend(m.method.to_le_bytes());
+        out.extend([0; 4]);
+        out.extend(crc.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend((m.name.len() as u16).to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out.extend(m.name.as_bytes());
+        out.extend(m.data);
+        let extra: Vec<u8> = match m.claimed_size {
+            Some(size) => [1u16.to_le_bytes().as_slice(), &16u16.to_le_bytes()]
+                .concat()
+                .into_iter()
+                .chain(size.to_le_bytes())
+                .chain((m.data.len() as u64).to_le_bytes())
+                .collect(),
+            None => Vec::new(),
+        };
+        let (csize, usize_) = match m.claimed_size {
+            Some(_) => (u32::MAX, u32::MAX),
+            None => (len, len),
+        };
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend([45, 0, 45, 0, 0, 0]);
+        central.extend(m.method.to_le_bytes());
+        central.extend([0; 4]);
+        central.extend(crc.to_le_bytes());
+        central.extend(csize.to_le_bytes());
+        central.extend(usize_.to_le_bytes());
+        central.extend((m.name.len() as u16).to_le_bytes());
+        central.extend((extra.len() as u16).to_le_bytes());
+        // Comment length, disk, internal and external attributes.
+        central.extend([0; 10]);
+        central.extend(offset.to_le_bytes());
+        central.extend(m.name.as_bytes());
+        central.extend(extra);
+    }
+    let cd_offset = out.len() as u32;
+    let n = members.len() as u16;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0; 4]);
+    out.extend(n.to_le_bytes());
+    out.extend(n.to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend([0; 2]);
+    out
+}
+
+/// The tiny model's config beside a `pytorch_model.bin` of `members`.
+fn torch_dir(members: &[Member]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("tiny/v3-style-pytorch-bin/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pytorch_model.bin"), zip_archive(members)).unwrap();
+    dir
+}
+
+/// A state_dict `{'w': <value>}`, the value's opcodes given.
+fn state_dict_of(value: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02}q\x00X\x01\x00\x00\x00w".to_vec();
+    p.extend(value);
+    p.extend(b"s.");
+    p
+}
+
+fn refused_pickle(pickle: &[u8]) -> String {
+    let dir = torch_dir(&[stored("archive/data.pkl", pickle)]);
+    let (e, empty) = refused(dir.path());
+    assert!(empty);
+    e
+}
+
+#[test]
+fn a_hand_made_archive_of_an_empty_state_dict_reads() {
+    // The baseline of the cases below: the archive is read, and the model lacks its tensors.
+    let e = refused_pickle(b"\x80\x02}.");
+    assert!(e.contains("missing tensor"), "{e}");
+}
+
+#[test]
+fn a_forged_member_size_is_refused_before_it_is_allocated() {
+    // The pickle's entry claims 2^62 bytes: the old reader reserved that much and aborted.
+    let dir = torch_dir(&[Member {
+        claimed_size: Some(1 << 62),
+        ..stored("archive/data.pkl", b"\x80\x02}.")
+    }]);
+    let (e, empty) = refused(dir.path());
+    assert!(
+        e.contains("pytorch_model.bin")
+            && e.contains("member 'archive/data.pkl' is stored but its two sizes differ"),
+        "{e}"
+    );
+    assert!(empty);
+}
+
+#[test]
+fn a_compressed_member_is_refused_by_name() {
+    let dir = torch_dir(&[Member {
+        method: 8,
+        ..stored("archive/data.pkl", b"\x80\x02}.")
+    }]);
+    let (e, _) = refused(dir.path());
+    assert!(
+        e.contains("member 'archive/data.pkl' is compressed (method 8)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn deeply_nested_tuples_do_not_overflow_the_stack() {
+    // (((...),),) a million deep: the old reader's values dropped recursively, a frame a level.
+    let mut v = vec![b')'];
+    v.extend(std::iter::repeat_n(0x85, 1_000_000));
+    let e = refused_pickle(&state_dict_of(&v));
+    assert!(e.contains("missing tensor"), "{e}");
+}
+
+#[test]
+fn deeply_nested_marks_are_refused() {
+    let mut v = vec![b'('; 1_000_000];
+    v.extend(std::iter::repeat_n(b't', 1_000_000));
+    let e = refused_pickle(&state_dict_of(&v));
+    assert!(
+        e.contains("more than 64 nested MARKs (opcode 0x28 '(' at offset 75)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn memo_references_do_not_expand() {
+    // m[i+1] = (m[i], m[i]) for 64 levels: 2^64 leaves had every reference been copied, as
+    // the old reader copied them.
+    let mut v = b"]".to_vec();
+    for i in 1u8..=64 {
+        // Memoize the top, push it again, pair the two.
+        v.extend([b'q', i, b'h', i, 0x86]);
+    }
+    let started = std::time::Instant::now();
+    let e = refused_pickle(&state_dict_of(&v));
+    assert!(e.contains("missing tensor"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn an_unknown_global_is_refused_by_name() {
+    let e = refused_pickle(&state_dict_of(b"cos\nsystem\n)R"));
+    assert!(
+        e.contains("pytorch_model.bin: pickle: unsupported GLOBAL 'os system' (opcode 0x63 'c' at offset 11)"),
+        "{e}"
+    );
+}
