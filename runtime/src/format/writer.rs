@@ -269,18 +269,29 @@ fn lock_destination(path: &Path) -> Result<Option<std::fs::File>, WriteError> {
         // Nothing to replace (or nothing that can be opened): the rename reports what is wrong.
         Err(_) => return Ok(None),
     };
-    match existing.try_lock() {
-        Ok(()) => Ok(Some(existing)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(WriteError::InUse {
-            path: path.to_path_buf(),
-        }),
-        // A file system without locks cannot tell; replacing is what happened before locks.
-        Err(std::fs::TryLockError::Error(e)) => {
-            log::debug!("cannot lock {}: {e}", path.display());
-            Ok(None)
+    // Another writer holds the lock only across its rename; a model in use holds it for as long
+    // as it is open. A few tries over a second tell the two apart.
+    for attempt in 0..LOCK_TRIES {
+        match existing.try_lock() {
+            Ok(()) => return Ok(Some(existing)),
+            Err(std::fs::TryLockError::WouldBlock) if attempt + 1 < LOCK_TRIES => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            // A file system without locks cannot tell; replacing is what happened before locks.
+            Err(std::fs::TryLockError::Error(e)) => {
+                log::debug!("cannot lock {}: {e}", path.display());
+                return Ok(None);
+            }
         }
     }
+    Err(WriteError::InUse {
+        path: path.to_path_buf(),
+    })
 }
+
+/// Tries at taking a destination's lock, 10 ms apart.
+const LOCK_TRIES: usize = 100;
 
 /// Removes a temporary file unless it was renamed into place.
 struct RemoveOnDrop(Option<PathBuf>);
