@@ -54,7 +54,7 @@ seeds() {
   rm -rf "$d"
   mkdir -p "$d"
   case "$t" in
-    open_bytes) cp "$corpus"/model/*.dbrt "$d"/ 2>/dev/null || true ;;
+    open_bytes) cp "$corpus"/model/* "$d"/ 2>/dev/null || true ;;
     tokenizer) cp "$corpus"/text/* "$d"/ 2>/dev/null || true ;;
     convert_config | convert_safetensors | convert_tokenizer)
       local f

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let mut bytes = Vec::new();
     w.write(&mut bytes).expect("writing to memory");
     let file = dbrt::format::ModelFile::from_bytes_copied(&bytes).expect("reading back");
-    if let Ok(Some(t)) = dbrt::tokenizer::Tokenizer::from_file(&file, 64) {
+    if let Ok(Some(t)) = dbrt::tokenizer::Tokenizer::from_file(&file, 64, u32::MAX as usize) {
         let _ = t.encode(file.bytes(), "A man plays a guitar.", Some("naïve café"));
     }
 });

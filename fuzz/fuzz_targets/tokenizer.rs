@@ -31,10 +31,11 @@ fn pair() -> &'static Pair {
         let mut bytes = Vec::new();
         w.write(&mut bytes).expect("writes");
         let file = dbrt::format::ModelFile::from_bytes_copied(&bytes).expect("reads");
-        let compiled = dbrt::tokenizer::Tokenizer::from_file(&file, MAX_LEN)
+        let mut oracle = tokenizers::Tokenizer::from_bytes(&json).expect("oracle loads");
+        let vocab = oracle.get_vocab_size(true);
+        let compiled = dbrt::tokenizer::Tokenizer::from_file(&file, MAX_LEN, vocab)
             .expect("loads")
             .expect("present");
-        let mut oracle = tokenizers::Tokenizer::from_bytes(&json).expect("oracle loads");
         oracle.with_padding(None);
         oracle
             .with_truncation(Some(tokenizers::TruncationParams {

@@ -9,7 +9,7 @@
 //! entry that failed and how.
 //!
 //! Kinds of entry:
-//! - `model/*.dbrt`: opened from bytes, then a session with default options and one with
+//! - `model/*` (`.dbrt` files, named without the extension): opened from bytes, then a session with default options and one with
 //!   `max_sequence_length` 8, each running classify on a pair and on a text, logits on ids,
 //!   and logits again (the session must still work after an error).
 //! - `convert/<name>/`: files laid over a copy of the tiny fixture named in `<name>/base` (with

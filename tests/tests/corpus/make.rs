@@ -420,7 +420,7 @@ pub fn write_all(out: &Path) -> usize {
     let models = out.join("model");
     std::fs::create_dir_all(&models).unwrap();
     for (name, bytes) in model_entries() {
-        std::fs::write(models.join(format!("{name}.dbrt")), bytes).unwrap();
+        std::fs::write(models.join(name), bytes).unwrap();
         n += 1;
     }
     for (name, base, files) in convert_entries() {
