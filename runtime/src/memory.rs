@@ -87,7 +87,12 @@ pub(crate) fn sum(terms: &[usize], what: &'static str) -> Result<usize> {
 
 /// The machine's physical memory in bytes, where the system says.
 pub(crate) fn physical_memory() -> Option<u64> {
-    #[cfg(unix)]
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd"
+    ))]
     {
         // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
         let (pages, page) = unsafe {
