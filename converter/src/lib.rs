@@ -97,3 +97,15 @@ pub fn convert(
 /// take. DeBERTa-v3 at 512 positions takes 18 MB (xsmall) to ~60 MB (large); 4 GiB admits
 /// long-context variants of several thousand positions.
 pub const MAX_DEFAULT_SESSION_BYTES: u64 = 4 << 30;
+
+/// A xorshift64 stream from `seed` (non-zero): the random inputs of the readers' unit tests,
+/// the same on every run.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

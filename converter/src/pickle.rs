@@ -484,13 +484,7 @@ mod tests {
         // Drawn mostly from the opcodes it runs, so that runs get past the first few.
         const OPS: &[u8] =
             b"\x80\x95.(}])t\x85\x86\x87N\x88\x89JKM\x8aX\x8c\x8dqr\x94hjc\x93QRsuaeb";
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1D);
         let (mut ok, mut refused) = (0, 0);
         for _ in 0..50_000 {
             let len = next() % 48;

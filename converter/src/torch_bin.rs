@@ -406,13 +406,7 @@ mod tests {
             .unwrap()
             .member("pytorch_model/data.pkl")
             .unwrap();
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
         let (mut ok, mut refused) = (0, 0);
         for _ in 0..4000 {
             let mut b = bytes.clone();
