@@ -113,26 +113,24 @@ pub fn parse_config(j: &Value, path: &Path) -> Result<(Config, Option<BTreeMap<u
             .collect(),
         Some(_) => return Err(parse_err(path, "'pos_att_type' must be a list or a string")),
     };
-    let norm_rel_ebd = match j
+    let norm_rel_ebd_parts: Vec<String> = j
         .get("norm_rel_ebd")
         .and_then(Value::as_str)
         .unwrap_or("none")
+        .to_lowercase()
+        .split('|')
+        .map(|p| p.trim().to_string())
+        .collect();
+    if let Some(p) = norm_rel_ebd_parts
+        .iter()
+        .find(|p| *p != "none" && *p != "layer_norm")
     {
-        s => {
-            let parts: Vec<String> = s
-                .to_lowercase()
-                .split('|')
-                .map(|p| p.trim().to_string())
-                .collect();
-            if let Some(p) = parts.iter().find(|p| *p != "none" && *p != "layer_norm") {
-                return Err(ConvertError::Unsupported(format!("norm_rel_ebd '{p}'")));
-            }
-            if parts.iter().any(|p| p == "layer_norm") {
-                RelEmbeddingNorm::LayerNorm
-            } else {
-                RelEmbeddingNorm::None
-            }
-        }
+        return Err(ConvertError::Unsupported(format!("norm_rel_ebd '{p}'")));
+    }
+    let norm_rel_ebd = if norm_rel_ebd_parts.iter().any(|p| p == "layer_norm") {
+        RelEmbeddingNorm::LayerNorm
+    } else {
+        RelEmbeddingNorm::None
     };
     let eps = match j.get("layer_norm_eps") {
         None | Some(Value::Null) => 1e-7,
@@ -148,7 +146,7 @@ pub fn parse_config(j: &Value, path: &Path) -> Result<(Config, Option<BTreeMap<u
         attention_head_size: get_usize(
             j,
             "attention_head_size",
-            if heads > 0 { hidden / heads } else { 0 },
+            hidden.checked_div(heads).unwrap_or(0),
             path,
         )?,
         intermediate_size: get_usize(j, "intermediate_size", 6144, path)?,

@@ -256,9 +256,9 @@ pub unsafe extern "C" fn dbrt_model_open(
     path_len: usize,
     out_model: *mut *mut dbrt_model,
 ) -> dbrt_status {
-    // SAFETY: forwarded contract.
     guard(|| {
         open_into(out_model, || {
+            // SAFETY: `path` is readable for `path_len` bytes by this function's contract.
             Ok(Model::open(unsafe { path_arg(path, path_len) }?)?)
         })
     })
@@ -277,9 +277,9 @@ pub unsafe extern "C" fn dbrt_model_open_read(
     path_len: usize,
     out_model: *mut *mut dbrt_model,
 ) -> dbrt_status {
-    // SAFETY: forwarded contract.
     guard(|| {
         open_into(out_model, || {
+            // SAFETY: `path` is readable for `path_len` bytes by this function's contract.
             Ok(Model::open_read(unsafe { path_arg(path, path_len) }?)?)
         })
     })
@@ -759,8 +759,9 @@ pub unsafe extern "C" fn dbrt_session_tokenize(
     guard(|| {
         // SAFETY: checked for NULL and alignment; writable by the header's contract.
         let out_len = unsafe { args::out(out_len, "out_len") }?;
-        // SAFETY (both): readable bytes of the given lengths by the header's contract.
+        // SAFETY: readable bytes of the given length by the header's contract.
         let text = unsafe { args::text(text, text_len, "text") }?;
+        // SAFETY: as `text`.
         let pair = unsafe { args::optional_text(pair, pair_len, "pair") }?;
         with_session(session, |s| {
             let (got_ids, got_types) = s.tokenize(text, pair)?;
@@ -839,8 +840,9 @@ unsafe fn pair_outputs(
     probabilities: bool,
 ) -> dbrt_status {
     guard(|| {
-        // SAFETY (both): readable bytes of the given lengths by the header's contract.
+        // SAFETY: readable bytes of the given length by the header's contract.
         let text = unsafe { args::text(text, text_len, "text") }?;
+        // SAFETY: as `text`.
         let pair = unsafe { args::optional_text(pair, pair_len, "pair") }?;
         with_session(session, |s| {
             let n = s.model().config().num_labels;
@@ -944,10 +946,12 @@ pub unsafe extern "C" fn dbrt_session_zero_shot(
     capacity: usize,
 ) -> dbrt_status {
     guard(|| {
-        // SAFETY (all three): readable memory of the given lengths by the header's contract.
+        // SAFETY: readable memory of the given length by the header's contract.
         let text = unsafe { args::text(text, text_len, "text") }?;
+        // SAFETY: as `text`.
         let labels = unsafe { args::slice(labels, label_count, "labels") }?;
         let template =
+            // SAFETY: as `text`.
             unsafe { args::optional_text(hypothesis_template, template_len, "template") }?
                 .unwrap_or(DEFAULT_HYPOTHESIS_TEMPLATE);
         if labels.is_empty() {
@@ -1064,8 +1068,8 @@ mod tests {
         // SAFETY: as above.
         assert_eq!(unsafe { dbrt_session_close(p) }, DBRT_SESSION_BUSY);
         s.busy.store(false, Ordering::Relaxed);
-        // SAFETY: as above.
         assert_eq!(
+            // SAFETY: as above.
             unsafe { dbrt_session_isa(p, &mut name) },
             DBRT_SESSION_CLOSED
         );

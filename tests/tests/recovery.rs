@@ -11,6 +11,9 @@ use dbrt_tests::*;
 const PREMISE: &str = "A man plays a guitar on a quiet street.";
 const HYPOTHESIS: &str = "Someone makes music.";
 
+/// A named call whose panic the session must survive.
+type Call = (&'static str, fn(&mut Session));
+
 fn answers(s: &mut Session) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let classify = s.classify(PREMISE, Some(HYPOTHESIS)).expect("classify");
     let ids = s.tokenize(PREMISE, None).expect("tokenize").0.to_vec();
@@ -46,7 +49,7 @@ fn a_session_answers_correctly_after_a_panic_in_any_call() {
             };
             let expected = answers(&mut Session::new(Arc::clone(&model), options.clone()).unwrap());
             let mut s = Session::new(Arc::clone(&model), options).unwrap();
-            let calls: [(&str, fn(&mut Session)); 3] = [
+            let calls: [Call; 3] = [
                 ("classify", |s| drop(s.classify(PREMISE, Some(HYPOTHESIS)))),
                 ("zero-shot", |s| {
                     drop(s.zero_shot(PREMISE, &["a", "b"], "It is {}.", true))

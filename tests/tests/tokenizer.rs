@@ -268,7 +268,7 @@ fn property(seed: u64, cases: usize) {
     let mut next = xorshift(seed);
     for _ in 0..cases {
         let a = random_text(&mut next);
-        if next() % 2 == 0 {
+        if next().is_multiple_of(2) {
             assert_same(p, &a, None);
         } else {
             let b = random_text(&mut next);
