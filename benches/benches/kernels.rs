@@ -4,7 +4,8 @@
 //! shared, so absolute numbers move between runs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dbrt::kernels::{alternate, scalar, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
+use dbrt::format::pack;
+use dbrt::kernels::{scalar, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
 
 fn tiers() -> Vec<Kernels> {
     Isa::all_available()
@@ -51,8 +52,8 @@ fn gemm(c: &mut Criterion) {
         let pairs: Vec<(Vec<i8>, Vec<i32>)> = (0..2)
             .map(|j| {
                 (
-                    alternate(&panels[2 * j], &panels[2 * j + 1], 4 * NR),
-                    alternate(&sums[2 * j], &sums[2 * j + 1], NR),
+                    pack::interleave_panels(&panels[2 * j], &panels[2 * j + 1]),
+                    pack::interleave_block_sums(&sums[2 * j], &sums[2 * j + 1]),
                 )
             })
             .collect();
@@ -61,10 +62,13 @@ fn gemm(c: &mut Criterion) {
             sums: &sums[i],
             interleave: 1,
         });
-        let both = [0, 1, 2, 3].map(|i| Panel {
-            w: &pairs[i / 2].0[4 * NR * (i % 2)..],
-            sums: &pairs[i / 2].1[NR * (i % 2)..],
-            interleave: 2,
+        let both = [0, 1, 2, 3].map(|i| {
+            let span = pack::panel_span(kp, 2, i % 2);
+            Panel {
+                w: &pairs[i / 2].0[span.weights],
+                sums: &pairs[i / 2].1[span.sums],
+                interleave: 2,
+            }
         });
         g.throughput(Throughput::Elements((4 * ROWS * NR * kp) as u64)); // MACs of four panels
         for k in tiers() {

@@ -2,8 +2,8 @@
 //! input-independent work (relative-position projections and index), picks storage dtypes and
 //! writes metadata.
 
+use dbrt::format::pack::pack_i8;
 use dbrt::format::{DType, FileWriter, Layout, MetaValue};
-use dbrt::kernels::alternate;
 use dbrt::model::config::{relative_position_index, RelEmbeddingNorm};
 use dbrt::Config;
 
@@ -94,21 +94,6 @@ impl Packing {
             Packing::Panels8 => Layout::I8Panel8x4,
         }
     }
-}
-
-/// An `[out, in]` int8 matrix in `Layout::I8Panel8x4`: panels of 8 rows, groups of 4 columns,
-/// columns padded to a multiple of 32.
-pub fn pack_i8_panel8x4(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
-    let (panels, groups) = (rows.div_ceil(8), cols.div_ceil(32) * 8);
-    let mut out = vec![0u8; panels * 8 * groups * 4];
-    for r in 0..rows {
-        let (p, j) = (r / 8, r % 8);
-        for c in 0..cols {
-            let (g, i) = (c / 4, c % 4);
-            out[((p * groups + g) * 8 + j) * 4 + i] = q[r * cols + c] as u8;
-        }
-    }
-    out
 }
 
 /// Reports progress while tensors are written (the CLI draws a bar).
@@ -217,46 +202,19 @@ impl Out<'_> {
         self.progress.step(name);
         let (rows, cols) = (t.shape[0], t.shape[1]);
         let (q, scales) = quantize_rows(t);
-        let layout = self.packing.layout();
-        // Rows padded to whole panels of the layout, zero weights: 8-row panels, then pairs of
-        // them interleaved if the layout says so (sums likewise, block by block).
-        let padded = rows.next_multiple_of(layout.panel_rows().expect("a packed layout"));
-        let mut q = q;
-        q.resize(padded * cols, 0);
-        let packed = pack_i8_panel8x4(&q, padded, cols);
-        let kp = cols.div_ceil(32) * 32;
-        let panels: Vec<&[i8]> = bytemuck::cast_slice::<u8, i8>(&packed)
-            .chunks_exact(kp * 8)
-            .collect();
-        let sums: Vec<Vec<i32>> = panels
-            .iter()
-            .map(|p| dbrt::kernels::scalar::panel_block_sums(p, kp))
-            .collect();
-        let (packed, sums): (Vec<u8>, Vec<i32>) = match self.packing {
-            Packing::Panels8 => (packed, sums.concat()),
-            Packing::Interleaved16 => (
-                panels
-                    .chunks_exact(2)
-                    .flat_map(|p| alternate(p[0], p[1], 4 * 8))
-                    .map(|b| b as u8)
-                    .collect(),
-                sums.chunks_exact(2)
-                    .flat_map(|s| alternate(&s[0], &s[1], 8))
-                    .collect(),
-            ),
-        };
+        let packed = pack_i8(&q, rows, cols, self.packing.layout())?;
         self.w.add_tensor(
             &format!("{name}_bsum"),
             DType::I32,
-            &[sums.len() as u64],
-            bytemuck::cast_slice(&sums).to_vec(),
+            &[packed.block_sums.len() as u64],
+            bytemuck::cast_slice(&packed.block_sums).to_vec(),
         )?;
         self.w.add_tensor_with_layout(
             name,
             DType::I8,
-            layout,
+            packed.layout,
             &[rows as u64, cols as u64],
-            packed,
+            bytemuck::cast_slice(&packed.weights).to_vec(),
         )?;
         self.w
             .add_f32(&format!("{name}_scale"), &[rows as u64], &scales)?;

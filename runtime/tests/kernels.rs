@@ -1,7 +1,8 @@
 //! Every SIMD kernel against its scalar twin, on every tier this CPU runs: random shapes,
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
-use dbrt::kernels::{alternate, scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
+use dbrt::format::pack;
+use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed | 1;
@@ -112,18 +113,19 @@ fn interleaved(case: &GemmCase) -> Vec<(Vec<i8>, Vec<i32>)> {
     (0..case.panels.len() / 2)
         .map(|j| {
             (
-                alternate(&case.panels[2 * j], &case.panels[2 * j + 1], 4 * NR),
-                alternate(&case.sums[2 * j], &case.sums[2 * j + 1], NR),
+                pack::interleave_panels(&case.panels[2 * j], &case.panels[2 * j + 1]),
+                pack::interleave_block_sums(&case.sums[2 * j], &case.sums[2 * j + 1]),
             )
         })
         .collect()
 }
 
-/// Panel `lane` (0 or 1) of an interleaved pair.
+/// Panel `lane` (0 or 1) of an interleaved pair, where the model finds it.
 fn in_pair(pair: &(Vec<i8>, Vec<i32>), lane: usize) -> Panel<'_> {
+    let span = pack::panel_span(pair.0.len() / (2 * NR), 2, lane);
     Panel {
-        w: &pair.0[(4 * NR * lane).min(pair.0.len())..],
-        sums: &pair.1[(NR * lane).min(pair.1.len())..],
+        w: &pair.0[span.weights],
+        sums: &pair.1[span.sums],
         interleave: 2,
     }
 }

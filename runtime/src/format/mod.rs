@@ -4,6 +4,7 @@
 
 mod header;
 mod meta;
+pub mod pack;
 mod reader;
 mod tensor;
 mod writer;

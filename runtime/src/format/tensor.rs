@@ -14,6 +14,7 @@
 //! | 152 | 8 | reserved, zero |
 
 use crate::error::{Error, Result};
+use crate::kernels::{NR, QBLOCK};
 
 pub const RECORD_LEN: usize = 160;
 pub const NAME_LEN: usize = 96;
@@ -81,12 +82,13 @@ pub enum Layout {
     /// An int8 `[out, in]` matrix packed for the int8 GEMM kernels: panels of 8 output rows;
     /// within a panel, for each group of 4 inputs, 8 × 4 bytes (output-major). `out` is padded
     /// to a multiple of 8 and `in` to a multiple of 32 (the activation quantization block) with
-    /// zeros. An AVX2 register holds one
-    /// group (32 bytes); a NEON register half of one (4 outputs × 4 inputs, for `sdot`).
+    /// zeros. An AVX2 register holds one group (32 bytes); a NEON register half of one (4
+    /// outputs × 4 inputs, for `sdot`). Packed by [`pack_i8`](super::pack::pack_i8), a panel
+    /// found again by [`panel_span`](super::pack::panel_span).
     I8Panel8x4 = 1,
     /// As `I8Panel8x4` with panels of 16 output rows: for each group of 4 inputs, 16 × 4
     /// bytes, i.e. two 8-row panels alternating group by group (one 64-byte load holds both,
-    /// for AVX-512). `out` is padded to a multiple of 16.
+    /// for AVX-512). `out` is padded to a multiple of 16. Packed and read by the same functions.
     I8Panel16x4 = 2,
 }
 
@@ -95,8 +97,8 @@ impl Layout {
     pub fn panel_rows(self) -> Option<usize> {
         match self {
             Layout::RowMajor => None,
-            Layout::I8Panel8x4 => Some(8),
-            Layout::I8Panel16x4 => Some(16),
+            Layout::I8Panel8x4 => Some(NR),
+            Layout::I8Panel16x4 => Some(2 * NR),
         }
     }
 
@@ -127,7 +129,7 @@ pub fn storage_bytes(dtype: DType, layout: Layout, shape: &[u64]) -> Option<u64>
                 let nr = layout.panel_rows()? as u64;
                 rows.div_ceil(nr)
                     .checked_mul(nr)?
-                    .checked_mul(cols.div_ceil(32).checked_mul(32)?)
+                    .checked_mul(cols.div_ceil(QBLOCK as u64).checked_mul(QBLOCK as u64)?)
             }
             _ => None,
         },

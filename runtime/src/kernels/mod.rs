@@ -155,16 +155,6 @@ impl Panel<'_> {
     }
 }
 
-/// Two sequences cut in `chunk`s, alternating: two panels of `Layout::I8Panel8x4` (chunk
-/// `NR · 4`) or their block sums (chunk `NR`) as one pair of `I8Panel16x4`.
-pub fn alternate<T: Copy>(a: &[T], b: &[T], chunk: usize) -> Vec<T> {
-    assert_eq!(a.len(), b.len());
-    a.chunks(chunk)
-        .zip(b.chunks(chunk))
-        .flat_map(|(x, y)| x.iter().chain(y).copied())
-        .collect()
-}
-
 /// How a tier's GEMM kernels read quantized activations (and its `quantize_blocks` writes them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codes {

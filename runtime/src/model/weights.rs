@@ -4,7 +4,7 @@
 use half::{bf16, f16};
 
 use crate::error::{Error, Result};
-use crate::format::{DType, Layout, ModelFile, TensorView};
+use crate::format::{pack, DType, Layout, ModelFile, TensorView};
 use crate::kernels::{Panel, NR, QBLOCK};
 
 /// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 / int4 with one scale per row.
@@ -126,14 +126,12 @@ impl PackedRef {
         cols: usize,
     ) -> Result<Option<PackedRef>> {
         let v = file.tensor(name)?;
-        let interleave = match v.record.layout {
-            Layout::I8Panel8x4 => 1,
-            Layout::I8Panel16x4 => 2,
-            Layout::RowMajor => return Ok(None),
+        let Some(interleave) = pack::interleave(v.record.layout) else {
+            return Ok(None);
         };
         expect_shape(&v, &[rows, cols])?;
         let scales = VecRef::resolve(file, &format!("{name}_scale"), rows)?;
-        let kp = cols.div_ceil(QBLOCK) * QBLOCK;
+        let kp = pack::padded_cols(cols);
         let panels = rows.div_ceil(NR * interleave) * interleave;
         let sums_name = format!("{name}_bsum");
         let sums = file.tensor(&sums_name)?;
@@ -152,19 +150,12 @@ impl PackedRef {
     /// 8-row panel `p` with its block sums, as the GEMM kernels read it.
     #[inline]
     pub fn panel<'a>(&self, bytes: &'a [u8], p: usize) -> Panel<'a> {
-        let il = self.interleave;
-        // The group of interleaved panels p belongs to, and p's place in it.
-        let (set, lane) = (p / il, p % il);
-        let w = self.offset + set * self.kp * NR * il + lane * NR * 4;
-        let s = self.bsum + 4 * (set * self.kp / QBLOCK * NR * il + lane * NR);
-        let (wn, sn) = (
-            Panel::weight_span(self.kp, il),
-            4 * Panel::sums_span(self.kp, il),
-        );
+        let span = pack::panel_span(self.kp, self.interleave, p);
+        let (w, s) = (self.offset, self.bsum);
         Panel {
-            w: bytemuck::cast_slice(&bytes[w..w + wn]),
-            sums: bytemuck::cast_slice(&bytes[s..s + sn]),
-            interleave: il,
+            w: bytemuck::cast_slice(&bytes[w + span.weights.start..w + span.weights.end]),
+            sums: bytemuck::cast_slice(&bytes[s + 4 * span.sums.start..s + 4 * span.sums.end]),
+            interleave: self.interleave,
         }
     }
 }
