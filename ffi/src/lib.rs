@@ -850,7 +850,7 @@ unsafe fn pair_outputs(
             let out = unsafe { args::out_slice(out, capacity, n, "output") }?;
             match probabilities {
                 true => s.classify_into(text, pair, out)?,
-                false => s.pair_logits_into(text, pair, out)?,
+                false => s.classify_logits_into(text, pair, out)?,
             }
             Ok(())
         })
@@ -968,7 +968,7 @@ pub unsafe extern "C" fn dbrt_session_zero_shot(
                 // SAFETY: checked above; readable by the header's contract.
                 unsafe { labels[i].text("label") }.map_err(|_| dbrt_runtime::Error::InvalidUtf8)
             };
-            s.zero_shot_into(text, label, template, multi_label != 0, scores)?;
+            s.classify_zero_shot_into(text, label, template, multi_label != 0, scores)?;
             Ok(())
         })
     })
@@ -1031,8 +1031,8 @@ unsafe fn run_ids(
             // SAFETY: `capacity` writable floats by the header's contract; checked for NULL.
             let out = unsafe { args::out_slice(out, capacity, needed, "output") }?;
             out.copy_from_slice(match hidden {
-                true => s.last_hidden_state(seq)?,
-                false => s.logits(seq)?,
+                true => s.run_hidden(seq)?,
+                false => s.run_logits(seq)?,
             });
             Ok(())
         })
