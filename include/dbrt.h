@@ -15,6 +15,8 @@
  *   too small is DBRT_BUFFER_TOO_SMALL. Output arguments are set only on success, except
  *   where a call says otherwise.
  * - No call aborts the process: a bug inside the library is DBRT_INTERNAL_ERROR.
+ * - Names: dbrt_session_run_* takes token ids, dbrt_session_classify_* takes text (zero-shot
+ *   included); the Rust Session and the Java binding use the same words.
  */
 
 
@@ -39,7 +41,7 @@
 
 // The version of this C API: it changes when a declaration in this header changes
 // incompatibly. Compare it with `dbrt_api_version()` to catch a header/library mismatch.
-#define DBRT_API_VERSION 1
+#define DBRT_API_VERSION 2
 
 // What a call returned. `DBRT_OK` is 0; every other value is a failure whose message
 // `dbrt_last_error()` gives on the same thread.
@@ -432,16 +434,16 @@ enum dbrt_status dbrt_session_classify_batch(struct dbrt_session *session,
 // in the template), DBRT_BUFFER_TOO_SMALL, DBRT_NO_ENTAILMENT_LABEL, DBRT_UNSUPPORTED_MODEL
 // (fewer than two labels), DBRT_TOKENIZER_ERROR, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 DBRT_API
-enum dbrt_status dbrt_session_zero_shot(struct dbrt_session *session,
-                                        const char *text,
-                                        size_t text_len,
-                                        const struct dbrt_str *labels,
-                                        size_t label_count,
-                                        const char *hypothesis_template,
-                                        size_t template_len,
-                                        int32_t multi_label,
-                                        float *scores,
-                                        size_t capacity);
+enum dbrt_status dbrt_session_classify_zero_shot(struct dbrt_session *session,
+                                                 const char *text,
+                                                 size_t text_len,
+                                                 const struct dbrt_str *labels,
+                                                 size_t label_count,
+                                                 const char *hypothesis_template,
+                                                 size_t template_len,
+                                                 int32_t multi_label,
+                                                 float *scores,
+                                                 size_t capacity);
 
 // Runs `len` token ids (and `type_ids`, or NULL, for models with token types) through the
 // model: logits into `logits` (`capacity` ≥ the label count).

@@ -37,7 +37,7 @@ fn forward(c: &mut Criterion) {
                 |b, ids| {
                     b.iter(|| {
                         let logits = s
-                            .logits(Sequence {
+                            .run_logits(Sequence {
                                 ids,
                                 type_ids: None,
                             })

@@ -293,13 +293,13 @@ fn bench_one(
                 let (seqs, ready) = (&seqs, &ready);
                 scope.spawn(move || -> Result<Vec<f64>, String> {
                     let mut out = vec![0f32; batch * labels];
-                    let first = s.run_batch(seqs, &mut out).map_err(|e| e.to_string());
+                    let first = s.run_batch_into(seqs, &mut out).map_err(|e| e.to_string());
                     ready.wait();
                     first?;
                     Ok((0..a.iters)
                         .map(|_| {
                             let t = Instant::now();
-                            s.run_batch(seqs, &mut out).expect("ran once already");
+                            s.run_batch_into(seqs, &mut out).expect("ran once already");
                             t.elapsed().as_secs_f64() * 1e3
                         })
                         .collect())
@@ -423,7 +423,7 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             }
         };
         let logits = session
-            .logits(Sequence {
+            .run_logits(Sequence {
                 ids: &ids,
                 type_ids: types.as_deref(),
             })

@@ -308,7 +308,7 @@ fn more_threads_than_cores_give_the_same_bits_as_one() {
                     .iter()
                     .map(|&v| v as u32)
                     .collect();
-                s.logits(dbrt::Sequence {
+                s.run_logits(dbrt::Sequence {
                     ids: &ids,
                     type_ids: Some(&types),
                 })

@@ -6,6 +6,10 @@
 //! thread-local `dbrt_last_error()`; strings as pointer + length, validated as UTF-8; outputs
 //! into the caller's buffers with their capacity; options through a builder with setters. No
 //! panic crosses the boundary: every function runs in [`status::guard`].
+//!
+//! Names follow the Rust [`Session`]'s: `dbrt_session_run_*` takes token ids,
+//! `dbrt_session_classify_*` takes text. Every output goes into a caller's buffer, so no C name
+//! carries Rust's `_into`.
 
 // Exported functions check every pointer they dereference and say so in SAFETY comments; the
 // remaining contract (a pointer, if not NULL, points at what the header says) is C's.
@@ -35,7 +39,7 @@ use status::{guard, Failure, Outcome};
 
 /// The version of this C API: it changes when a declaration in this header changes
 /// incompatibly. Compare it with `dbrt_api_version()` to catch a header/library mismatch.
-pub const DBRT_API_VERSION: u32 = 1;
+pub const DBRT_API_VERSION: u32 = 2;
 
 /// An opened model: immutable, shareable by any number of threads and sessions.
 pub struct dbrt_model {
@@ -850,7 +854,7 @@ unsafe fn pair_outputs(
             let out = unsafe { args::out_slice(out, capacity, n, "output") }?;
             match probabilities {
                 true => s.classify_into(text, pair, out)?,
-                false => s.pair_logits_into(text, pair, out)?,
+                false => s.classify_logits_into(text, pair, out)?,
             }
             Ok(())
         })
@@ -933,7 +937,7 @@ pub unsafe extern "C" fn dbrt_session_classify_batch(
 /// in the template), DBRT_BUFFER_TOO_SMALL, DBRT_NO_ENTAILMENT_LABEL, DBRT_UNSUPPORTED_MODEL
 /// (fewer than two labels), DBRT_TOKENIZER_ERROR, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 #[no_mangle]
-pub unsafe extern "C" fn dbrt_session_zero_shot(
+pub unsafe extern "C" fn dbrt_session_classify_zero_shot(
     session: *mut dbrt_session,
     text: *const c_char,
     text_len: usize,
@@ -968,7 +972,7 @@ pub unsafe extern "C" fn dbrt_session_zero_shot(
                 // SAFETY: checked above; readable by the header's contract.
                 unsafe { labels[i].text("label") }.map_err(|_| dbrt_runtime::Error::InvalidUtf8)
             };
-            s.zero_shot_into(text, label, template, multi_label != 0, scores)?;
+            s.classify_zero_shot_into(text, label, template, multi_label != 0, scores)?;
             Ok(())
         })
     })
@@ -1031,8 +1035,8 @@ unsafe fn run_ids(
             // SAFETY: `capacity` writable floats by the header's contract; checked for NULL.
             let out = unsafe { args::out_slice(out, capacity, needed, "output") }?;
             out.copy_from_slice(match hidden {
-                true => s.last_hidden_state(seq)?,
-                false => s.logits(seq)?,
+                true => s.run_hidden(seq)?,
+                false => s.run_logits(seq)?,
             });
             Ok(())
         })

@@ -248,7 +248,7 @@ fuzz_target!(|data: &[u8]| {
                     let templ = text(&mut c);
                     let (tp, tl) = arg(&mut c, &templ);
                     unsafe {
-                        dbrt_session_zero_shot(
+                        dbrt_session_classify_zero_shot(
                             session,
                             ap,
                             al,

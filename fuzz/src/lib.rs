@@ -208,12 +208,12 @@ fn run_session(s: &mut dbrt::Session, ids: &[u32]) {
     // [MASK] is the tiny tokenizer's added token.
     let _ = s.classify("A man plays a [MASK].", Some("A person makes music."));
     let _ = s.classify("naïve café — ok?", None);
-    let _ = s.logits(dbrt::Sequence {
+    let _ = s.run_logits(dbrt::Sequence {
         ids,
         type_ids: None,
     });
     // The session must still work after whatever happened above.
-    let _ = s.logits(dbrt::Sequence {
+    let _ = s.run_logits(dbrt::Sequence {
         ids: &[1, 5, 2],
         type_ids: None,
     });
@@ -525,7 +525,7 @@ pub fn convert_and_check(input: &Path, opts: &dbrt_convert::ConvertOptions) {
     let vocab = model.config().vocab_size as u32;
     let ids = [1 % vocab, 5 % vocab, 2 % vocab];
     let n = model.max_sequence_length().min(3);
-    if let Ok(l) = s.logits(dbrt::Sequence {
+    if let Ok(l) = s.run_logits(dbrt::Sequence {
         ids: &ids[..n],
         type_ids: None,
     }) {

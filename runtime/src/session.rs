@@ -1,5 +1,10 @@
 //! Sessions: the scratch memory, kernels and worker threads for running a model, all set up
 //! once at creation. Running (tokenizing, encoding, classifying) allocates nothing.
+//!
+//! One vocabulary names the calls, in Rust, C and Java alike: `run_*` takes token ids (already
+//! tokenized), `classify_*` takes text (tokenized by the session); zero-shot takes text, so it
+//! is `classify_zero_shot`. A method that writes into a caller's buffer ends in `_into`; one
+//! without returns its result (a `Vec` for text, a slice of the session's own buffer for ids).
 
 use std::sync::Arc;
 
@@ -24,7 +29,8 @@ pub struct SessionOptions {
     /// Longest input in tokens; `None` means the model's maximum. At least 3 for a model with
     /// a tokenizer (`[CLS] [SEP] [SEP]`), 1 otherwise.
     pub max_sequence_length: Option<usize>,
-    /// Most sequences in one `run_batch` call; `0` means 1.
+    /// Most sequences in one [`Session::run_batch_into`] or [`Session::run_padded_into`]
+    /// call; `0` means 1.
     pub max_batch: usize,
     /// Longest word the tokenizer takes, in bytes; `None` means [`DEFAULT_MAX_WORD_BYTES`].
     /// Text length is not limited: text is tokenized word by word.
@@ -296,34 +302,34 @@ impl Session {
             .classify(m.bytes(), m.config(), &mut self.scratch, out, &ex)
     }
 
-    /// The encoder's last hidden state, `[tokens, hidden]` row-major.
-    pub fn last_hidden_state(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+    /// Runs token ids through the encoder: its last hidden state, `[tokens, hidden]` row-major.
+    pub fn run_hidden(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
         self.run_encoder(seq.ids, seq.type_ids, Rows::All);
         Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
     }
 
-    /// [`Session::logits`] with the last layer computed for every token, as transformers
+    /// [`Session::run_logits`] with the last layer computed for every token, as transformers
     /// does: for tests that pin the `[CLS]`-only shortcut to the same bits.
     #[doc(hidden)]
-    pub fn logits_all_rows(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+    pub fn run_logits_all_rows(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
         self.run_encoder(seq.ids, seq.type_ids, Rows::All);
         self.run_head(None)?;
         Ok(&self.logits)
     }
 
-    /// Classification logits of one sequence.
-    pub fn logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
+    /// Runs token ids through the model: the classification logits of one sequence.
+    pub fn run_logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
         self.run_encoder(seq.ids, seq.type_ids, Rows::First);
         self.run_head(None)?;
         Ok(&self.logits)
     }
 
-    /// Logits of several sequences of any lengths, each run at its own length (no padding),
-    /// into `out` (`[batch, num_labels]`).
-    pub fn run_batch(&mut self, seqs: &[Sequence<'_>], out: &mut [f32]) -> Result<()> {
+    /// Runs several sequences of token ids, of any lengths, each at its own length (no
+    /// padding): their logits into `out` (`[batch, num_labels]`).
+    pub fn run_batch_into(&mut self, seqs: &[Sequence<'_>], out: &mut [f32]) -> Result<()> {
         let n = self.model.config().num_labels;
         if seqs.len() > self.max_batch {
             return Err(Error::BatchTooLarge {
@@ -339,14 +345,15 @@ impl Session {
             )));
         }
         for (seq, o) in seqs.iter().zip(out.chunks_exact_mut(n.max(1))) {
-            o.copy_from_slice(self.logits(*seq)?);
+            o.copy_from_slice(self.run_logits(*seq)?);
         }
         Ok(())
     }
 
-    /// Logits of a right-padded batch (`ids` and `mask` are `[batch, width]`, mask 1 for tokens,
-    /// 0 for padding after them), as Hugging Face takes it. Padding is dropped, not computed.
-    pub fn run_padded(
+    /// Runs a right-padded batch of token ids (`ids` and `mask` are `[batch, width]`, mask 1 for
+    /// tokens, 0 for padding after them), as Hugging Face takes it: logits into `out`
+    /// (`[batch, num_labels]`). Padding is dropped, not computed.
+    pub fn run_padded_into(
         &mut self,
         ids: &[u32],
         mask: &[u32],
@@ -390,7 +397,7 @@ impl Session {
                 ids: &ids[span.clone()],
                 type_ids: type_ids.map(|t| &t[span]),
             };
-            out[b * n..(b + 1) * n].copy_from_slice(self.logits(seq)?);
+            out[b * n..(b + 1) * n].copy_from_slice(self.run_logits(seq)?);
         }
         Ok(())
     }
@@ -447,9 +454,9 @@ impl Session {
         self.tokenize(text, pair)
     }
 
-    /// Tokenizes a text or a pair and writes its logits into `logits` (one per label).
-    /// Allocates nothing.
-    pub fn pair_logits_into(
+    /// Classifies a text or a (premise, hypothesis) pair: its logits into `logits` (one per
+    /// label). Allocates nothing.
+    pub fn classify_logits_into(
         &mut self,
         text: &str,
         pair: Option<&str>,
@@ -508,14 +515,15 @@ impl Session {
         self.run_head(Some(logits))
     }
 
-    /// Classifies a text or a pair into `probs` (one per label). Allocates nothing.
+    /// Classifies a text or a (premise, hypothesis) pair: label probabilities (the softmax of
+    /// its logits) into `probs` (one per label). Allocates nothing.
     pub fn classify_into(
         &mut self,
         text: &str,
         pair: Option<&str>,
         probs: &mut [f32],
     ) -> Result<()> {
-        self.pair_logits_into(text, pair, probs)?;
+        self.classify_logits_into(text, pair, probs)?;
         crate::kernels::scalar::softmax(probs);
         Ok(())
     }
@@ -528,7 +536,7 @@ impl Session {
     ///
     /// `label(i)` gives candidate `i` of `scores.len()`. Allocates nothing unless a hypothesis
     /// outgrows the session's buffer (1 KiB), once.
-    pub fn zero_shot_into<'l>(
+    pub fn classify_zero_shot_into<'l>(
         &mut self,
         text: &str,
         mut label: impl FnMut(usize) -> Result<&'l str>,
@@ -576,8 +584,8 @@ impl Session {
         Ok(())
     }
 
-    /// [`Session::zero_shot_into`] over a slice of labels, returning the scores.
-    pub fn zero_shot(
+    /// [`Session::classify_zero_shot_into`] over a slice of labels, returning the scores.
+    pub fn classify_zero_shot(
         &mut self,
         text: &str,
         labels: &[&str],
@@ -585,7 +593,7 @@ impl Session {
         multi_label: bool,
     ) -> Result<Vec<f32>> {
         let mut scores = vec![0.0; labels.len()];
-        self.zero_shot_into(text, |i| Ok(labels[i]), template, multi_label, &mut scores)?;
+        self.classify_zero_shot_into(text, |i| Ok(labels[i]), template, multi_label, &mut scores)?;
         Ok(scores)
     }
 
@@ -594,6 +602,13 @@ impl Session {
         let mut probs = vec![0.0; self.model.config().num_labels];
         self.classify_into(text, pair, &mut probs)?;
         Ok(probs)
+    }
+
+    /// Classifies a text or a (premise, hypothesis) pair: its logits.
+    pub fn classify_logits(&mut self, text: &str, pair: Option<&str>) -> Result<Vec<f32>> {
+        let mut logits = vec![0.0; self.model.config().num_labels];
+        self.classify_logits_into(text, pair, &mut logits)?;
+        Ok(logits)
     }
 }
 

@@ -52,8 +52,8 @@ static void exercise(dbrt_model *model) {
   dbrt_str candidates[3] = {{"sports", 6}, {"music", 5}, {"cooking", 7}};
   const char *filled[3] = {"It is about sports!", "It is about music!", "It is about cooking!"};
   float single[3], multi[3], entail[3];
-  CHECK(dbrt_session_zero_shot(session, P, strlen(P), candidates, 3, "It is about {}!", 15, 0, single, 3));
-  CHECK(dbrt_session_zero_shot(session, P, strlen(P), candidates, 3, "It is about {}!", 15, 1, multi, 3));
+  CHECK(dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 3, "It is about {}!", 15, 0, single, 3));
+  CHECK(dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 3, "It is about {}!", 15, 1, multi, 3));
   float sum = 0;
   for (int i = 0; i < 3; i++) {
     CHECK(dbrt_session_classify_logits(session, P, strlen(P), filled[i], strlen(filled[i]), logits, 16));

@@ -165,14 +165,14 @@ int main(int argc, char **argv) {
   /* Zero-shot. */
   dbrt_str candidates[2] = {{"sports", 6}, {"music", 5}};
   float scores[2];
-  EXPECT_STATUS(DBRT_INVALID_ARGUMENT, dbrt_session_zero_shot(session, P, strlen(P), candidates, 0, NULL, 0, 0, scores, 2));
-  EXPECT_STATUS(DBRT_INVALID_ARGUMENT, dbrt_session_zero_shot(session, P, strlen(P), candidates, 2, "no slot", 7, 0, scores, 2));
-  EXPECT_STATUS(DBRT_BUFFER_TOO_SMALL, dbrt_session_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 1));
-  EXPECT_STATUS(DBRT_INVALID_UTF8, dbrt_session_zero_shot(session, P, strlen(P), broken, 2, NULL, 0, 0, scores, 2));
-  CHECK(dbrt_session_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
+  EXPECT_STATUS(DBRT_INVALID_ARGUMENT, dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 0, NULL, 0, 0, scores, 2));
+  EXPECT_STATUS(DBRT_INVALID_ARGUMENT, dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 2, "no slot", 7, 0, scores, 2));
+  EXPECT_STATUS(DBRT_BUFFER_TOO_SMALL, dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 1));
+  EXPECT_STATUS(DBRT_INVALID_UTF8, dbrt_session_classify_zero_shot(session, P, strlen(P), broken, 2, NULL, 0, 0, scores, 2));
+  CHECK(dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
   dbrt_session *unnamed = NULL;
   CHECK(dbrt_session_create(model, NULL, &unnamed)); /* no entailment label set, none named */
-  EXPECT_STATUS(DBRT_NO_ENTAILMENT_LABEL, dbrt_session_zero_shot(unnamed, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
+  EXPECT_STATUS(DBRT_NO_ENTAILMENT_LABEL, dbrt_session_classify_zero_shot(unnamed, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
   dbrt_session_free(unnamed);
 
   /* A closed session answers every call with DBRT_SESSION_CLOSED; closing twice is fine. */
@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_tokenize(session, P, strlen(P), NULL, 0, ids, NULL, 64, &got));
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_run_logits(session, ids, NULL, 3, logits, 16));
   EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_classify_batch(session, texts, NULL, 1, batch, 48));
-  EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
+  EXPECT_STATUS(DBRT_SESSION_CLOSED, dbrt_session_classify_zero_shot(session, P, strlen(P), candidates, 2, NULL, 0, 0, scores, 2));
   dbrt_session_free(session);
 
   /* Every free takes NULL. */

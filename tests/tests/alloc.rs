@@ -79,7 +79,7 @@ fn check(storage: dbrt_convert::StorageType, threads: usize) {
                 .classify_into(&r.premise, Some(&r.hypothesis), &mut probs)
                 .unwrap();
             session
-                .logits(dbrt::Sequence {
+                .run_logits(dbrt::Sequence {
                     ids: &r.input_ids,
                     type_ids: None,
                 })

@@ -21,7 +21,7 @@ fn max_diff_over_cases(model_path: &Path, goldens: &str) -> f32 {
         .iter()
         .map(|c| {
             max_abs_diff(
-                s.logits(Sequence {
+                s.run_logits(Sequence {
                     ids: &c.input_ids,
                     type_ids: None,
                 })

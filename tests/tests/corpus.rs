@@ -90,7 +90,7 @@ fn run_model(bytes: &[u8]) -> Result<(), String> {
         outcome.push(format!("classify: {}", summary(r)));
         for ids in [&[1u32, 10, 2][..], &[1, 5, 6, 7, 2]] {
             let r = s
-                .logits(Sequence {
+                .run_logits(Sequence {
                     ids,
                     type_ids: None,
                 })

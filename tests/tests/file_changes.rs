@@ -12,7 +12,7 @@ const IDS: [u32; 6] = [1, 17, 230, 4, 999, 2];
 
 fn logits(model: &Arc<Model>) -> Vec<f32> {
     let mut s = Session::new(model.clone(), Default::default()).unwrap();
-    s.logits(Sequence {
+    s.run_logits(Sequence {
         ids: &IDS,
         type_ids: None,
     })

@@ -315,7 +315,7 @@ fn sizes_no_tensor_ties_are_bounded() {
     };
     let mut s = Session::new(model, short).expect("a 64-token session");
     let ids = [1, 5, 7, 2];
-    s.logits(Sequence {
+    s.run_logits(Sequence {
         ids: &ids,
         type_ids: None,
     })

@@ -46,7 +46,7 @@ fn check_f32(file: &str) {
         let enc = model.encode(&r.premise, Some(&r.hypothesis)).unwrap();
         assert_eq!(enc.ids, r.input_ids, "{file} row {i}: token ids differ");
         let logits = s
-            .logits(Sequence {
+            .run_logits(Sequence {
                 ids: &enc.ids,
                 type_ids: None,
             })
@@ -82,7 +82,7 @@ fn f16_agreement(file: &str) -> (usize, usize) {
         .iter()
         .filter(|r| {
             argmax(
-                s.logits(Sequence {
+                s.run_logits(Sequence {
                     ids: &r.input_ids,
                     type_ids: None,
                 })
@@ -161,12 +161,12 @@ fn memory_buffer_equals_mapping() {
     };
     let a = Session::new(from_buf, Default::default())
         .unwrap()
-        .logits(seq)
+        .run_logits(seq)
         .unwrap()
         .to_vec();
     let b = Session::new(mapped, Default::default())
         .unwrap()
-        .logits(seq)
+        .run_logits(seq)
         .unwrap()
         .to_vec();
     assert_eq!(a, b);
@@ -207,7 +207,7 @@ fn fidelity(s: &mut Session) -> Fidelity {
     let (mut agree, mut ort_agree, mut dp, mut ort_dp) = (0, 0, 0.0, 0.0);
     for r in &rows {
         let logits = s
-            .logits(Sequence {
+            .run_logits(Sequence {
                 ids: &r.input_ids,
                 type_ids: None,
             })
@@ -260,7 +260,7 @@ fn int8_logits(isa: dbrt::kernels::Isa, threads: usize, rows: &[RealRow]) -> Vec
     let mut s = Session::new(int8_model(), opts).unwrap();
     rows.iter()
         .map(|r| {
-            s.logits(Sequence {
+            s.run_logits(Sequence {
                 ids: &r.input_ids,
                 type_ids: None,
             })
@@ -323,7 +323,7 @@ fn real_zero_shot_matches_the_pipeline_formula() {
     let labels = ["sports", "politics", "cooking"];
     let mut plain = Session::new(model.clone(), Default::default()).unwrap();
     assert!(matches!(
-        plain.zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false),
+        plain.classify_zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false),
         Err(dbrt::Error::NoEntailmentLabel)
     ));
     for entail in [0usize, 1] {
@@ -338,15 +338,15 @@ fn real_zero_shot_matches_the_pipeline_formula() {
             .map(|l| {
                 let mut out = vec![0.0; 2];
                 let hyp = format!("This example is {l}.");
-                s.pair_logits_into(text, Some(&hyp), &mut out).unwrap();
+                s.classify_logits_into(text, Some(&hyp), &mut out).unwrap();
                 out
             })
             .collect();
         let single = s
-            .zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false)
+            .classify_zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, false)
             .unwrap();
         let multi = s
-            .zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, true)
+            .classify_zero_shot(text, &labels, dbrt::DEFAULT_HYPOTHESIS_TEMPLATE, true)
             .unwrap();
         let z: f64 = logits.iter().map(|l| (l[entail] as f64).exp()).sum();
         for (i, l) in logits.iter().enumerate() {
@@ -356,13 +356,16 @@ fn real_zero_shot_matches_the_pipeline_formula() {
             assert!((multi[i] as f64 - e / (e + c)).abs() < 1e-6, "{multi:?}");
         }
         // One candidate is scored alone, as the pipeline does.
-        let alone = s.zero_shot(text, &labels[..1], "{}", false).unwrap();
+        let alone = s
+            .classify_zero_shot(text, &labels[..1], "{}", false)
+            .unwrap();
         let mut l = vec![0.0; 2];
-        s.pair_logits_into(text, Some("sports"), &mut l).unwrap();
+        s.classify_logits_into(text, Some("sports"), &mut l)
+            .unwrap();
         let want = 1.0 / (1.0 + (l[contra] - l[entail]).exp());
         assert!((alone[0] - want).abs() < 1e-6);
         assert!(matches!(
-            s.zero_shot(text, &labels, "no slot", false),
+            s.classify_zero_shot(text, &labels, "no slot", false),
             Err(dbrt::Error::InvalidArgument(_))
         ));
     }

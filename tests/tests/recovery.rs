@@ -21,9 +21,9 @@ fn answers(s: &mut Session) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         ids: &ids,
         type_ids: None,
     };
-    let logits = s.logits(seq).expect("logits").to_vec();
+    let logits = s.run_logits(seq).expect("logits").to_vec();
     let zero_shot = s
-        .zero_shot(
+        .classify_zero_shot(
             PREMISE,
             &["music", "sports", "cooking"],
             DEFAULT_HYPOTHESIS_TEMPLATE,
@@ -52,11 +52,11 @@ fn a_session_answers_correctly_after_a_panic_in_any_call() {
             let calls: [Call; 3] = [
                 ("classify", |s| drop(s.classify(PREMISE, Some(HYPOTHESIS)))),
                 ("zero-shot", |s| {
-                    drop(s.zero_shot(PREMISE, &["a", "b"], "It is {}.", true))
+                    drop(s.classify_zero_shot(PREMISE, &["a", "b"], "It is {}.", true))
                 }),
                 ("logits", |s| {
                     let ids = [1, 5, 9, 2];
-                    drop(s.logits(dbrt::Sequence {
+                    drop(s.run_logits(dbrt::Sequence {
                         ids: &ids,
                         type_ids: None,
                     }))

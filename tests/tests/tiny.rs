@@ -27,7 +27,7 @@ fn check_variant(name: &str) -> f32 {
             ids: &case.input_ids,
             type_ids: has_types.then_some(&case.token_type_ids[..]),
         };
-        let logits = session.logits(seq).unwrap();
+        let logits = session.run_logits(seq).unwrap();
         let d = max_abs_diff(logits, &case.logits);
         assert!(
             d <= TOL,
@@ -48,7 +48,7 @@ fn check_variant(name: &str) -> f32 {
     let n = model.config().num_labels;
     let mut out = vec![0f32; pb.input_ids.len() * n];
     session
-        .run_padded(
+        .run_padded_into(
             &ids,
             &mask,
             has_types.then_some(&types[..]),
@@ -113,7 +113,7 @@ fn last_hidden_state_matches_transformers() {
         let has_types = model.config().type_vocab_size > 0;
         let mut s = Session::new(model.clone(), Default::default()).unwrap();
         let got = s
-            .last_hidden_state(Sequence {
+            .run_hidden(Sequence {
                 ids: &case.input_ids,
                 type_ids: has_types.then_some(&case.token_type_ids[..]),
             })
@@ -132,7 +132,7 @@ fn f16_storage_stays_close() {
     let mut s = Session::new(model, Default::default()).unwrap();
     for case in tiny_goldens("v3-style").cases {
         let got = s
-            .logits(Sequence {
+            .run_logits(Sequence {
                 ids: &case.input_ids,
                 type_ids: None,
             })
@@ -158,21 +158,21 @@ fn bad_inputs_are_typed_errors() {
     .unwrap();
     let long = vec![1u32; 17];
     assert!(matches!(
-        s.logits(Sequence {
+        s.run_logits(Sequence {
             ids: &long,
             type_ids: None
         }),
         Err(dbrt::Error::InputTooLong { len: 17, max: 16 })
     ));
     assert!(matches!(
-        s.logits(Sequence {
+        s.run_logits(Sequence {
             ids: &[],
             type_ids: None
         }),
         Err(dbrt::Error::EmptyInput)
     ));
     assert!(matches!(
-        s.logits(Sequence {
+        s.run_logits(Sequence {
             ids: &[1, 5000],
             type_ids: None
         }),
@@ -194,7 +194,7 @@ fn bad_inputs_are_typed_errors() {
         },
     ];
     assert!(matches!(
-        s.run_batch(&two, &mut out),
+        s.run_batch_into(&two, &mut out),
         Err(dbrt::Error::BatchTooLarge { .. })
     ));
     assert!(Session::new(
@@ -264,9 +264,9 @@ fn int8_storage_close_and_identical_across_layouts_tiers_and_threads() {
                         ids: &c.input_ids,
                         type_ids: has_types.then_some(&c.token_type_ids[..]),
                     };
-                    let logits = s.logits(seq).unwrap().to_vec();
+                    let logits = s.run_logits(seq).unwrap().to_vec();
                     // The [CLS]-only last layer gives the bits of the whole one.
-                    assert_eq!(s.logits_all_rows(seq).unwrap(), &logits[..]);
+                    assert_eq!(s.run_logits_all_rows(seq).unwrap(), &logits[..]);
                     logits
                 })
                 .collect::<Vec<Vec<f32>>>()

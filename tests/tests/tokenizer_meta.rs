@@ -122,6 +122,32 @@ fn a_tokenizer_within_the_vocabulary_opens_and_classifies() {
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 }
 
+/// The text and id routes give the same bits: `classify_logits` (allocating) equals
+/// `classify_logits_into` and `run_logits` on the ids `tokenize` gives, and `classify` is their
+/// softmax.
+#[test]
+fn the_classify_and_run_routes_agree() {
+    let bytes = tiny_with_tokenizer(&tokenizer_json(100), |_| {});
+    let mut s = session(&bytes, None, Truncation::LongestFirst).unwrap();
+    let logits = s.classify_logits("a b", Some("c")).unwrap();
+    let mut into = vec![0.0; logits.len()];
+    s.classify_logits_into("a b", Some("c"), &mut into).unwrap();
+    assert_eq!(into, logits);
+    let (ids, types) = s.tokenize("a b", Some("c")).unwrap();
+    let (ids, types) = (ids.to_vec(), types.to_vec());
+    let ran = s
+        .run_logits(dbrt::Sequence {
+            ids: &ids,
+            type_ids: Some(&types),
+        })
+        .unwrap();
+    assert_eq!(ran, &logits[..]);
+    assert_eq!(
+        s.classify("a b", Some("c")).unwrap(),
+        dbrt::softmax(&logits)
+    );
+}
+
 /// Every id in the metadata, forged one at a time to the first id past the vocabulary (and to
 /// far beyond it), is refused at open by a typed error naming the key and the id.
 #[test]
@@ -248,7 +274,7 @@ fn a_model_without_tokenizer_runs_at_length_one() {
         ids: &[1],
         type_ids: None,
     };
-    assert_eq!(s.logits(seq).unwrap().len(), 3);
+    assert_eq!(s.run_logits(seq).unwrap().len(), 3);
 }
 
 /// At the minimum length every text call encodes (to its special tokens: no room is left for

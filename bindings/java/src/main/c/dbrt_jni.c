@@ -200,9 +200,9 @@ JNIEXPORT void JNICALL Java_org_dbrt_Native_classify(JNIEnv *env, jclass cls, jl
   ok(env, s);
 }
 
-JNIEXPORT void JNICALL Java_org_dbrt_Native_zeroShot(JNIEnv *env, jclass cls, jlong session, jbyteArray text,
-                                                    jobjectArray labels, jbyteArray template_,
-                                                    jboolean multi_label, jfloatArray out) {
+JNIEXPORT void JNICALL Java_org_dbrt_Native_classifyZeroShot(JNIEnv *env, jclass cls, jlong session, jbyteArray text,
+                                                            jobjectArray labels, jbyteArray template_,
+                                                            jboolean multi_label, jfloatArray out) {
   (void)cls;
   jsize n = (*env)->GetArrayLength(env, labels);
   utf8_t t, tpl;
@@ -226,8 +226,8 @@ JNIEXPORT void JNICALL Java_org_dbrt_Native_zeroShot(JNIEnv *env, jclass cls, jl
   if (fine) {
     jsize cap = (*env)->GetArrayLength(env, out);
     jfloat *o = (*env)->GetFloatArrayElements(env, out, NULL);
-    dbrt_status s = dbrt_session_zero_shot((dbrt_session *)(intptr_t)session, chars(&t), t.len, strs, (size_t)n,
-                                           chars(&tpl), tpl.len, multi_label ? 1 : 0, o, (size_t)cap);
+    dbrt_status s = dbrt_session_classify_zero_shot((dbrt_session *)(intptr_t)session, chars(&t), t.len, strs, (size_t)n,
+                                                    chars(&tpl), tpl.len, multi_label ? 1 : 0, o, (size_t)cap);
     if (o) (*env)->ReleaseFloatArrayElements(env, out, o, s == DBRT_OK ? 0 : JNI_ABORT);
     ok(env, s);
   }

@@ -36,6 +36,6 @@ final class Native {
 
   static native void classify(long session, byte[] text, byte[] pair, float[] out, boolean logits);
 
-  static native void zeroShot(
+  static native void classifyZeroShot(
       long session, byte[] text, byte[][] labels, byte[] template, boolean multiLabel, float[] out);
 }

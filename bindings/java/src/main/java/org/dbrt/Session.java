@@ -32,8 +32,8 @@ public final class Session implements AutoCloseable {
     return out;
   }
 
-  /** The raw logits of a pair. */
-  public float[] logits(String premise, String hypothesis) {
+  /** The logits of a (premise, hypothesis) pair; {@code hypothesis} may be null. */
+  public float[] classifyLogits(String premise, String hypothesis) {
     float[] out = new float[labels];
     Native.classify(live(), utf8(premise), utf8(hypothesis), out, true);
     return out;
@@ -55,11 +55,11 @@ public final class Session implements AutoCloseable {
    * Zero-shot scores of {@code text} for each candidate label, as Hugging Face's pipeline.
    * @param template the hypothesis with "{}" for the label; null for "This example is {}."
    */
-  public float[] zeroShot(String text, String[] candidates, String template, boolean multiLabel) {
+  public float[] classifyZeroShot(String text, String[] candidates, String template, boolean multiLabel) {
     byte[][] raw = new byte[candidates.length][];
     for (int i = 0; i < raw.length; i++) raw[i] = utf8(candidates[i]);
     float[] out = new float[candidates.length];
-    Native.zeroShot(live(), utf8(text), raw, utf8(template), multiLabel, out);
+    Native.classifyZeroShot(live(), utf8(text), raw, utf8(template), multiLabel, out);
     return out;
   }
 

@@ -36,14 +36,14 @@ public final class ClassifyPairsTest {
       int differing = 0;
       for (int i = 0; i < pairs.size(); i++) {
         String[] ph = pairs.get(i).split("\t", -1);
-        float[] logits = session.logits(ph[0], ph[1]);
+        float[] logits = session.classifyLogits(ph[0], ph[1]);
         String[] want = cLogits.get(i).split("\t");
         check(want.length == n, "row " + i + " has " + n + " C logits");
         for (int k = 0; k < n; k++) {
           if (Float.floatToIntBits(logits[k]) != Float.floatToIntBits(Float.parseFloat(want[k]))) differing++;
         }
         if (i < 64) {
-          float[] again = other.logits(ph[0], ph[1]);
+          float[] again = other.classifyLogits(ph[0], ph[1]);
           check(java.util.Arrays.equals(again, logits), "a copied model, 2 threads: same logits");
           float[] p = session.classify(ph[0], ph[1]);
           check(Math.abs(p[0] + p[1] - 1f) < 1e-5f, "probabilities sum to 1");
@@ -52,7 +52,7 @@ public final class ClassifyPairsTest {
       check(differing == 0, differing + " logits differ from the C API's");
 
       // Zero-shot over label 0 as entailment: single-label scores sum to one.
-      float[] z = other.zeroShot("The striker scored twice.", new String[] {"sports", "cooking"}, null, false);
+      float[] z = other.classifyZeroShot("The striker scored twice.", new String[] {"sports", "cooking"}, null, false);
       check(Math.abs(z[0] + z[1] - 1f) < 1e-5f, "zero-shot scores sum to 1");
       int[] ids = session.tokenize("A man plays a guitar.", "A person makes music.");
       check(ids.length > 4 && ids[0] == 1 && ids[ids.length - 1] == 2, "[CLS] ... [SEP]");
@@ -62,7 +62,7 @@ public final class ClassifyPairsTest {
 
       // Errors arrive as DbrtException with their status.
       try {
-        session.zeroShot("x", new String[] {"a"}, null, false);
+        session.classifyZeroShot("x", new String[] {"a"}, null, false);
         check(false, "zero-shot without an entailment label throws");
       } catch (DbrtException e) {
         check(e.statusName().equals("DBRT_NO_ENTAILMENT_LABEL"), e.getMessage());
