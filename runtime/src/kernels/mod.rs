@@ -23,11 +23,15 @@ macro_rules! by_rows {
 // by_rows! lists the row counts 1 to MR.
 const _: () = assert!(MR == 4);
 
+#[macro_use]
+mod lanes;
+mod f32_bodies;
+
 #[cfg(target_arch = "aarch64")]
-pub mod aarch64;
+mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
-pub mod x86_64;
+mod x86_64;
 
 use crate::error::{Error, Result};
 pub use scalar::{MR, NR, QBLOCK};
@@ -514,8 +518,9 @@ impl Kernels {
                 };
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_i8mm;
             }
+            // available() admits only this architecture's tiers.
             #[allow(unreachable_patterns)]
-            _ => unreachable!("available() admits only this architecture's tiers"),
+            _ => return Err(Error::UnsupportedIsa { isa: isa.name() }),
         }
         Ok(k)
     }
