@@ -88,6 +88,7 @@ pub(super) unsafe fn panel_epilogue<V: F32Lanes>(
     // SAFETY: the module's contract; every load and store is NR floats of an [f32; NR].
     unsafe {
         let ws = V::load(scales.as_ptr());
+        #[allow(clippy::manual_map)] // a closure would not inherit the target features
         let b = match bias {
             Some(b) => Some(V::load(b.as_ptr())),
             None => None,
@@ -352,11 +353,11 @@ pub(super) unsafe fn layer_norm_rows<V, S, const R: usize>(
         for r in 0..R {
             let row = std::slice::from_raw_parts_mut(p[r], n);
             let mut tail = 0f64;
-            for j in whole..n {
+            for (j, v) in row.iter_mut().enumerate().skip(whole) {
                 if let Some(res) = res {
-                    row[j] += *res[r].add(j);
+                    *v += *res[r].add(j);
                 }
-                tail += row[j] as f64;
+                tail += *v as f64;
             }
             mean[r] = (combine8(acc[r].lanes()) + tail) / n as f64;
         }

@@ -320,7 +320,7 @@ pub(crate) fn check_layer_norm_rows(
 ) {
     let n = gamma.len();
     assert!(
-        n > 0 && beta.len() == n && x.len() % n == 0,
+        n > 0 && beta.len() == n && x.len().is_multiple_of(n),
         "layer norm: bad row shape"
     );
     assert!(
@@ -338,7 +338,7 @@ pub(crate) fn check_softmax_rows(x: &[f32], rows: usize) {
         if rows == 0 {
             x.is_empty()
         } else {
-            x.len() % rows == 0
+            x.len().is_multiple_of(rows)
         },
         "softmax: {} scores are not {rows} whole rows",
         x.len()

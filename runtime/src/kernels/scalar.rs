@@ -630,16 +630,12 @@ mod tests {
             interleave: 1,
         };
         gemm_i8_panel(&q, &s, m, kp, p, &mut acc);
-        for r in 0..m {
-            for j in 0..NR {
+        for (r, acc_r) in acc.iter().enumerate().take(m) {
+            for (j, &got) in acc_r.iter().enumerate() {
                 let c = 4 * j + 1;
                 let want = x[r * k + c] * (j + 1) as f32;
                 let tol = s[r * nb + c / QBLOCK] * (j + 1) as f32;
-                assert!(
-                    (want - acc[r][j]).abs() <= tol,
-                    "r{r} j{j}: {} vs {want}",
-                    acc[r][j]
-                );
+                assert!((want - got).abs() <= tol, "r{r} j{j}: {got} vs {want}");
             }
         }
     }

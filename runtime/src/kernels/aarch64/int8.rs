@@ -259,7 +259,7 @@ gemm_entry!(
 unsafe fn quantize_block32_neon(x: &[f32], q: &mut [i8]) -> f32 {
     assert!(x.len() == QBLOCK && q.len() == QBLOCK);
     let (x, q) = (x.as_ptr(), q.as_mut_ptr());
-    // SAFETY (whole body): 32 readable floats at x and 32 writable bytes at q (asserted).
+    // SAFETY: (the whole body) 32 readable floats at x and 32 writable bytes at q (asserted).
     unsafe {
         // Loops, not closures: a closure would not inherit the target features.
         let mut v = [vdupq_n_f32(0.0); 8];

@@ -114,12 +114,10 @@ unsafe fn gemm_i8_panel_avx512vnni_impl<const M: usize>(
 
 /// Four panels at once: two 16-lane accumulators per row, lanes 0-7 panel 0 (or 2) and 8-15
 /// panel 1 (or 3), for one input group of 4. An activation group (offset codes, as the
-/// one-panel kernel) is broadcast from memory (a load, no shuffle or sign flip: 330 → ~390
-/// G MAC/s) and feeds two `vpdpbusd`. Eight independent accumulators for four rows
-/// hide the instruction's latency, and each load feeds two multiplies; the two-panel kernel it
-/// replaced was bound by loads and by one accumulator chain per row (225 → 280 G MAC/s in the
-/// `gemm_i8` criterion group with `Layout::I8Panel8x4`, where each 16 lanes are two 32-byte
-/// loads and an insert; more with `I8Panel16x4`, one 64-byte load: `INTERLEAVED`). The block
+/// one-panel kernel) is broadcast from memory (a load, no shuffle or sign flip) and feeds two
+/// `vpdpbusd`. Eight independent accumulators for four rows hide the instruction's latency,
+/// and each load feeds two multiplies. With `Layout::I8Panel8x4` each 16 lanes are two
+/// 32-byte loads and an insert; with `I8Panel16x4` one 64-byte load (`INTERLEAVED`). The block
 /// sums are the same exact integers (the accumulators start from −128·Σw instead of
 /// subtracting it at the end), so the result is the scalar kernel's to the bit.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
@@ -186,6 +184,7 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
                 _mm512_loadu_ps(e.scales.as_ptr().add(16)),
             ]
         };
+        #[allow(clippy::manual_map)] // a closure would not inherit the target features
         let b = match e.bias {
             // SAFETY: as above.
             Some(b) => unsafe {
@@ -198,6 +197,7 @@ unsafe fn gemm_i8_panel4_avx512vnni_impl<const M: usize, const INTERLEAVED: bool
         };
         for fr in f.iter_mut() {
             for h in 0..2 {
+                #[allow(clippy::manual_map)] // as above
                 let bh = match b {
                     Some(b) => Some(b[h]),
                     None => None,
@@ -400,8 +400,7 @@ pub fn quantize_blocks_avx2(
 /// i8) for finite inputs; with `OFFSET` the codes are written as x + 128
 /// (`crate::kernels::Codes::Offset`). Eight blocks at a time: their |x| maxima fold into one 8-lane
 /// vector by a transposing tree (7 max, 14 shuffles) instead of a horizontal reduction each,
-/// and the two divisions per block become two vector divisions per eight (11.4 → 7.2 µs for
-/// 128×384 in the `elementwise` criterion group).
+/// and the two divisions per block become two vector divisions per eight.
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_run_avx2<const OFFSET: bool>(
     x: *const f32,
@@ -415,7 +414,7 @@ unsafe fn quantize_run_avx2<const OFFSET: bool>(
     let mut b0 = 0;
     while b0 < n {
         let g = (n - b0).min(8);
-        // SAFETY (whole loop body): blocks b0..b0 + g are inside the caller's spans.
+        // SAFETY: (the whole loop body) blocks b0..b0 + g are inside the caller's spans.
         unsafe {
             let xb = x.add(b0 * QBLOCK);
             let mut m = [_mm256_setzero_ps(); 8];
