@@ -13,6 +13,27 @@ use super::lanes::{F32Lanes, F64x8, NormF64x8, SumF64x8};
 use super::scalar::{combine8, erf_consts, exp_consts, exp_fast};
 use super::{MR, NR};
 
+/// A tier's safe entry point for a body of this module: checks the shapes (`check`), then
+/// runs `body` in a function with the tier's target `features`. The tier modules are private,
+/// so the entry point is reached only through a [`super::Kernels`] table, built after the
+/// features were detected.
+macro_rules! f32_entry {
+    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
+     features: $features:literal; check: $check:expr; body: $body:expr $(;)?) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            $check;
+            #[target_feature(enable = $features)]
+            unsafe fn run($($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the features are enabled here; the shapes were checked.
+                unsafe { $body }
+            }
+            // SAFETY: the features are the table's invariant.
+            unsafe { run($($arg),*) }
+        }
+    };
+}
+
 /// [`super::scalar::exp_fast`] on every lane.
 #[inline(always)]
 pub(super) unsafe fn exp<V: F32Lanes>(x: V) -> V {

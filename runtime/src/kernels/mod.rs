@@ -25,6 +25,7 @@ const _: () = assert!(MR == 4);
 
 #[macro_use]
 mod lanes;
+#[macro_use]
 mod f32_bodies;
 
 #[cfg(target_arch = "aarch64")]

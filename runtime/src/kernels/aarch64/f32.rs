@@ -11,16 +11,12 @@ use crate::kernels::{scalar, MR, NR};
 type Neon8 = Pair<float32x4_t>;
 type SumNeon = [float64x2_t; 4];
 
-#[target_feature(enable = "neon")]
-unsafe fn dot_neon(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: NEON is enabled here; the body bounds its reads by the shorter slice.
-    unsafe { body::dot::<Neon8>(a, b) }
-}
-
-/// f32 dot product with NEON, in the scalar dot's exact order (see [`scalar::dot`]).
-pub fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: NEON presence is the table's invariant.
-    unsafe { dot_neon(a, b) }
+f32_entry! {
+    /// f32 dot product with NEON, in the scalar dot's exact order (see [`scalar::dot`]).
+    pub fn dot_f32_neon(a: &[f32], b: &[f32]) -> f32;
+    features: "neon";
+    check: ();
+    body: body::dot::<Neon8>(a, b);
 }
 
 /// The columns `c..` of a row panel with NEON: 16 at a time, the rest in scalar code. `b`
@@ -32,11 +28,12 @@ unsafe fn row_panel_neon_from(a: &[f32], b: &[f32], stride: usize, out: &mut [f3
     scalar::row_panel_from(a, b, stride, out, c);
 }
 
-/// Row vector times matrix with NEON, each output summed as [`scalar::row_panel`] does.
-pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    crate::kernels::check_row_panel_args(a, b, stride, out.len());
-    // SAFETY: bounds checked above; NEON presence is the table's invariant.
-    unsafe { row_panel_neon_from(a, b, stride, out, 0) }
+f32_entry! {
+    /// Row vector times matrix with NEON, each output summed as [`scalar::row_panel`] does.
+    pub fn row_panel_f32_neon(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
+    features: "neon";
+    check: crate::kernels::check_row_panel_args(a, b, stride, out.len());
+    body: row_panel_neon_from(a, b, stride, out, 0);
 }
 
 #[target_feature(enable = "neon")]
@@ -58,78 +55,53 @@ unsafe fn row_panel4_neon<const M: usize>(
     }
 }
 
-/// Four row panels with NEON, each output as [`scalar::row_panel`] sums it.
-pub fn row_panel4_f32_neon(
-    a: [&[f32]; 4],
-    m: usize,
-    b: &[f32],
-    stride: usize,
-    out: &mut [f32],
-    w: usize,
-) {
-    crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
-    // SAFETY: shapes checked above; NEON presence is the table's invariant.
-    unsafe { by_rows!(m, M => row_panel4_neon::<M>(a, b, stride, out, w)) }
+f32_entry! {
+    /// Four row panels with NEON, each output as [`scalar::row_panel`] sums it.
+    pub fn row_panel4_f32_neon(
+        a: [&[f32]; 4],
+        m: usize,
+        b: &[f32],
+        stride: usize,
+        out: &mut [f32],
+        w: usize,
+    );
+    features: "neon";
+    check: crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
+    body: by_rows!(m, M => row_panel4_neon::<M>(a, b, stride, out, w));
 }
 
-#[target_feature(enable = "neon")]
-unsafe fn softmax_neon(x: &mut [f32], rows: usize, scale: f32) {
-    // SAFETY: NEON is enabled here; the entry point checked the shape.
-    unsafe { body::softmax_rows_grouped::<Neon8, Neon8, SumNeon>(x, rows, scale) }
+f32_entry! {
+    /// The attention softmax with NEON, bit for bit [`scalar::softmax_rows`].
+    pub fn softmax_rows_neon(x: &mut [f32], rows: usize, scale: f32);
+    features: "neon";
+    check: crate::kernels::check_softmax_rows(x, rows);
+    body: body::softmax_rows_grouped::<Neon8, Neon8, SumNeon>(x, rows, scale);
 }
 
-/// The attention softmax with NEON, bit for bit [`scalar::softmax_rows`].
-pub fn softmax_rows_neon(x: &mut [f32], rows: usize, scale: f32) {
-    crate::kernels::check_softmax_rows(x, rows);
-    // SAFETY: NEON presence is the table's invariant.
-    unsafe { softmax_neon(x, rows, scale) }
+f32_entry! {
+    /// LayerNorm over rows with NEON, bit for bit [`scalar::layer_norm_rows`].
+    pub fn layer_norm_rows_neon(
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    );
+    features: "neon";
+    check: crate::kernels::check_layer_norm_rows(x, residual, gamma, beta);
+    body: body::layer_norm_rows_grouped::<Neon8, SumNeon>(x, residual, gamma, beta, eps);
 }
 
-#[target_feature(enable = "neon")]
-unsafe fn layer_norm_neon(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
-    // SAFETY: NEON is enabled here; the entry point checked the shapes.
-    unsafe { body::layer_norm_rows_grouped::<Neon8, SumNeon>(x, residual, gamma, beta, eps) }
-}
-
-/// LayerNorm over rows with NEON, bit for bit [`scalar::layer_norm_rows`].
-pub fn layer_norm_rows_neon(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
-    crate::kernels::check_layer_norm_rows(x, residual, gamma, beta);
-    // SAFETY: NEON presence is the table's invariant.
-    unsafe { layer_norm_neon(x, residual, gamma, beta, eps) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn panel_epilogue_neon_impl(
-    acc: &mut [[f32; NR]; MR],
-    m: usize,
-    scales: &[f32; NR],
-    bias: Option<&[f32; NR]>,
-    gelu: bool,
-) {
-    // SAFETY: NEON is enabled here; the body touches fixed-size arrays only.
-    unsafe { body::panel_epilogue::<Neon8>(acc, m, scales, bias, gelu) }
-}
-
-/// The int8 GEMM's epilogue with NEON, bit for bit [`scalar::panel_epilogue`].
-pub fn panel_epilogue_neon(
-    acc: &mut [[f32; NR]; MR],
-    m: usize,
-    scales: &[f32; NR],
-    bias: Option<&[f32; NR]>,
-    gelu: bool,
-) {
-    // SAFETY: NEON presence is the table's invariant.
-    unsafe { panel_epilogue_neon_impl(acc, m, scales, bias, gelu) }
+f32_entry! {
+    /// The int8 GEMM's epilogue with NEON, bit for bit [`scalar::panel_epilogue`].
+    pub fn panel_epilogue_neon(
+        acc: &mut [[f32; NR]; MR],
+        m: usize,
+        scales: &[f32; NR],
+        bias: Option<&[f32; NR]>,
+        gelu: bool,
+    );
+    features: "neon";
+    check: ();
+    body: body::panel_epilogue::<Neon8>(acc, m, scales, bias, gelu);
 }

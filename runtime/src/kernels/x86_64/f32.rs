@@ -9,16 +9,12 @@ use crate::kernels::{scalar, MR, NR};
 
 type SumAvx2 = (__m256d, __m256d);
 
-#[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX2 is enabled here; the body bounds its reads by the shorter slice.
-    unsafe { body::dot::<__m256>(a, b) }
-}
-
-/// f32 dot product with AVX2, in the scalar dot's exact order (see [`scalar::dot`]).
-pub fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX2 presence is the table's invariant.
-    unsafe { dot_avx2(a, b) }
+f32_entry! {
+    /// f32 dot product with AVX2, in the scalar dot's exact order (see [`scalar::dot`]).
+    pub fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32;
+    features: "avx2";
+    check: ();
+    body: body::dot::<__m256>(a, b);
 }
 
 /// The columns `c..` of a row panel with AVX2: 32, then 8 at a time, the rest in scalar code.
@@ -33,28 +29,23 @@ unsafe fn row_panel_avx2_from(a: &[f32], b: &[f32], stride: usize, out: &mut [f3
     scalar::row_panel_from(a, b, stride, out, c);
 }
 
-/// Row vector times matrix with AVX2, each output summed as [`scalar::row_panel`] does.
-pub fn row_panel_f32_avx2(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    crate::kernels::check_row_panel_args(a, b, stride, out.len());
-    // SAFETY: bounds checked above; AVX2 and FMA presence is the table's invariant.
-    unsafe { row_panel_avx2_from(a, b, stride, out, 0) }
+f32_entry! {
+    /// Row vector times matrix with AVX2, each output summed as [`scalar::row_panel`] does.
+    pub fn row_panel_f32_avx2(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
+    features: "avx2,fma";
+    check: crate::kernels::check_row_panel_args(a, b, stride, out.len());
+    body: row_panel_avx2_from(a, b, stride, out, 0);
 }
 
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn row_panel_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    // SAFETY: AVX-512F, AVX2 and FMA are enabled here; the caller checked b.
-    unsafe {
+f32_entry! {
+    /// Row vector times matrix with AVX-512, each output summed as [`scalar::row_panel`].
+    pub fn row_panel_f32_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
+    features: "avx512f,avx2,fma";
+    check: crate::kernels::check_row_panel_args(a, b, stride, out.len());
+    body: {
         let c = body::row_panel_run::<__m512, 4>(a, b, stride, out, 0);
         row_panel_avx2_from(a, b, stride, out, c)
-    }
-}
-
-/// Row vector times matrix with AVX-512, each output summed as [`scalar::row_panel`].
-pub fn row_panel_f32_avx512(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]) {
-    crate::kernels::check_row_panel_args(a, b, stride, out.len());
-    // SAFETY: bounds checked above; AVX-512F presence is the table's invariant (avx512vnni
-    // tier, which has AVX2 and FMA too).
-    unsafe { row_panel_avx512(a, b, stride, out) }
+    };
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -76,18 +67,19 @@ unsafe fn row_panel4_avx2<const M: usize>(
     }
 }
 
-/// Four row panels with AVX2, each output as [`scalar::row_panel`] sums it.
-pub fn row_panel4_f32_avx2(
-    a: [&[f32]; 4],
-    m: usize,
-    b: &[f32],
-    stride: usize,
-    out: &mut [f32],
-    w: usize,
-) {
-    crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
-    // SAFETY: shapes checked above; AVX2 and FMA presence is the table's invariant.
-    unsafe { by_rows!(m, M => row_panel4_avx2::<M>(a, b, stride, out, w)) }
+f32_entry! {
+    /// Four row panels with AVX2, each output as [`scalar::row_panel`] sums it.
+    pub fn row_panel4_f32_avx2(
+        a: [&[f32]; 4],
+        m: usize,
+        b: &[f32],
+        stride: usize,
+        out: &mut [f32],
+        w: usize,
+    );
+    features: "avx2,fma";
+    check: crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
+    body: by_rows!(m, M => row_panel4_avx2::<M>(a, b, stride, out, w));
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -129,91 +121,61 @@ unsafe fn row_panel4_avx512<const M: usize>(
     }
 }
 
-/// Four row panels with AVX-512, each output as [`scalar::row_panel`] sums it.
-pub fn row_panel4_f32_avx512(
-    a: [&[f32]; 4],
-    m: usize,
-    b: &[f32],
-    stride: usize,
-    out: &mut [f32],
-    w: usize,
-) {
-    crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
-    // SAFETY: shapes checked above; AVX-512F presence is the table's invariant.
-    unsafe { by_rows!(m, M => row_panel4_avx512::<M>(a, b, stride, out, w)) }
+f32_entry! {
+    /// Four row panels with AVX-512, each output as [`scalar::row_panel`] sums it.
+    pub fn row_panel4_f32_avx512(
+        a: [&[f32]; 4],
+        m: usize,
+        b: &[f32],
+        stride: usize,
+        out: &mut [f32],
+        w: usize,
+    );
+    features: "avx512f,avx2,fma";
+    check: crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
+    body: by_rows!(m, M => row_panel4_avx512::<M>(a, b, stride, out, w));
 }
 
-#[target_feature(enable = "avx2")]
-unsafe fn softmax_avx2(x: &mut [f32], rows: usize, scale: f32) {
-    // SAFETY: AVX2 is enabled here; the entry point checked the shape.
-    unsafe { body::softmax_rows_grouped::<__m256, __m256, SumAvx2>(x, rows, scale) }
+f32_entry! {
+    /// The attention softmax with AVX2, bit for bit [`scalar::softmax_rows`].
+    pub fn softmax_rows_avx2(x: &mut [f32], rows: usize, scale: f32);
+    features: "avx2";
+    check: crate::kernels::check_softmax_rows(x, rows);
+    body: body::softmax_rows_grouped::<__m256, __m256, SumAvx2>(x, rows, scale);
 }
 
-/// The attention softmax with AVX2, bit for bit [`scalar::softmax_rows`].
-pub fn softmax_rows_avx2(x: &mut [f32], rows: usize, scale: f32) {
-    crate::kernels::check_softmax_rows(x, rows);
-    // SAFETY: AVX2 presence is the table's invariant.
-    unsafe { softmax_avx2(x, rows, scale) }
+f32_entry! {
+    /// The attention softmax with AVX-512, bit for bit [`scalar::softmax_rows`].
+    pub fn softmax_rows_avx512(x: &mut [f32], rows: usize, scale: f32);
+    features: "avx512f,avx2";
+    check: crate::kernels::check_softmax_rows(x, rows);
+    body: body::softmax_rows_grouped::<__m512, __m256, __m512d>(x, rows, scale);
 }
 
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn softmax_avx512(x: &mut [f32], rows: usize, scale: f32) {
-    // SAFETY: AVX-512F is enabled here; the entry point checked the shape.
-    unsafe { body::softmax_rows_grouped::<__m512, __m256, __m512d>(x, rows, scale) }
+f32_entry! {
+    /// LayerNorm over rows with AVX2, bit for bit [`scalar::layer_norm_rows`].
+    pub fn layer_norm_rows_avx2(
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    );
+    features: "avx2";
+    check: crate::kernels::check_layer_norm_rows(x, residual, gamma, beta);
+    body: body::layer_norm_rows_grouped::<__m256, SumAvx2>(x, residual, gamma, beta, eps);
 }
 
-/// The attention softmax with AVX-512, bit for bit [`scalar::softmax_rows`].
-pub fn softmax_rows_avx512(x: &mut [f32], rows: usize, scale: f32) {
-    crate::kernels::check_softmax_rows(x, rows);
-    // SAFETY: AVX-512F presence is the table's invariant.
-    unsafe { softmax_avx512(x, rows, scale) }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn layer_norm_avx2(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
-    // SAFETY: AVX2 is enabled here; the entry point checked the shapes.
-    unsafe { body::layer_norm_rows_grouped::<__m256, SumAvx2>(x, residual, gamma, beta, eps) }
-}
-
-/// LayerNorm over rows with AVX2, bit for bit [`scalar::layer_norm_rows`].
-pub fn layer_norm_rows_avx2(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
-    crate::kernels::check_layer_norm_rows(x, residual, gamma, beta);
-    // SAFETY: AVX2 presence is the table's invariant.
-    unsafe { layer_norm_avx2(x, residual, gamma, beta, eps) }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn panel_epilogue_avx2_impl(
-    acc: &mut [[f32; NR]; MR],
-    m: usize,
-    scales: &[f32; NR],
-    bias: Option<&[f32; NR]>,
-    gelu: bool,
-) {
-    // SAFETY: AVX2 is enabled here; the body touches fixed-size arrays only.
-    unsafe { body::panel_epilogue::<__m256>(acc, m, scales, bias, gelu) }
-}
-
-/// The int8 GEMM's epilogue with AVX2, bit for bit [`scalar::panel_epilogue`].
-pub fn panel_epilogue_avx2(
-    acc: &mut [[f32; NR]; MR],
-    m: usize,
-    scales: &[f32; NR],
-    bias: Option<&[f32; NR]>,
-    gelu: bool,
-) {
-    // SAFETY: AVX2 presence is the table's invariant.
-    unsafe { panel_epilogue_avx2_impl(acc, m, scales, bias, gelu) }
+f32_entry! {
+    /// The int8 GEMM's epilogue with AVX2, bit for bit [`scalar::panel_epilogue`].
+    pub fn panel_epilogue_avx2(
+        acc: &mut [[f32; NR]; MR],
+        m: usize,
+        scales: &[f32; NR],
+        bias: Option<&[f32; NR]>,
+        gelu: bool,
+    );
+    features: "avx2";
+    check: ();
+    body: body::panel_epilogue::<__m256>(acc, m, scales, bias, gelu);
 }
