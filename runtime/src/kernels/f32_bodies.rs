@@ -19,10 +19,10 @@ use super::{MR, NR};
 /// features were detected.
 macro_rules! f32_entry {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
-     features: $features:literal; check: $check:expr; body: $body:expr $(;)?) => {
+     features: $features:literal; $(check: $check:expr;)? body: $body:expr $(;)?) => {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
-            $check;
+            $($check;)?
             #[target_feature(enable = $features)]
             unsafe fn run($($arg: $ty),*) $(-> $ret)? {
                 // SAFETY: the features are enabled here; the shapes were checked.
@@ -30,6 +30,107 @@ macro_rules! f32_entry {
             }
             // SAFETY: the features are the table's invariant.
             unsafe { run($($arg),*) }
+        }
+    };
+}
+
+/// The entry points of the kernels whose tiers differ only in their lane types: each a
+/// [`f32_entry!`] with the kernel's signature and shape check, so that a tier names only its
+/// features and lanes.
+macro_rules! dot_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(a: &[f32], b: &[f32]) -> f32;
+            features: $features;
+            body: crate::kernels::f32_bodies::dot::<$V>(a, b);
+        }
+    };
+}
+
+/// See [`dot_entry!`].
+macro_rules! softmax_rows_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty, $E:ty, $S:ty) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(x: &mut [f32], rows: usize, scale: f32);
+            features: $features;
+            check: crate::kernels::check_softmax_rows(x, rows);
+            body: crate::kernels::f32_bodies::softmax_rows_grouped::<$V, $E, $S>(x, rows, scale);
+        }
+    };
+}
+
+/// See [`dot_entry!`].
+macro_rules! layer_norm_rows_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty, $S:ty) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(
+                x: &mut [f32],
+                residual: Option<&[f32]>,
+                gamma: &[f32],
+                beta: &[f32],
+                eps: f32,
+            );
+            features: $features;
+            check: crate::kernels::check_layer_norm_rows(x, residual, gamma, beta);
+            body: crate::kernels::f32_bodies::layer_norm_rows_grouped::<$V, $S>(
+                x, residual, gamma, beta, eps,
+            );
+        }
+    };
+}
+
+/// See [`dot_entry!`].
+macro_rules! panel_epilogue_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(
+                acc: &mut [[f32; NR]; MR],
+                m: usize,
+                scales: &[f32; NR],
+                bias: Option<&[f32; NR]>,
+                gelu: bool,
+            );
+            features: $features;
+            body: crate::kernels::f32_bodies::panel_epilogue::<$V>(acc, m, scales, bias, gelu);
+        }
+    };
+}
+
+/// The entry point of a row panel: `$from` is the tier's `fn(a, b, stride, out, c)`, a
+/// `#[target_feature]` function with `features` that does the columns from `c` on.
+macro_rules! row_panel_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $from:ident) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
+            features: $features;
+            check: crate::kernels::check_row_panel_args(a, b, stride, out.len());
+            body: $from(a, b, stride, out, 0);
+        }
+    };
+}
+
+/// The entry point of four row panels: `$rows` is the tier's `fn::<M>(a, b, stride, out, w)`
+/// for `M` rows, a `#[target_feature]` function with `features`.
+macro_rules! row_panel4_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $rows:ident) => {
+        f32_entry! {
+            $(#[$doc])*
+            pub fn $name(
+                a: [&[f32]; 4],
+                m: usize,
+                b: &[f32],
+                stride: usize,
+                out: &mut [f32],
+                w: usize,
+            );
+            features: $features;
+            check: crate::kernels::check_row_panel4_args(&a, m, b, stride, out, w);
+            body: by_rows!(m, M => $rows::<M>(a, b, stride, out, w));
         }
     };
 }
