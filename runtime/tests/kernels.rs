@@ -629,9 +629,9 @@ fn a_tier_the_cpu_lacks_is_a_typed_error() {
         Isa::NeonDotprod,
         Isa::NeonI8mm,
     ];
-    // Every architecture lacks the other's tiers, so this checks at least three.
+    // Every architecture lacks the other's tiers: two at least.
     let missing: Vec<Isa> = all.into_iter().filter(|i| !i.available()).collect();
-    assert!(missing.len() >= 3, "{missing:?}");
+    assert!(missing.len() >= 2, "{missing:?}");
     for isa in missing {
         let unsupported = |r: dbrt::Result<Kernels>| matches!(r, Err(dbrt::Error::UnsupportedIsa { isa: name }) if name == isa.name());
         assert!(unsupported(Kernels::for_isa(isa)), "for_isa({isa:?})");

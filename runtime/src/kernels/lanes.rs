@@ -26,8 +26,9 @@ pub(super) trait F32Lanes: Copy {
     unsafe fn div(self, b: Self) -> Self;
     /// `self + a·b`, rounded once.
     unsafe fn mul_add(self, a: Self, b: Self) -> Self;
-    /// The larger of each pair with the ISA's plain max (a NaN lane gives what the instruction
-    /// gives: the tiers differ there, and no kernel result depends on it).
+    /// The larger of each pair with the ISA's plain max instruction. Where a lane is NaN the
+    /// result is that instruction's, which differs between ISAs: the kernels match the scalar
+    /// reference on finite inputs (and GELU of a NaN is NaN either way).
     unsafe fn max(self, b: Self) -> Self;
     /// The smaller of each pair, as [`F32Lanes::max`].
     unsafe fn min(self, b: Self) -> Self;

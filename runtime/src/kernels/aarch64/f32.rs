@@ -44,6 +44,8 @@ unsafe fn row_panel_neon_from(a: &[f32], b: &[f32], stride: usize, out: &mut [f3
     scalar::row_panel_from(a, b, stride, out, c);
 }
 
+/// `M` row panels with NEON: 16 columns at a time for all rows, then each row's last columns
+/// as the one-row kernel does them.
 #[target_feature(enable = "neon")]
 unsafe fn row_panel4_neon<const M: usize>(
     a: [&[f32]; 4],

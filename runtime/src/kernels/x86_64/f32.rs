@@ -69,6 +69,8 @@ unsafe fn row_panel_avx512_from(a: &[f32], b: &[f32], stride: usize, out: &mut [
     }
 }
 
+/// `M` row panels with AVX2: 16 columns at a time for all rows, then each row's last columns
+/// as the one-row kernel does them.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_panel4_avx2<const M: usize>(
     a: [&[f32]; 4],
@@ -88,6 +90,7 @@ unsafe fn row_panel4_avx2<const M: usize>(
     }
 }
 
+/// `M` row panels with AVX-512: 64, then 32 columns at a time, then the last ones masked.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn row_panel4_avx512<const M: usize>(
     a: [&[f32]; 4],
