@@ -570,6 +570,17 @@ fn forcing_a_tier() {
     assert_eq!(Kernels::select(None).unwrap().isa, Isa::Scalar);
     std::env::set_var("DBRT_FORCE_ISA", "sse9");
     assert!(Kernels::select(None).is_err());
+    // A tier of the other architecture (or one this CPU lacks): the typed error.
+    let missing = if cfg!(target_arch = "x86_64") {
+        "neon"
+    } else {
+        "avx2"
+    };
+    std::env::set_var("DBRT_FORCE_ISA", missing);
+    assert!(matches!(
+        Kernels::select(None),
+        Err(dbrt::Error::UnsupportedIsa { .. })
+    ));
     std::env::remove_var("DBRT_FORCE_ISA");
     let best = Kernels::select(None).unwrap().isa;
     assert_eq!(Some(&best), Isa::all_available().last());
@@ -607,5 +618,25 @@ fn transpose8_matches_scalar() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_tier_the_cpu_lacks_is_a_typed_error() {
+    let all = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ];
+    // Every architecture lacks the other's tiers: two at least.
+    let missing: Vec<Isa> = all.into_iter().filter(|i| !i.available()).collect();
+    assert!(missing.len() >= 2, "{missing:?}");
+    for isa in missing {
+        let unsupported = |r: dbrt::Result<Kernels>| matches!(r, Err(dbrt::Error::UnsupportedIsa { isa: name }) if name == isa.name());
+        assert!(unsupported(Kernels::for_isa(isa)), "for_isa({isa:?})");
+        assert!(unsupported(Kernels::select(Some(isa))), "select({isa:?})");
     }
 }

@@ -23,11 +23,16 @@ macro_rules! by_rows {
 // by_rows! lists the row counts 1 to MR.
 const _: () = assert!(MR == 4);
 
+#[macro_use]
+mod lanes;
+#[macro_use]
+mod f32_bodies;
+
 #[cfg(target_arch = "aarch64")]
-pub mod aarch64;
+mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
-pub mod x86_64;
+mod x86_64;
 
 use crate::error::{Error, Result};
 pub use scalar::{MR, NR, QBLOCK};
@@ -306,7 +311,7 @@ pub(crate) fn check_layer_norm_rows(
 ) {
     let n = gamma.len();
     assert!(
-        n > 0 && beta.len() == n && x.len() % n == 0,
+        n > 0 && beta.len() == n && x.len().is_multiple_of(n),
         "layer norm: bad row shape"
     );
     assert!(
@@ -324,7 +329,7 @@ pub(crate) fn check_softmax_rows(x: &[f32], rows: usize) {
         if rows == 0 {
             x.is_empty()
         } else {
-            x.len() % rows == 0
+            x.len().is_multiple_of(rows)
         },
         "softmax: {} scores are not {rows} whole rows",
         x.len()
@@ -504,8 +509,9 @@ impl Kernels {
                 };
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_i8mm;
             }
+            // available() admits only this architecture's tiers.
             #[allow(unreachable_patterns)]
-            _ => unreachable!("available() admits only this architecture's tiers"),
+            _ => return Err(Error::UnsupportedIsa { isa: isa.name() }),
         }
         Ok(k)
     }

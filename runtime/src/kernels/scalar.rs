@@ -30,7 +30,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// The canonical combine of 8 lane sums: `(l0+l4 + l2+l6) + (l1+l5 + l3+l7)`, in that order,
 /// which every SIMD tier's horizontal reduction follows.
 #[inline(always)]
-fn combine8<T: Copy + std::ops::Add<Output = T>>(a: [T; 8]) -> T {
+pub(super) fn combine8<T: Copy + std::ops::Add<Output = T>>(a: [T; 8]) -> T {
     let s = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
     (s[0] + s[2]) + (s[1] + s[3])
 }
@@ -630,16 +630,12 @@ mod tests {
             interleave: 1,
         };
         gemm_i8_panel(&q, &s, m, kp, p, &mut acc);
-        for r in 0..m {
-            for j in 0..NR {
+        for (r, acc_r) in acc.iter().enumerate().take(m) {
+            for (j, &got) in acc_r.iter().enumerate() {
                 let c = 4 * j + 1;
                 let want = x[r * k + c] * (j + 1) as f32;
                 let tol = s[r * nb + c / QBLOCK] * (j + 1) as f32;
-                assert!(
-                    (want - acc[r][j]).abs() <= tol,
-                    "r{r} j{j}: {} vs {want}",
-                    acc[r][j]
-                );
+                assert!((want - got).abs() <= tol, "r{r} j{j}: {got} vs {want}");
             }
         }
     }
