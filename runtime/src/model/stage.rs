@@ -179,11 +179,6 @@ impl<'a> ForwardPass<'a> {
         stage.run(hidden, mask, rows)
     }
 
-    /// The hidden states (`[len, hidden_size]`).
-    pub fn hidden(&self) -> &[f32] {
-        &self.scratch.hidden[..self.len * self.ex.config.hidden_size]
-    }
-
     /// The head over the `[CLS]` row of the hidden states, into `logits` (one per label).
     pub fn head(&mut self, logits: &mut [f32]) -> Result<()> {
         let head = self
