@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
 use crate::memory::{self, Buffers};
-use crate::model::deberta::{Exec, Rows, Scratch};
+use crate::model::scratch::ForwardScratch;
+use crate::model::stage::{ForwardPass, Rows};
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
@@ -69,7 +70,7 @@ pub struct Sequence<'a> {
 /// Runs a shared model. One thread at a time; create one session per thread.
 pub struct Session {
     model: Arc<Model>,
-    scratch: Scratch,
+    scratch: ForwardScratch,
     kernels: Kernels,
     pool: Pool,
     max_len: usize,
@@ -152,7 +153,8 @@ impl Session {
             });
         }
         let mut buf = Buffers::allocating();
-        let scratch = Scratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
+        let scratch =
+            ForwardScratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
         let logits = buf.zeroed(model.config().num_labels, "logits")?;
         let ids = buf.zeroed(max_len, "token ids")?;
         let type_ids = buf.zeroed(max_len, "token type ids")?;
@@ -184,7 +186,7 @@ impl Session {
         max_word_bytes: usize,
     ) -> Result<u64> {
         let mut buf = Buffers::dry_run();
-        Scratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
+        ForwardScratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;
         TokenizerScratch::from_buffers(max_word_bytes, max_len, &mut buf)?;
         buf.zeroed::<f32>(model.config().num_labels, "logits")?;
         buf.zeroed::<u32>(2 * max_len, "token ids")?;
@@ -274,8 +276,8 @@ impl Session {
         }
     }
 
-    /// Runs the encoder on checked ids.
-    fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>, rows: Rows) {
+    /// Runs the embeddings and the encoder on checked ids.
+    fn run_encoder(&mut self, ids: &[u32], types: Option<&[u32]>, rows: Rows) -> Result<()> {
         self.panic_if_injected(PanicPoint::InWorker);
         encode(
             &self.model,
@@ -285,28 +287,32 @@ impl Session {
             ids,
             types,
             rows,
-        );
+        )
     }
 
     fn run_head(&mut self, out: Option<&mut [f32]>) -> Result<()> {
-        let m = &*self.model;
-        let ex = Exec {
-            k: self.kernels,
-            pool: &self.pool,
-        };
         let out = match out {
             Some(o) => o,
             None => &mut self.logits,
         };
-        m.network
-            .classify(m.bytes(), m.config(), &mut self.scratch, out, &ex)
+        ForwardPass::new(&self.model, self.kernels, &self.pool, &mut self.scratch).head(out)
     }
 
     /// Runs token ids through the encoder: its last hidden state, `[tokens, hidden]` row-major.
     pub fn run_hidden(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
-        self.run_encoder(seq.ids, seq.type_ids, Rows::All);
+        self.run_encoder(seq.ids, seq.type_ids, Rows::All)?;
         Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
+    }
+
+    /// Checks `seq` and runs its embeddings: the forward pass stage by stage, for tests of the
+    /// encoder stage's contract.
+    #[doc(hidden)]
+    pub fn forward_pass(&mut self, seq: Sequence<'_>) -> Result<ForwardPass<'_>> {
+        self.check(&seq)?;
+        let mut pass = ForwardPass::new(&self.model, self.kernels, &self.pool, &mut self.scratch);
+        pass.embed(seq.ids, seq.type_ids);
+        Ok(pass)
     }
 
     /// [`Session::run_logits`] with the last layer computed for every token, as transformers
@@ -314,7 +320,7 @@ impl Session {
     #[doc(hidden)]
     pub fn run_logits_all_rows(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
-        self.run_encoder(seq.ids, seq.type_ids, Rows::All);
+        self.run_encoder(seq.ids, seq.type_ids, Rows::All)?;
         self.run_head(None)?;
         Ok(&self.logits)
     }
@@ -322,7 +328,7 @@ impl Session {
     /// Runs token ids through the model: the classification logits of one sequence.
     pub fn run_logits(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
-        self.run_encoder(seq.ids, seq.type_ids, Rows::First);
+        self.run_encoder(seq.ids, seq.type_ids, Rows::First)?;
         self.run_head(None)?;
         Ok(&self.logits)
     }
@@ -511,7 +517,7 @@ impl Session {
             &ids[..len],
             with_types.then_some(&type_ids[..len]),
             Rows::First,
-        );
+        )?;
         self.run_head(Some(logits))
     }
 
@@ -620,26 +626,20 @@ enum Second<'a> {
     Hypothesis,
 }
 
-/// Runs `model`'s encoder on checked ids, the last hidden state left in `scratch`.
+/// Runs `model`'s embeddings and encoder stage on checked ids, the last hidden state left in
+/// `scratch`.
 fn encode(
     model: &Model,
     k: Kernels,
     pool: &Pool,
-    scratch: &mut Scratch,
+    scratch: &mut ForwardScratch,
     ids: &[u32],
     types: Option<&[u32]>,
     rows: Rows,
-) {
-    let ex = Exec { k, pool };
-    model.network.encode(
-        model.bytes(),
-        model.config(),
-        ids,
-        types,
-        rows,
-        scratch,
-        &ex,
-    );
+) -> Result<()> {
+    let mut pass = ForwardPass::new(model, k, pool, scratch);
+    pass.embed(ids, types);
+    pass.encode(rows)
 }
 
 /// Probabilities from logits.

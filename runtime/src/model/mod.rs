@@ -1,8 +1,31 @@
 //! The model: a validated `.dbrt` file, its decoded config, labels and tokenizer, and handles
 //! to every tensor the forward pass reads.
+//!
+//! The forward pass, `DebertaV2ForSequenceClassification` as Hugging Face's
+//! `modeling_deberta_v2.py` writes it
+//! (<https://github.com/huggingface/transformers/blob/main/src/transformers/models/deberta_v2/modeling_deberta_v2.py>),
+//! each struct naming the class it mirrors, one module per concern: `embeddings` → the encoder
+//! stage (`stage`, over the `encoder`'s layers: `attention` and `feed_forward`, built
+//! from `linear` layers and `layer_norm`) → `head`. Each module finds its own tensors
+//! under the name prefix it is given (`tensors`); a run reads the session's kernels, threads
+//! and the file's bytes through one context (`exec`) and works in the session's buffers
+//! (`scratch`). With f32/f16 weights and the scalar kernels this is the plain reference
+//! every faster path is tested against; with int8 weights, linear layers run the int8 GEMM
+//! kernels.
 
+mod attention;
 pub mod config;
-pub(crate) mod deberta;
+mod embeddings;
+mod encoder;
+mod exec;
+mod feed_forward;
+mod head;
+mod layer_norm;
+mod linear;
+pub(crate) mod scratch;
+#[doc(hidden)]
+pub mod stage;
+mod tensors;
 mod weights;
 
 use std::path::Path;
@@ -11,7 +34,10 @@ use crate::error::{Error, Result};
 use crate::format::{DType, ModelFile};
 use crate::tokenizer::{Encoding, Tokenizer};
 use config::Config;
-use deberta::Network;
+use embeddings::Embeddings;
+use encoder::Encoder;
+use head::Head;
+use tensors::Tensors;
 
 /// Storage precision of a model's large matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +173,44 @@ impl Model {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         self.file.bytes()
+    }
+}
+
+/// `DebertaV2ForSequenceClassification` (or the bare `DebertaV2Model` when `head` is `None`):
+/// handles to every tensor the forward pass reads, each checked when the model is opened.
+#[derive(Debug)]
+pub(crate) struct Network {
+    pub embeddings: Embeddings,
+    pub encoder: Encoder,
+    pub head: Option<Head>,
+}
+
+impl Network {
+    /// Finds and checks every tensor of the model `c` describes.
+    fn resolve(f: &ModelFile, c: &Config) -> Result<Network> {
+        let root = Tensors::root(f);
+        let embeddings = Embeddings::resolve(&root.pp("deberta.embeddings"), c)?;
+        let encoder = Encoder::resolve(&root.pp("deberta.encoder"), c)?;
+        let head = match c.num_labels {
+            0 => None,
+            n => Some(Head::resolve(&root, c, n)?),
+        };
+        Ok(Network {
+            embeddings,
+            encoder,
+            head,
+        })
+    }
+
+    /// Widest quantized input row of any int8 layer (0 without int8 layers).
+    pub fn max_kp(&self) -> usize {
+        let head = self.head.iter().flat_map(Head::layers);
+        (self.embeddings.embed_proj().into_iter())
+            .chain(self.encoder.linears())
+            .chain(head)
+            .map(|l| l.kp())
+            .max()
+            .unwrap_or(0)
     }
 }
 
