@@ -79,8 +79,8 @@ fn quantize_rows(t: &Tensor) -> (Vec<i8>, Vec<f32>) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Packing {
     /// `Layout::I8Panel16x4`: two 8-row panels alternating group by group, read by AVX-512 in
-    /// one load (the AVX-512 int8 GEMM 1.2-1.3× faster than with `Panels8`: `cargo bench -p
-    /// dbrt-benches --bench kernels -- "four panels"`).
+    /// one load, which is what makes the AVX-512 int8 GEMM faster (README, "int8 and the
+    /// kernels"; `cargo bench -p dbrt-benches --bench kernels -- "four panels"` measures it).
     #[default]
     Interleaved16,
     /// `Layout::I8Panel8x4`: 8-row panels one after another.
