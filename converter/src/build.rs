@@ -9,7 +9,7 @@ use dbrt::Config;
 
 use crate::checkpoint::{Checkpoint, Tensor};
 use crate::error::{ConvertError, Result};
-use crate::validate::{check_config, check_finite, MAX_DERIVED_BYTES};
+use crate::validate::{check_config, check_weights, MAX_DERIVED_BYTES};
 
 /// Storage type of the large matrices. Vectors (biases, LayerNorms) always stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -375,7 +375,7 @@ pub fn build(
                     )));
                 }
                 let t = linear(r, w, Some(b));
-                check_finite(
+                check_weights(
                     &ck.input,
                     name,
                     &t.data,

@@ -94,13 +94,14 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// A tensor by name; a non-finite value in it is an error naming it.
+    /// A tensor by name; a value in it that is not finite or too large (`validate::check_weights`) is
+    /// an error naming it.
     pub fn get(&self, name: &str) -> Result<&Tensor> {
         let t = self
             .tensors
             .get(name)
             .ok_or_else(|| ConvertError::MissingTensor(name.into()))?;
-        crate::validate::check_finite(&self.input, name, &t.data, "")?;
+        crate::validate::check_weights(&self.input, name, &t.data, "")?;
         Ok(t)
     }
 

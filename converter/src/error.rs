@@ -33,6 +33,19 @@ pub enum ConvertError {
         /// Why a finite source value became infinite, where it did.
         hint: &'static str,
     },
+    #[error(
+        "{input}: tensor '{tensor}' holds {value:e} at element {index}: weights must lie within \
+         ±{max:e}{hint}",
+        max = crate::validate::MAX_WEIGHT
+    )]
+    WeightTooLarge {
+        input: PathBuf,
+        tensor: String,
+        value: f32,
+        index: usize,
+        /// Where the value came from, when the converter computed it.
+        hint: &'static str,
+    },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("missing tensor '{0}' in the checkpoint")]

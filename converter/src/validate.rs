@@ -50,18 +50,34 @@ fn field_name(key: &str) -> &str {
     key.strip_prefix("deberta.").unwrap_or(key)
 }
 
-/// The first non-finite value of a tensor, as an error naming it.
-pub fn check_finite(input: &Path, tensor: &str, data: &[f32], hint: &'static str) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(ConvertError::NonFinite {
-            input: input.to_path_buf(),
-            tensor: tensor.to_string(),
-            value: data[index],
+/// The largest weight magnitude the converter writes. Trained DeBERTa weights stay far below
+/// it (the real model's largest weight is 16.1); above it, a model of the sizes the runtime
+/// takes can overflow f32 in its activations and answer NaN for every input.
+pub const MAX_WEIGHT: f32 = 1e6;
+
+/// The first value of a tensor that is not finite or whose magnitude exceeds [`MAX_WEIGHT`],
+/// as an error naming it.
+pub fn check_weights(input: &Path, tensor: &str, data: &[f32], hint: &'static str) -> Result<()> {
+    let Some(index) = data.iter().position(|v| !v.is_finite() || v.abs() > MAX_WEIGHT) else {
+        return Ok(());
+    };
+    let (input, tensor, value) = (input.to_path_buf(), tensor.to_string(), data[index]);
+    Err(match value.is_finite() {
+        false => ConvertError::NonFinite {
+            input,
+            tensor,
+            value,
             index,
             hint,
-        }),
-    }
+        },
+        true => ConvertError::WeightTooLarge {
+            input,
+            tensor,
+            value,
+            index,
+            hint,
+        },
+    })
 }
 
 /// Checks a vocabulary piece's length against [`MAX_PIECE_BYTES`].

@@ -794,7 +794,8 @@ pub unsafe extern "C" fn dbrt_session_tokenize(
 /// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_BUFFER_TOO_SMALL, DBRT_INPUT_TOO_LONG
 /// (a single word longer than the tokenizer takes), DBRT_INVALID_ARGUMENT (a pair that the
 /// session's only-first / only-second truncation cannot fit), DBRT_TOKENIZER_ERROR,
-/// DBRT_UNSUPPORTED_MODEL (no classification head), DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+/// DBRT_UNSUPPORTED_MODEL (no classification head), DBRT_INVALID_MODEL (weights that overflow
+/// f32 on this input: no NaN is ever returned), DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_classify(
     session: *mut dbrt_session,
@@ -935,7 +936,8 @@ pub unsafe extern "C" fn dbrt_session_classify_batch(
 /// `dbrt_session_options_set_entailment_label`.
 /// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_INVALID_ARGUMENT (no candidates, no "{}"
 /// in the template), DBRT_BUFFER_TOO_SMALL, DBRT_NO_ENTAILMENT_LABEL, DBRT_UNSUPPORTED_MODEL
-/// (fewer than two labels), DBRT_TOKENIZER_ERROR, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+/// (fewer than two labels), DBRT_TOKENIZER_ERROR, DBRT_INVALID_MODEL (as
+/// `dbrt_session_classify`), DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_classify_zero_shot(
     session: *mut dbrt_session,
@@ -982,7 +984,8 @@ pub unsafe extern "C" fn dbrt_session_classify_zero_shot(
 /// model: logits into `logits` (`capacity` ≥ the label count).
 /// Errors: DBRT_NULL_POINTER, DBRT_EMPTY_INPUT, DBRT_INPUT_TOO_LONG, DBRT_INVALID_TOKEN,
 /// DBRT_BUFFER_TOO_SMALL, DBRT_UNSUPPORTED_MODEL (no classification head),
-/// DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+/// DBRT_INVALID_MODEL (weights that overflow f32 on this input), DBRT_SESSION_CLOSED,
+/// DBRT_SESSION_BUSY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_run_logits(
     session: *mut dbrt_session,

@@ -146,7 +146,8 @@ pub(crate) fn status_of(e: &Error) -> dbrt_status {
         | Error::TensorShape { .. }
         | Error::TensorDtype { .. }
         | Error::MissingMetadata { .. }
-        | Error::BadMetadata { .. } => DBRT_INVALID_MODEL,
+        | Error::BadMetadata { .. }
+        | Error::NonFinite { .. } => DBRT_INVALID_MODEL,
         Error::Unsupported(_) => DBRT_UNSUPPORTED_MODEL,
         Error::MisalignedBuffer { .. } => DBRT_MISALIGNED_BUFFER,
         Error::Tokenizer(_) => DBRT_TOKENIZER_ERROR,

@@ -84,6 +84,10 @@ pub enum Error {
     NoEntailmentLabel,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A run produced infinities or NaNs: the model's weights are finite but overflow f32
+    /// on this input (a usable model never does; the converter checks weights one by one).
+    #[error("the model's {what} are not finite on this input: its weights overflow f32")]
+    NonFinite { what: &'static str },
     #[error("cannot allocate {bytes} bytes for {what}")]
     OutOfMemory { what: &'static str, bytes: u64 },
 }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
 use crate::memory::{self, Buffers};
 use crate::model::scratch::ForwardScratch;
-use crate::model::stage::{ForwardPass, Rows};
+use crate::model::stage::{check_finite, ForwardPass, Rows};
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
@@ -302,7 +302,9 @@ impl Session {
     pub fn run_hidden(&mut self, seq: Sequence<'_>) -> Result<&[f32]> {
         self.check(&seq)?;
         self.run_encoder(seq.ids, seq.type_ids, Rows::All)?;
-        Ok(&self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size])
+        let hidden = &self.scratch.hidden[..seq.ids.len() * self.model.config().hidden_size];
+        check_finite(hidden, "hidden states")?;
+        Ok(hidden)
     }
 
     /// Checks `seq` and runs its embeddings: the forward pass stage by stage, for tests of the

@@ -269,6 +269,26 @@ fn non_finite_weights_are_refused_by_name() {
     }
 }
 
+/// Finite weights so large that activations overflow f32 (every input would answer NaN) are
+/// refused by name, as non-finite ones are.
+#[test]
+fn weights_beyond_the_bound_are_refused_by_name() {
+    for (tensor, value) in [
+        ("pooler.dense.bias", 1.25e38f32),
+        ("deberta.encoder.layer.1.output.dense.weight", -2e6),
+        ("deberta.encoder.rel_embeddings.weight", 1e30),
+    ] {
+        let dir = with_weight(tensor, 2, value);
+        let (e, empty) = refused(dir.path());
+        assert!(
+            e.contains(&format!("tensor '{tensor}' holds {value:e} at element 2"))
+                && e.contains("within ±1e6"),
+            "{tensor}: {e}"
+        );
+        assert!(empty, "{tensor}");
+    }
+}
+
 #[test]
 fn weights_beyond_f16_are_refused_when_stored_as_f16() {
     let tensor = "deberta.encoder.layer.0.intermediate.dense.weight";

@@ -433,3 +433,55 @@ fn random_damage_never_panics() {
         "only {errors} of 3000 damaged files were refused"
     );
 }
+
+/// A file whose weights are finite but overflow f32 in the activations (written directly: the
+/// converter refuses them) answers a typed error, not NaN logits, call after call.
+#[test]
+fn weights_that_overflow_give_a_typed_error_not_nan() {
+    let valid = valid_bytes();
+    let with = |tensor: &str, value: f32| {
+        rewrite(&valid, |w, file, _| {
+            let r = file.records().find(|r| r.name == tensor).unwrap();
+            let n = file.tensor(tensor).unwrap().bytes.len() / 4;
+            let data = value.to_le_bytes().repeat(n);
+            w.add_tensor_with_layout(tensor, r.dtype, r.layout, &r.shape, data)
+                .unwrap();
+        })
+    };
+    let ids = [1u32, 5, 2];
+    let seq = Sequence {
+        ids: &ids,
+        type_ids: None,
+    };
+    let session = |bytes: &[u8]| {
+        Session::new(
+            std::sync::Arc::new(open(bytes).unwrap()),
+            Default::default(),
+        )
+        .unwrap()
+    };
+
+    let mut s = session(&with("classifier.weight", 3e38));
+    for _ in 0..2 {
+        let e = s.run_logits(seq).unwrap_err();
+        assert!(matches!(e, Error::NonFinite { what: "logits" }), "{e}");
+        let mut out = [0.0; 3];
+        let e = s.run_batch_into(&[seq], &mut out).unwrap_err();
+        assert!(matches!(e, Error::NonFinite { what: "logits" }), "{e}");
+    }
+    // The hidden states do not read the head: they are fine.
+    assert!(s.run_hidden(seq).unwrap().iter().all(|v| v.is_finite()));
+
+    let last_norm = "deberta.encoder.layer.1.output.LayerNorm.weight";
+    let mut s = session(&with(last_norm, 3e38));
+    let e = s.run_hidden(seq).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NonFinite {
+                what: "hidden states"
+            }
+        ),
+        "{e}"
+    );
+}

@@ -195,6 +195,15 @@ impl<'a> ForwardPass<'a> {
             )));
         }
         head.forward(&self.ex, self.scratch, logits);
-        Ok(())
+        check_finite(logits, "logits")
+    }
+}
+
+/// A typed error where a run's output holds an infinity or a NaN (weights that overflow f32),
+/// so that no caller takes NaN probabilities for an answer.
+pub(crate) fn check_finite(values: &[f32], what: &'static str) -> Result<()> {
+    match values.iter().all(|v| v.is_finite()) {
+        true => Ok(()),
+        false => Err(Error::NonFinite { what }),
     }
 }

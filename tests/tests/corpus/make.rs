@@ -341,6 +341,20 @@ fn convert_entries() -> Vec<ConvertEntry> {
             }),
         )],
     ));
+    // A fuzz finding: finite weights near f32's limit, which overflow every activation.
+    let f32_tiny = std::fs::read(fixtures().join("tiny/v3-style/model.safetensors")).unwrap();
+    v.push((
+        "huge-classifier-row",
+        "v3-style",
+        vec![(
+            "model.safetensors",
+            poison_safetensors(
+                &f32_tiny,
+                "classifier.weight",
+                &3e38f32.to_le_bytes().repeat(32),
+            ),
+        )],
+    ));
     // Item 8: non-finite weights.
     let bf16 = std::fs::read(fixtures().join("tiny/v3-style-bf16/model.safetensors")).unwrap();
     v.push((
