@@ -58,7 +58,10 @@ pub const MAX_WEIGHT: f32 = 1e6;
 /// The first value of a tensor that is not finite or whose magnitude exceeds [`MAX_WEIGHT`],
 /// as an error naming it.
 pub fn check_weights(input: &Path, tensor: &str, data: &[f32], hint: &'static str) -> Result<()> {
-    let Some(index) = data.iter().position(|v| !v.is_finite() || v.abs() > MAX_WEIGHT) else {
+    let Some(index) = data
+        .iter()
+        .position(|v| !v.is_finite() || v.abs() > MAX_WEIGHT)
+    else {
         return Ok(());
     };
     let (input, tensor, value) = (input.to_path_buf(), tensor.to_string(), data[index]);

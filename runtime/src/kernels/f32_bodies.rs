@@ -332,6 +332,27 @@ unsafe fn row_panel4_cols<V: F32Lanes, const M: usize, const N: usize>(
     }
 }
 
+/// The columns `c..w` of the first `M` of four row panels (`out` rows `w` apart), row by row
+/// with `one_row_from` (the tier's one-row kernel from column `c`): the last columns after
+/// [`row_panel4_run`], summed as the one-row kernel sums them. The caller's CPU runs
+/// `one_row_from`.
+#[inline(always)]
+pub(super) unsafe fn row_panel4_rest<const M: usize>(
+    a: &[&[f32]; 4],
+    b: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    (w, c): (usize, usize),
+    one_row_from: unsafe fn(&[f32], &[f32], usize, &mut [f32], usize),
+) {
+    if c < w {
+        for (r, ar) in a.iter().enumerate().take(M) {
+            // SAFETY: the caller's CPU runs `one_row_from`; row r of out is w floats.
+            unsafe { one_row_from(ar, b, stride, &mut out[r * w..(r + 1) * w], c) };
+        }
+    }
+}
+
 /// [`row_panel_run`] for the first `M` of four rows (`out` rows `w` apart): the first column
 /// left. The wrapper checked the shapes (`super::check_row_panel4_args`).
 #[inline(always)]

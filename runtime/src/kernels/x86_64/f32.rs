@@ -79,14 +79,11 @@ unsafe fn row_panel4_avx2<const M: usize>(
     out: &mut [f32],
     w: usize,
 ) {
-    // SAFETY: AVX2 and FMA are enabled here; the entry point checked the shapes.
-    let c = unsafe { body::row_panel4_run::<__m256, M, 2>(&a, b, stride, out, w, 0) };
-    if c < w {
-        // The last columns row by row, as the one-row kernel does them.
-        for (r, ar) in a.iter().enumerate().take(M) {
-            // SAFETY: as above; row r of out is w floats.
-            unsafe { row_panel_avx2_from(ar, b, stride, &mut out[r * w..(r + 1) * w], c) };
-        }
+    // SAFETY: AVX2 and FMA are enabled here (`row_panel_avx2_from` runs on them); the entry
+    // point checked the shapes.
+    unsafe {
+        let c = body::row_panel4_run::<__m256, M, 2>(&a, b, stride, out, w, 0);
+        body::row_panel4_rest::<M>(&a, b, stride, out, (w, c), row_panel_avx2_from);
     }
 }
 
