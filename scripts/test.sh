@@ -8,9 +8,10 @@
 # DBRT_FUZZ_SECONDS=0 skips it).
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
 # runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests and the C tests
-# under qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists phone targets whose
-# static library must build. DBRT_EXPECT_ISA (x86_64) and DBRT_EXPECT_ISA_AARCH64 name kernel
-# tiers that must be available, so that a tier that never ran fails the run.
+# under qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists
+# phone targets whose static library must build. DBRT_EXPECT_ISA (x86_64) and
+# DBRT_EXPECT_ISA_AARCH64 name kernel tiers that must be available, so that a tier that never
+# ran fails the run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,7 +34,8 @@ if [ "${DBRT_FUZZ_SECONDS:-20}" != 0 ]; then
   scripts/fuzz.sh
 fi
 if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
-  cargo clippy -p dbrt -p dbrt-tests --all-targets --release --target aarch64-unknown-linux-gnu -- -D warnings
+  cargo clippy -p dbrt -p dbrt-tests --all-targets --release --target aarch64-unknown-linux-gnu \
+    -- -D warnings
   DBRT_EXPECT_ISA=${DBRT_EXPECT_ISA_AARCH64:-} cargo test --release --target aarch64-unknown-linux-gnu \
     -p dbrt -p dbrt-tests --lib --test kernels --test pack --test tiny --test stage --test malformed
   DBRT_C_TARGET=aarch64-unknown-linux-gnu tests/c/run.sh
