@@ -4,15 +4,9 @@
 use dbrt::format::pack;
 use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
 
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::rng;
 
 fn tiers() -> Vec<Kernels> {
     Isa::all_available()
@@ -586,13 +580,7 @@ fn forcing_a_tier() {
     assert_eq!(Some(&best), Isa::all_available().last());
     // An explicit choice wins over the variable; a tier the CPU lacks is an error.
     assert_eq!(Kernels::select(Some(Isa::Scalar)).unwrap().isa, Isa::Scalar);
-    for isa in [
-        Isa::Avx2,
-        Isa::Avx512Vnni,
-        Isa::Neon,
-        Isa::NeonDotprod,
-        Isa::NeonI8mm,
-    ] {
+    for isa in Isa::ALL {
         assert_eq!(Kernels::for_isa(isa).is_ok(), isa.available());
     }
 }
@@ -623,16 +611,8 @@ fn transpose8_matches_scalar() {
 
 #[test]
 fn a_tier_the_cpu_lacks_is_a_typed_error() {
-    let all = [
-        Isa::Scalar,
-        Isa::Avx2,
-        Isa::Avx512Vnni,
-        Isa::Neon,
-        Isa::NeonDotprod,
-        Isa::NeonI8mm,
-    ];
     // Every architecture lacks the other's tiers: two at least.
-    let missing: Vec<Isa> = all.into_iter().filter(|i| !i.available()).collect();
+    let missing: Vec<Isa> = Isa::ALL.into_iter().filter(|i| !i.available()).collect();
     assert!(missing.len() >= 2, "{missing:?}");
     for isa in missing {
         let unsupported = |r: dbrt::Result<Kernels>| matches!(r, Err(dbrt::Error::UnsupportedIsa { isa: name }) if name == isa.name());

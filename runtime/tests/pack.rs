@@ -6,15 +6,9 @@
 use dbrt::format::{pack, DType, FileWriter, Layout, ModelFile};
 use dbrt::kernels::{Isa, Kernels, Panel, MR, NR, QBLOCK};
 
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::rng;
 
 /// `packed` as a converted file holds it: the weight in its layout and `<name>_bsum`.
 fn write_and_open(packed: &pack::PackedI8) -> ModelFile {

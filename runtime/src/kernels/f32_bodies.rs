@@ -375,6 +375,31 @@ pub(super) unsafe fn row_panel4_run<V: F32Lanes, const M: usize, const N: usize>
     c
 }
 
+/// Softmax's exponentials for `R` rows from column `i`, `L::LANES` at a time while they fit
+/// before `end` (≤ each row's length): `exp(x − max)` stored over `x` and added to the row's
+/// sum. Returns the first column left.
+#[inline(always)]
+unsafe fn exp_and_sum<L: SumF64x8<S>, S: F64x8, const R: usize>(
+    p: &[*mut f32; R],
+    max: &[f32; R],
+    sum: &mut [S; R],
+    mut i: usize,
+    end: usize,
+) -> usize {
+    // SAFETY: the module's contract; i + LANES ≤ end ≤ every row's length.
+    unsafe {
+        while i + L::LANES <= end {
+            for r in 0..R {
+                let e = exp(L::load(p[r].add(i)).sub(L::splat(max[r])));
+                e.store(p[r].add(i));
+                sum[r] = L::sum_add(sum[r], e);
+            }
+            i += L::LANES;
+        }
+    }
+    i
+}
+
 /// [`super::scalar::softmax_rows`] for `R` rows of `n` scores at once, each row's steps
 /// interleaved with the others' (one row alone is a chain of dependent steps: the maximum,
 /// then a sum, a division, then the scaling). Each row is scaled by `scale` (one rounding,
@@ -414,23 +439,8 @@ where
         }
         let whole8 = n / 8 * 8;
         let mut sum = [S::zero(); R];
-        i = 0;
-        while i + V::LANES <= whole8 {
-            for r in 0..R {
-                let e = exp(V::load(p[r].add(i)).sub(V::splat(max[r])));
-                e.store(p[r].add(i));
-                sum[r] = V::sum_add(sum[r], e);
-            }
-            i += V::LANES;
-        }
-        while i + E::LANES <= whole8 {
-            for r in 0..R {
-                let e = exp(E::load(p[r].add(i)).sub(E::splat(max[r])));
-                e.store(p[r].add(i));
-                sum[r] = E::sum_add(sum[r], e);
-            }
-            i += E::LANES;
-        }
+        i = exp_and_sum::<V, S, R>(&p, &max, &mut sum, 0, whole8);
+        i = exp_and_sum::<E, S, R>(&p, &max, &mut sum, i, whole8);
         let mut inv = [0f32; R];
         for r in 0..R {
             let row = std::slice::from_raw_parts_mut(p[r], n);

@@ -117,19 +117,19 @@ impl Isa {
         }
     }
 
+    /// Every tier of every architecture, each architecture's best last.
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ];
+
     /// Every tier this CPU runs, best last.
     pub fn all_available() -> Vec<Isa> {
-        [
-            Isa::Scalar,
-            Isa::Avx2,
-            Isa::Avx512Vnni,
-            Isa::Neon,
-            Isa::NeonDotprod,
-            Isa::NeonI8mm,
-        ]
-        .into_iter()
-        .filter(|i| i.available())
-        .collect()
+        Isa::ALL.into_iter().filter(|i| i.available()).collect()
     }
 }
 
