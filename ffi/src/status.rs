@@ -63,13 +63,24 @@ pub enum dbrt_status {
     /// Memory for the session or model could not be allocated (the size asked for is in the
     /// message): a smaller maximum length, batch or thread count needs less.
     DBRT_OUT_OF_MEMORY = 23,
+    /// No backend has the name given to `dbrt_session_options_set_backend`.
+    DBRT_UNKNOWN_BACKEND = 24,
+    /// The session's backend cannot run here (its libraries are absent or do not load, or it
+    /// finds no device) and its fallback policy is `DBRT_FALLBACK_NEVER`.
+    DBRT_BACKEND_UNAVAILABLE = 25,
+    /// The artifact directory is missing, corrupt or exported from another model, and the
+    /// fallback policy is `DBRT_FALLBACK_NEVER`.
+    DBRT_INVALID_ARTIFACTS = 26,
+    /// The accelerator failed during a run, and the fallback policy does not recompute on the
+    /// CPU.
+    DBRT_DEVICE_ERROR = 27,
 }
 
 use dbrt_status::*;
 
 impl dbrt_status {
     /// Every status, in order; `dbrt_status_str` and the tests walk it.
-    pub(crate) const ALL: [dbrt_status; 24] = [
+    pub(crate) const ALL: [dbrt_status; 28] = [
         DBRT_OK,
         DBRT_INVALID_ARGUMENT,
         DBRT_NULL_POINTER,
@@ -94,6 +105,10 @@ impl dbrt_status {
         DBRT_SESSION_BUSY,
         DBRT_INTERNAL_ERROR,
         DBRT_OUT_OF_MEMORY,
+        DBRT_UNKNOWN_BACKEND,
+        DBRT_BACKEND_UNAVAILABLE,
+        DBRT_INVALID_ARTIFACTS,
+        DBRT_DEVICE_ERROR,
     ];
 
     /// The status's name, NUL-terminated for C.
@@ -123,6 +138,10 @@ impl dbrt_status {
             DBRT_SESSION_BUSY => b"DBRT_SESSION_BUSY\0",
             DBRT_INTERNAL_ERROR => b"DBRT_INTERNAL_ERROR\0",
             DBRT_OUT_OF_MEMORY => b"DBRT_OUT_OF_MEMORY\0",
+            DBRT_UNKNOWN_BACKEND => b"DBRT_UNKNOWN_BACKEND\0",
+            DBRT_BACKEND_UNAVAILABLE => b"DBRT_BACKEND_UNAVAILABLE\0",
+            DBRT_INVALID_ARTIFACTS => b"DBRT_INVALID_ARTIFACTS\0",
+            DBRT_DEVICE_ERROR => b"DBRT_DEVICE_ERROR\0",
         }
     }
 }
@@ -160,6 +179,10 @@ pub(crate) fn status_of(e: &Error) -> dbrt_status {
         Error::NoEntailmentLabel => DBRT_NO_ENTAILMENT_LABEL,
         Error::InvalidArgument(_) => DBRT_INVALID_ARGUMENT,
         Error::OutOfMemory { .. } => DBRT_OUT_OF_MEMORY,
+        Error::UnknownBackend(_) => DBRT_UNKNOWN_BACKEND,
+        Error::BackendUnavailable { .. } => DBRT_BACKEND_UNAVAILABLE,
+        Error::InvalidArtifacts(_) => DBRT_INVALID_ARTIFACTS,
+        Error::Device { .. } => DBRT_DEVICE_ERROR,
     }
 }
 

@@ -90,6 +90,23 @@ pub enum Error {
     NonFinite { what: &'static str },
     #[error("cannot allocate {bytes} bytes for {what}")]
     OutOfMemory { what: &'static str, bytes: u64 },
+    #[error("no backend named '{0}' (cpu, auto, qnn, ort-cpu)")]
+    UnknownBackend(String),
+    /// The backend's libraries are absent or do not load, or it finds no device.
+    #[error("backend {backend} is unavailable: {reason}")]
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
+    /// An artifact directory that is missing, corrupt or exported from another model.
+    #[error("invalid encoder artifacts: {0}")]
+    InvalidArtifacts(String),
+    /// The device failed during a run (and the session's policy is not to fall back).
+    #[error("the {backend} device failed: {message}")]
+    Device {
+        backend: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,6 +19,7 @@ pub mod format;
 pub mod kernels;
 mod memory;
 pub mod model;
+pub mod offload;
 mod pool;
 pub mod session;
 pub mod tokenizer;

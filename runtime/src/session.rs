@@ -14,6 +14,7 @@ use crate::memory::{self, Buffers};
 use crate::model::scratch::ForwardScratch;
 use crate::model::stage::{check_finite, ForwardPass, Rows};
 use crate::model::Model;
+use crate::offload::{Fallback, OffloadOptions};
 use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
 
@@ -51,6 +52,9 @@ pub struct SessionOptions {
     /// The label that means entailment, for zero-shot classification; `None` means the one
     /// [`Model::entailment_label`] finds by name.
     pub entailment_label: Option<usize>,
+    /// Which encoder runs (dbrt's CPU encoder by default, or an accelerator) and when a call
+    /// falls back to the CPU.
+    pub offload: OffloadOptions,
 }
 
 /// The hypothesis template of Hugging Face's zero-shot pipeline.
@@ -213,6 +217,23 @@ impl Session {
     /// Most sequences one batch call takes.
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// The backend the session's encoder is attached to: `cpu`, or the accelerator its
+    /// [`OffloadOptions`] chose and that attached.
+    pub fn backend(&self) -> &'static str {
+        "cpu"
+    }
+
+    /// The backend that ran the last call's encoder (`None` before the first call).
+    pub fn last_backend(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Why the last call ran on the CPU rather than the session's backend, if it did; or,
+    /// before any call, why the backend did not attach.
+    pub fn last_fallback(&self) -> Option<Fallback<'_>> {
+        None
     }
 
     /// The label zero-shot classification reads as entailment, if known.
