@@ -96,6 +96,17 @@ typedef enum dbrt_status {
   // Memory for the session or model could not be allocated (the size asked for is in the
   // message): a smaller maximum length, batch or thread count needs less.
   DBRT_OUT_OF_MEMORY = 23,
+  // No backend has the name given to `dbrt_session_options_set_backend`.
+  DBRT_UNKNOWN_BACKEND = 24,
+  // The session's backend cannot run here (its libraries are absent or do not load, or it
+  // finds no device) and its fallback policy is `DBRT_FALLBACK_NEVER`.
+  DBRT_BACKEND_UNAVAILABLE = 25,
+  // The artifact directory is missing, corrupt or exported from another model, and the
+  // fallback policy is `DBRT_FALLBACK_NEVER`.
+  DBRT_INVALID_ARTIFACTS = 26,
+  // The accelerator failed during a run, and the fallback policy does not recompute on the
+  // CPU.
+  DBRT_DEVICE_ERROR = 27,
 } dbrt_status;
 
 // Storage precision of a model's large matrices.
@@ -105,6 +116,32 @@ typedef enum dbrt_weight_type {
   DBRT_WEIGHTS_BF16 = 2,
   DBRT_WEIGHTS_INT8 = 3,
 } dbrt_weight_type;
+
+// When a session with an accelerator runs a call on the CPU instead (values of
+// `dbrt_session_options_set_fallback`).
+typedef enum dbrt_fallback_policy {
+  // For every reason (the default): logged, and recorded for `dbrt_session_last_fallback`.
+  DBRT_FALLBACK_ALWAYS = 0,
+  // As ALWAYS, except that a device error during a run is returned (DBRT_DEVICE_ERROR).
+  DBRT_FALLBACK_NOT_ON_DEVICE_ERROR = 1,
+  // Never: a backend that cannot attach fails `dbrt_session_create`; an input longer than
+  // the largest bucket or a device error fails the call.
+  DBRT_FALLBACK_NEVER = 2,
+} dbrt_fallback_policy;
+
+// Why a call ran on the CPU rather than the session's backend (`dbrt_session_last_fallback`).
+typedef enum dbrt_fallback_kind {
+  // No fallback: the last call ran on the session's backend.
+  DBRT_FALLBACK_NONE = 0,
+  // The backend's libraries are absent or do not load, or it has no device.
+  DBRT_FALLBACK_BACKEND_UNAVAILABLE = 1,
+  // The artifacts are missing, corrupt, or exported from another model.
+  DBRT_FALLBACK_INVALID_ARTIFACTS = 2,
+  // The input is longer than the largest exported bucket.
+  DBRT_FALLBACK_TOO_LONG = 3,
+  // The device failed during the run.
+  DBRT_FALLBACK_DEVICE_ERROR = 4,
+} dbrt_fallback_kind;
 
 // An opened model: immutable, shareable by any number of threads and sessions.
 typedef struct dbrt_model dbrt_model;
@@ -471,6 +508,85 @@ enum dbrt_status dbrt_session_run_hidden(struct dbrt_session *session,
                                          size_t len,
                                          float *hidden,
                                          size_t capacity);
+
+// The encoder's backend by name: "cpu" (the default: dbrt's own kernels), "auto" (an
+// accelerator that attaches, else the CPU), "qnn" (Qualcomm's NPU through onnxruntime's QNN
+// execution provider) or "ort-cpu" (onnxruntime's CPU provider, a reference). An accelerator
+// needs `dbrt_session_options_set_artifacts`. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+// DBRT_UNKNOWN_BACKEND.
+DBRT_API
+enum dbrt_status dbrt_session_options_set_backend(struct dbrt_session_options *options,
+                                                  const char *name,
+                                                  size_t name_len);
+
+// The directory `dbrt-convert export-onnx` wrote for this model (its manifest.txt and one
+// graph per bucket), as UTF-8; NULL with length 0 unsets it. Checked by `dbrt_session_create`.
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_INVALID_ARGUMENT (empty).
+DBRT_API
+enum dbrt_status dbrt_session_options_set_artifacts(struct dbrt_session_options *options,
+                                                    const char *dir,
+                                                    size_t dir_len);
+
+// When a session runs a call on the CPU instead of its accelerator: a `dbrt_fallback_policy`
+// value (DBRT_FALLBACK_ALWAYS by default). Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT.
+DBRT_API
+enum dbrt_status dbrt_session_options_set_fallback(struct dbrt_session_options *options,
+                                                   int32_t policy);
+
+// The path of onnxruntime's shared library (`libonnxruntime.so*`) for the "qnn" and "ort-cpu"
+// backends, as UTF-8; NULL with length 0 means the environment variable DBRT_ONNXRUNTIME_LIB,
+// then the system's library search path. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+// DBRT_INVALID_ARGUMENT (empty).
+DBRT_API
+enum dbrt_status dbrt_session_options_set_onnxruntime_library(struct dbrt_session_options *options,
+                                                              const char *path,
+                                                              size_t path_len);
+
+// The path of onnxruntime's QNN execution provider library
+// (`libonnxruntime_providers_qnn.so`, with `libQnnHtp.so` in the same directory) for the
+// "qnn" backend, as UTF-8; NULL with length 0 means the environment variable DBRT_QNN_EP_LIB.
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_INVALID_ARGUMENT (empty).
+DBRT_API
+enum dbrt_status dbrt_session_options_set_qnn_library(struct dbrt_session_options *options,
+                                                      const char *path,
+                                                      size_t path_len);
+
+// Whether backend `name` can run here: its libraries load and it finds a device (found
+// through `options`' library paths, or the environment when `options` is NULL). Artifacts
+// are not checked. DBRT_OK if it can; DBRT_BACKEND_UNAVAILABLE if not, with the reason in
+// `why` (`why_len` bytes, NUL-terminated, cut to fit; NULL takes nothing).
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8, DBRT_UNKNOWN_BACKEND, DBRT_BACKEND_UNAVAILABLE.
+DBRT_API
+enum dbrt_status dbrt_backend_available(const char *name,
+                                        size_t name_len,
+                                        const struct dbrt_session_options *options,
+                                        char *why,
+                                        size_t why_len);
+
+// The backend the session's encoder is attached to into `*out_name` (a static NUL-terminated
+// string): "cpu", or the accelerator that attached at `dbrt_session_create`.
+// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+DBRT_API
+enum dbrt_status dbrt_session_backend(struct dbrt_session *session,
+                                      const char **out_name);
+
+// The backend that ran the session's last call's encoder into `*out_name` (a static
+// NUL-terminated string: "cpu", "qnn", "ort-cpu"), or "none" before the first call.
+// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+DBRT_API
+enum dbrt_status dbrt_session_last_backend(struct dbrt_session *session,
+                                           const char **out_name);
+
+// Why the session's last call ran on the CPU instead of its backend (or, before any call, why
+// the backend did not attach): a `dbrt_fallback_kind` into `*out_kind` (DBRT_FALLBACK_NONE if
+// it did not fall back) and the reason into `message` (`message_len` bytes, NUL-terminated,
+// cut to fit; NULL takes nothing).
+// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
+DBRT_API
+enum dbrt_status dbrt_session_last_fallback(struct dbrt_session *session,
+                                            int32_t *out_kind,
+                                            char *message,
+                                            size_t message_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use dbrt::offload::{BackendChoice, FallbackPolicy, OffloadOptions};
 use dbrt::{Model, Sequence, Session};
 use serde_json::{json, Value};
 
@@ -34,6 +35,8 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        offload: OffloadArgs,
     },
     /// Tokenize every row of a JSONL file (`premise`, optional `hypothesis`) without running the
     /// model; writes each row back with `input_ids` (and `token_type_ids` where the model has
@@ -63,12 +66,74 @@ enum Command {
         /// Tokenize the text even when the row carries `input_ids`.
         #[arg(long)]
         retokenize: bool,
+        #[command(flatten)]
+        offload: OffloadArgs,
     },
 }
 
-fn open(path: &PathBuf) -> Result<(Arc<Model>, Session), String> {
+/// Where the encoder runs: dbrt's CPU kernels or an accelerator (see README "NPU offload").
+#[derive(Args, Clone)]
+struct OffloadArgs {
+    /// cpu (dbrt's kernels), auto (an accelerator that attaches, else cpu), qnn (Qualcomm's NPU
+    /// through onnxruntime's QNN provider) or ort-cpu (onnxruntime's CPU provider).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// The directory `dbrt-convert export-onnx` wrote for this model.
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
+    /// When a call runs on the CPU instead: always (recorded and logged), not-on-device-error
+    /// (a device error fails the call), never (the backend must attach and run every call).
+    #[arg(long, default_value = "always")]
+    fallback: String,
+    /// onnxruntime's shared library (default: $DBRT_ONNXRUNTIME_LIB, then the system's).
+    #[arg(long)]
+    onnxruntime_lib: Option<PathBuf>,
+    /// onnxruntime's QNN provider library, next to libQnnHtp.so (default: $DBRT_QNN_EP_LIB).
+    #[arg(long)]
+    qnn_lib: Option<PathBuf>,
+}
+
+impl OffloadArgs {
+    fn options(&self) -> Result<OffloadOptions, String> {
+        Ok(OffloadOptions {
+            backend: self
+                .backend
+                .parse::<BackendChoice>()
+                .map_err(|e| e.to_string())?,
+            artifacts: self.artifacts.clone(),
+            fallback: match self.fallback.as_str() {
+                "always" => FallbackPolicy::Always,
+                "not-on-device-error" => FallbackPolicy::NotOnDeviceError,
+                "never" => FallbackPolicy::Never,
+                f => {
+                    return Err(format!(
+                        "--fallback {f}: always, not-on-device-error or never"
+                    ))
+                }
+            },
+            onnxruntime_library: self.onnxruntime_lib.clone(),
+            qnn_library: self.qnn_lib.clone(),
+        })
+    }
+}
+
+/// Which backend ran the session's last call, and why it fell back if it did.
+fn backend_record(session: &Session) -> Value {
+    json!({
+        "backend": session.last_backend().unwrap_or("none"),
+        "fallback": session.last_fallback().map(|f| json!({
+            "kind": f.kind.as_str(), "message": f.message,
+        })),
+    })
+}
+
+fn open(path: &PathBuf, offload: OffloadOptions) -> Result<(Arc<Model>, Session), String> {
     let model = Arc::new(Model::open(path).map_err(|e| format!("{}: {e}", path.display()))?);
-    let session = Session::new(model.clone(), Default::default()).map_err(|e| e.to_string())?;
+    let options = dbrt::SessionOptions {
+        offload,
+        ..Default::default()
+    };
+    let session = Session::new(model.clone(), options).map_err(|e| e.to_string())?;
     Ok((model, session))
 }
 
@@ -77,8 +142,9 @@ fn classify(
     premise: String,
     hypothesis: Option<String>,
     as_json: bool,
+    offload: OffloadOptions,
 ) -> Result<(), String> {
-    let (model, mut session) = open(&model)?;
+    let (model, mut session) = open(&model, offload)?;
     let probs = session
         .classify(&premise, hypothesis.as_deref())
         .map_err(|e| e.to_string())?;
@@ -89,10 +155,17 @@ fn classify(
             .zip(&probs)
             .map(|(l, p)| (l.clone(), json!(p)))
             .collect();
-        println!("{}", json!({ "labels": labels }));
+        let mut out = backend_record(&session);
+        out["labels"] = json!(labels);
+        println!("{out}");
     } else {
         for (label, p) in model.labels().iter().zip(&probs) {
             println!("{label:<16} {p:.4}");
+        }
+        if let Some(f) = session.last_fallback() {
+            println!("(ran on the CPU: {f})");
+        } else if session.backend() != "cpu" {
+            println!("(encoder on {})", session.backend());
         }
     }
     Ok(())
@@ -122,7 +195,7 @@ fn map_jsonl(
 }
 
 fn tokenize(model: PathBuf, data: PathBuf, out: PathBuf) -> Result<(), String> {
-    let (model, mut session) = open(&model)?;
+    let (model, mut session) = open(&model, OffloadOptions::default())?;
     let with_types = model.config().type_vocab_size > 0;
     let t0 = std::time::Instant::now();
     let mut tokens = 0;
@@ -195,6 +268,8 @@ struct BenchArgs {
     /// One JSON object per configuration and line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    offload: OffloadArgs,
 }
 
 fn bench(a: BenchArgs) -> Result<(), String> {
@@ -222,11 +297,12 @@ fn bench(a: BenchArgs) -> Result<(), String> {
                 } else {
                     let f = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "seq {:>3} batch {batch} threads {} sessions {} {:<12} p50 {:7.2} ms  p90 {:7.2} ms  p99 {:7.2} ms  {:7.1} runs/s  {:7.1} seq/s  open {:.1} ms  first {:.1} ms  peak RSS {:.1} MB",
+                        "seq {:>3} batch {batch} threads {} sessions {} {:<12} {:<8} p50 {:7.2} ms  p90 {:7.2} ms  p99 {:7.2} ms  {:7.1} runs/s  {:7.1} seq/s  open {:.1} ms  first {:.1} ms  peak RSS {:.1} MB",
                         row["seq"],
                         row["threads"],
                         a.sessions,
                         row["isa"].as_str().unwrap_or("?"),
+                        row["backend"].as_str().unwrap_or("?"),
                         f("p50_ms"),
                         f("p90_ms"),
                         f("p99_ms"),
@@ -264,6 +340,7 @@ fn bench_one(
         max_batch: batch,
         threads,
         isa,
+        offload: a.offload.options()?,
         ..Default::default()
     };
     let mut sessions = (0..a.sessions)
@@ -321,7 +398,9 @@ fn bench_one(
     let mut times = times;
     times.sort_by(f64::total_cmp);
     let runs_per_s = times.len() as f64 / wall_s;
+    let record = backend_record(&sessions[0]);
     Ok(json!({
+        "backend": record["backend"], "fallback": record["fallback"],
         "seq": ids.len(), "batch": batch, "threads": threads_run, "threads_requested": threads,
         "sessions": a.sessions, "isa": isa_name,
         "weights": format!("{:?}", model.weight_type()).to_lowercase(),
@@ -371,8 +450,17 @@ fn ids_field(row: &Value, key: &str, line: usize) -> Result<Option<Vec<u32>>, St
         .map(Some)
 }
 
-fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result<(), String> {
-    let (model, mut session) = open(&model)?;
+fn eval(
+    model: PathBuf,
+    data: PathBuf,
+    out: PathBuf,
+    retokenize: bool,
+    offload: OffloadOptions,
+) -> Result<(), String> {
+    let (model, mut session) = open(&model, offload)?;
+    // Calls per backend that ran them, and fallbacks by kind.
+    let mut ran_on: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut fell_back: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let input = std::fs::File::open(&data).map_err(|e| format!("{}: {e}", data.display()))?;
     let output = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut w = BufWriter::new(output);
@@ -429,6 +517,12 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             })
             .map_err(|e| format!("line {}: {e}", n + 1))?;
         let logits = logits.to_vec();
+        *ran_on
+            .entry(session.last_backend().unwrap_or("none"))
+            .or_default() += 1;
+        if let Some(f) = session.last_fallback() {
+            *fell_back.entry(f.kind.as_str()).or_default() += 1;
+        }
         let floats = |key: &str| -> Option<Vec<f32>> {
             let a = row.get(key)?.as_array()?;
             Some(
@@ -456,6 +550,7 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
             row["token_type_ids"] = json!(types);
         }
         row["logits"] = json!(logits);
+        row["backend"] = json!(session.last_backend());
         writeln!(w, "{row}").map_err(|e| e.to_string())?;
         rows += 1;
     }
@@ -465,6 +560,16 @@ fn eval(model: PathBuf, data: PathBuf, out: PathBuf, retokenize: bool) -> Result
         "rows: {rows} ({:.1} ms/row)",
         1e3 * secs / rows.max(1) as f64
     );
+    let counts = |m: &std::collections::BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("encoder ran on: {}", counts(&ran_on));
+    if !fell_back.is_empty() {
+        println!("fell back to the CPU: {}", counts(&fell_back));
+    }
     if compared > 0 {
         println!(
             "vs logits_fp32 on {compared} rows: argmax agreement {:.2}% ({agree}/{compared}), max |dlogit| {max_diff:.3e}, mean |dp| {:.2e}",
@@ -490,13 +595,19 @@ fn main() -> ExitCode {
             premise,
             hypothesis,
             json,
-        } => classify(model, premise, hypothesis, json),
+            offload,
+        } => offload
+            .options()
+            .and_then(|o| classify(model, premise, hypothesis, json, o)),
         Command::Eval {
             model,
             data,
             out,
             retokenize,
-        } => eval(model, data, out, retokenize),
+            offload,
+        } => offload
+            .options()
+            .and_then(|o| eval(model, data, out, retokenize, o)),
         Command::Tokenize { model, data, out } => tokenize(model, data, out),
         Command::Bench(args) => bench(args),
     };

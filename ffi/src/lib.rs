@@ -18,6 +18,7 @@
 #![allow(non_camel_case_types)]
 
 mod args;
+mod offload;
 mod status;
 
 use std::cell::UnsafeCell;
@@ -33,6 +34,7 @@ use dbrt_runtime::{
 };
 
 pub use args::dbrt_str;
+pub use offload::{dbrt_fallback_kind, dbrt_fallback_policy};
 pub use status::dbrt_status;
 use status::dbrt_status::*;
 use status::{guard, Failure, Outcome};
