@@ -6,6 +6,7 @@
  * ignores. Handles cross as jlong. */
 #include <jni.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,8 +131,22 @@ JNIEXPORT jint JNICALL Java_org_dbrt_Native_modelMaxSequenceLength(JNIEnv *env, 
   return ok(env, dbrt_model_max_sequence_length((const dbrt_model *)(intptr_t)model, &n)) ? (jint)n : 0;
 }
 
+/* Sets an optional string option from a byte[] (NULL: left at its default). */
+static dbrt_status set_text(JNIEnv *env, dbrt_session_options *options, jbyteArray value,
+                            dbrt_status (*setter)(dbrt_session_options *, const char *, size_t)) {
+  utf8_t v;
+  if (!value) return DBRT_OK;
+  if (!borrow(env, value, &v)) return DBRT_OUT_OF_MEMORY;
+  dbrt_status s = setter(options, chars(&v), v.len);
+  give_back(env, &v);
+  return s;
+}
+
 JNIEXPORT jlong JNICALL Java_org_dbrt_Native_sessionCreate(JNIEnv *env, jclass cls, jlong model,
-                                                          jint threads, jint max_len, jint entailment) {
+                                                          jint threads, jint max_len, jint entailment,
+                                                          jbyteArray backend, jbyteArray artifacts,
+                                                          jint fallback, jbyteArray ort_lib,
+                                                          jbyteArray qnn_lib) {
   (void)cls;
   dbrt_session_options *options = NULL;
   dbrt_session *session = NULL;
@@ -139,9 +154,67 @@ JNIEXPORT jlong JNICALL Java_org_dbrt_Native_sessionCreate(JNIEnv *env, jclass c
   if (s == DBRT_OK && threads > 0) s = dbrt_session_options_set_threads(options, (size_t)threads);
   if (s == DBRT_OK && max_len > 0) s = dbrt_session_options_set_max_sequence_length(options, (size_t)max_len);
   if (s == DBRT_OK && entailment >= 0) s = dbrt_session_options_set_entailment_label(options, (size_t)entailment);
+  if (s == DBRT_OK) s = set_text(env, options, backend, dbrt_session_options_set_backend);
+  if (s == DBRT_OK) s = set_text(env, options, artifacts, dbrt_session_options_set_artifacts);
+  if (s == DBRT_OK) s = dbrt_session_options_set_fallback(options, fallback);
+  if (s == DBRT_OK) s = set_text(env, options, ort_lib, dbrt_session_options_set_onnxruntime_library);
+  if (s == DBRT_OK) s = set_text(env, options, qnn_lib, dbrt_session_options_set_qnn_library);
   if (s == DBRT_OK) s = dbrt_session_create((const dbrt_model *)(intptr_t)model, options, &session);
   dbrt_session_options_free(options);
+  if ((*env)->ExceptionCheck(env)) return 0; /* OutOfMemoryError from borrowing */
   return ok(env, s) ? (jlong)(intptr_t)session : 0;
+}
+
+JNIEXPORT jstring JNICALL Java_org_dbrt_Native_backendUnavailableReason(JNIEnv *env, jclass cls, jbyteArray name,
+                                                                       jbyteArray ort_lib, jbyteArray qnn_lib) {
+  (void)cls;
+  utf8_t n;
+  if (!name) {
+    throw_java(env, "java/lang/NullPointerException", "name");
+    return NULL;
+  }
+  dbrt_session_options *options = NULL;
+  dbrt_status s = dbrt_session_options_create(&options);
+  if (s == DBRT_OK) s = set_text(env, options, ort_lib, dbrt_session_options_set_onnxruntime_library);
+  if (s == DBRT_OK) s = set_text(env, options, qnn_lib, dbrt_session_options_set_qnn_library);
+  char why[512] = {0};
+  if (s == DBRT_OK) {
+    if (!borrow(env, name, &n)) {
+      dbrt_session_options_free(options);
+      return NULL;
+    }
+    s = dbrt_backend_available(chars(&n), n.len, options, why, sizeof why);
+    give_back(env, &n);
+  }
+  dbrt_session_options_free(options);
+  if ((*env)->ExceptionCheck(env)) return NULL;
+  if (s == DBRT_OK) return NULL;
+  if (s == DBRT_BACKEND_UNAVAILABLE) return (*env)->NewStringUTF(env, why);
+  ok(env, s);
+  return NULL;
+}
+
+JNIEXPORT jstring JNICALL Java_org_dbrt_Native_sessionBackend(JNIEnv *env, jclass cls, jlong session,
+                                                             jboolean last) {
+  (void)cls;
+  const char *name = NULL;
+  dbrt_session *s_ = (dbrt_session *)(intptr_t)session;
+  if (!ok(env, last ? dbrt_session_last_backend(s_, &name) : dbrt_session_backend(s_, &name))) return NULL;
+  return (*env)->NewStringUTF(env, name);
+}
+
+JNIEXPORT jstring JNICALL Java_org_dbrt_Native_sessionLastFallback(JNIEnv *env, jclass cls, jlong session) {
+  (void)cls;
+  static const char *const kinds[] = {"none", "backend unavailable", "invalid artifacts",
+                                      "input longer than the largest bucket", "device error"};
+  int32_t kind = 0;
+  char message[512] = {0};
+  if (!ok(env, dbrt_session_last_fallback((dbrt_session *)(intptr_t)session, &kind, message, sizeof message)))
+    return NULL;
+  if (kind <= 0 || kind > 4) return NULL;
+  char text[600];
+  snprintf(text, sizeof text, "%s: %s", kinds[kind], message);
+  return (*env)->NewStringUTF(env, text);
 }
 
 JNIEXPORT void JNICALL Java_org_dbrt_Native_sessionFree(JNIEnv *env, jclass cls, jlong session) {

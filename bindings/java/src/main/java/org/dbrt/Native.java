@@ -24,8 +24,21 @@ final class Native {
 
   static native int modelMaxSequenceLength(long model);
 
-  /** threads, maxSequenceLength, entailmentLabel: 0 / 0 / -1 keep the defaults. */
-  static native long sessionCreate(long model, int threads, int maxSequenceLength, int entailmentLabel);
+  /**
+   * threads, maxSequenceLength, entailmentLabel: 0 / 0 / -1 keep the defaults; backend, the
+   * artifact directory and library paths as UTF-8 (null: the default).
+   */
+  static native long sessionCreate(long model, int threads, int maxSequenceLength, int entailmentLabel,
+      byte[] backend, byte[] artifacts, int fallback, byte[] onnxruntimeLibrary, byte[] qnnLibrary);
+
+  /** null if the backend can run here, else why not. */
+  static native String backendUnavailableReason(byte[] name, byte[] onnxruntimeLibrary, byte[] qnnLibrary);
+
+  /** The session's backend, or (last) the one that ran its last call. */
+  static native String sessionBackend(long session, boolean last);
+
+  /** "kind: message" of the session's last fallback, or null. */
+  static native String sessionLastFallback(long session);
 
   static native void sessionFree(long session);
 

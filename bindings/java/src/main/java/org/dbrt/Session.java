@@ -21,8 +21,25 @@ public final class Session implements AutoCloseable {
    * @param entailmentLabel the label zero-shot reads as entailment, -1 to find it by name
    */
   public Session(Model model, int threads, int maxSequenceLength, int entailmentLabel) {
-    handle = Native.sessionCreate(model.live(), threads, maxSequenceLength, entailmentLabel);
+    this(model, new SessionOptions().threads(threads).maxSequenceLength(maxSequenceLength)
+        .entailmentLabel(entailmentLabel));
+  }
+
+  /** A session with {@code options}, including where its encoder runs. */
+  public Session(Model model, SessionOptions options) {
+    handle = Native.sessionCreate(model.live(), options.threads, options.maxSequenceLength,
+        options.entailmentLabel, utf8(options.backend), utf8(options.artifacts), options.fallback,
+        utf8(options.onnxruntimeLibrary), utf8(options.qnnLibrary));
     labels = model.labels().length;
+  }
+
+  /**
+   * Why backend {@code name} cannot run here, or null if it can (its libraries load and it
+   * finds a device), with the library paths of {@code options} (null: the environment's).
+   */
+  public static String backendUnavailableReason(String name, SessionOptions options) {
+    SessionOptions o = options == null ? new SessionOptions() : options;
+    return Native.backendUnavailableReason(utf8(name), utf8(o.onnxruntimeLibrary), utf8(o.qnnLibrary));
   }
 
   /** Label probabilities of a (premise, hypothesis) pair; {@code hypothesis} may be null. */
@@ -66,6 +83,24 @@ public final class Session implements AutoCloseable {
   /** The kernel tier this session runs, e.g. "avx2" or "neon-dotprod". */
   public String isa() {
     return Native.sessionIsa(live());
+  }
+
+  /** The backend the encoder is attached to: "cpu", or the accelerator that attached. */
+  public String backend() {
+    return Native.sessionBackend(live(), false);
+  }
+
+  /** The backend that ran the last call's encoder ("cpu", "qnn", ...), "none" before any. */
+  public String lastBackend() {
+    return Native.sessionBackend(live(), true);
+  }
+
+  /**
+   * Why the last call ran on the CPU instead of the session's backend (before any call: why the
+   * backend did not attach), as "kind: message"; null if it did not fall back.
+   */
+  public String lastFallback() {
+    return Native.sessionLastFallback(live());
   }
 
   private long live() {

@@ -79,6 +79,34 @@ public final class ClassifyPairsTest {
       } catch (DbrtException e) {
         check(e.statusName().equals("DBRT_NOT_A_MODEL"), e.getMessage());
       }
+      // Where the encoder ran: the CPU by default; an accelerator whose library is absent falls
+      // back to the CPU and says why; an unknown backend is refused by name.
+      check(session.backend().equals("cpu"), "the default backend is the CPU");
+      check(session.lastBackend().equals("cpu"), "the last call ran on the CPU");
+      check(session.lastFallback() == null, "no fallback on the CPU");
+      SessionOptions absent = new SessionOptions().backend("ort-cpu").artifacts("/nonexistent/artifacts")
+          .onnxruntimeLibrary("/nonexistent/libonnxruntime.so");
+      String why = Session.backendUnavailableReason("ort-cpu", absent);
+      check(why != null && why.contains("/nonexistent/libonnxruntime.so"), "why ort-cpu is unavailable: " + why);
+      try (Session fallback = new Session(model, absent)) {
+        check(fallback.backend().equals("cpu"), "a backend that cannot attach leaves the CPU");
+        String reason = fallback.lastFallback();
+        check(reason != null && reason.startsWith("backend unavailable"), "the fallback is recorded: " + reason);
+        float[] logits = fallback.classifyLogits("A man plays a guitar.", "A person makes music.");
+        check(java.util.Arrays.equals(logits, session.classifyLogits("A man plays a guitar.", "A person makes music.")),
+            "the fallback computes the CPU's logits");
+        check(fallback.lastBackend().equals("cpu"), "and records the CPU as what ran");
+      }
+      try (Session never = new Session(model, absent.fallback(SessionOptions.FALLBACK_NEVER))) {
+        check(false, "FALLBACK_NEVER with an absent library throws");
+      } catch (DbrtException e) {
+        check(e.statusName().equals("DBRT_BACKEND_UNAVAILABLE"), e.getMessage());
+      }
+      try (Session unknown = new Session(model, new SessionOptions().backend("tpu"))) {
+        check(false, "an unknown backend throws");
+      } catch (DbrtException e) {
+        check(e.statusName().equals("DBRT_UNKNOWN_BACKEND"), e.getMessage());
+      }
       System.err.println(
           "ClassifyPairsTest: " + pairs.size() + " pairs equal to the C API's, kernels " + session.isa()
               + ", " + checks + " checks passed");
