@@ -5,6 +5,10 @@
 #   threads         one model, four threads with a session each; identical results
 #   misuse          every misuse returns its status
 #   lifecycle       everything created and freed, under AddressSanitizer and valgrind
+#   offload         backend options, statuses and a recorded fallback; with onnxruntime
+#                   (DBRT_ONNXRUNTIME_LIB) the ort-cpu backend, with its QNN provider
+#                   (DBRT_QNN_EP_LIB) the qnn backend on Qualcomm's HTP emulator, on graphs
+#                   exported from the real f32 model, a few pairs each (host only)
 # With DBRT_C_TARGET=aarch64-unknown-linux-gnu it cross-builds with aarch64-linux-gnu-gcc and
 # runs them (and the CLI they are compared with) under qemu-aarch64-static, on fewer pairs.
 set -euo pipefail
@@ -33,7 +37,7 @@ mkdir -p "$out"
 cargo build --quiet --release -p dbrt-ffi -p dbrt-cli ${target:+--target "$target"}
 cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror -I include -I tests/c)
 libs=(-lpthread -ldl -lm)
-for t in classify_pairs threads misuse lifecycle; do
+for t in classify_pairs threads misuse lifecycle offload; do
   "$cc" "${cflags[@]}" "tests/c/$t.c" "$libdir/libdbrt.a" "${libs[@]}" -o "$out/$t"
 done
 # The shared library too: the threads test linked against libdbrt.so.
@@ -49,6 +53,27 @@ head -n 48 "$out/pairs.tsv" >"$out/pairs48.tsv"
 "${run[@]}" "$out/threads_shared" "$model" "$out/pairs48.tsv"
 "${run[@]}" "$out/misuse" "$model"
 "${run[@]}" "$out/lifecycle" "$model"
+"${run[@]}" "$out/offload" "$model" "$out/pairs48.tsv"
+if [ -z "$target" ]; then
+  # The accelerator routes, on the f32 model (what the NPU's numbers are compared with).
+  f32=$root/models/aegis-nli-xsmall.dbrt
+  artifacts=$root/target/npu/aegis-nli-xsmall-f32
+  if [ -n "${DBRT_ONNXRUNTIME_LIB:-}" ]; then
+    cargo run --quiet --release -p dbrt-convert -- export-onnx "$f32" -o "$artifacts" --buckets 64,128
+    "$out/offload" "$f32" "$out/pairs48.tsv" ort-cpu "$artifacts" 16
+    if [ -n "${DBRT_QNN_EP_LIB:-}" ]; then
+      "$out/offload" "$f32" "$out/pairs48.tsv" qnn "$artifacts" 8
+    elif [ "${DBRT_REQUIRE_ONNXRUNTIME:-0}" = 1 ]; then
+      echo "tests/c/run.sh: DBRT_REQUIRE_ONNXRUNTIME=1 but DBRT_QNN_EP_LIB is not set" >&2
+      exit 1
+    fi
+  elif [ "${DBRT_REQUIRE_ONNXRUNTIME:-0}" = 1 ]; then
+    echo "tests/c/run.sh: DBRT_REQUIRE_ONNXRUNTIME=1 but DBRT_ONNXRUNTIME_LIB is not set" >&2
+    exit 1
+  else
+    echo "tests/c/run.sh: DBRT_ONNXRUNTIME_LIB is not set; the offload test ran without a backend" >&2
+  fi
+fi
 
 if [ "$sanitize" = 1 ]; then
   for t in misuse lifecycle; do
