@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 all=(open_model open_bytes tokenizer c_api convert_config convert_safetensors convert_tokenizer
-  convert_spm convert_pickle convert_onnx)
+  convert_spm convert_pickle convert_onnx manifest)
 build_only=0
 targets=()
 for a in "$@"; do
