@@ -6,7 +6,14 @@
 //! backend ([`OffloadOptions::backend`]); when the backend cannot run a call the session runs
 //! it on the CPU and records why ([`Fallback`]): never silently.
 
+mod attach;
+mod device;
 pub mod manifest;
+mod ort;
+
+pub use attach::backend_available;
+pub(crate) use attach::{DeviceCache, Offload};
+pub use ort::library::{ONNXRUNTIME_LIB_ENV, QNN_EP_LIB_ENV};
 
 use std::fmt;
 use std::path::PathBuf;
