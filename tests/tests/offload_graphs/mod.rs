@@ -2,6 +2,9 @@
 //! graphs whose output is a known function of `hidden` and `mask`, an artifact directory of
 //! them with its manifest, and where onnxruntime's libraries are.
 
+// Shared by offload.rs and alloc.rs, each of which uses a part.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 
 use dbrt::offload::manifest::{Graph, Manifest, ModelIdentity, Precision};
