@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
 use crate::memory::{self, Buffers};
 use crate::model::scratch::ForwardScratch;
-use crate::model::stage::{check_finite, ForwardPass, Rows};
+use crate::model::stage::{check_finite, EncoderStage, ForwardPass, Rows};
 use crate::model::Model;
 use crate::offload::{Fallback, Offload, OffloadOptions};
 use crate::pool::Pool;
@@ -347,6 +347,27 @@ impl Session {
         let mut pass = ForwardPass::new(&self.model, self.kernels, &self.pool, &mut self.scratch);
         pass.embed(seq.ids, seq.type_ids);
         Ok(pass)
+    }
+
+    /// [`Session::forward_pass`] and the session's accelerator as an encoder stage, if one is
+    /// attached: for tests of the accelerator's stage contract.
+    #[doc(hidden)]
+    pub fn device_pass(
+        &mut self,
+        seq: Sequence<'_>,
+    ) -> Result<(ForwardPass<'_>, Option<&mut dyn EncoderStage>)> {
+        self.check(&seq)?;
+        let Session {
+            model,
+            kernels,
+            pool,
+            scratch,
+            offload,
+            ..
+        } = self;
+        let mut pass = ForwardPass::new(model, *kernels, pool, scratch);
+        pass.embed(seq.ids, seq.type_ids);
+        Ok((pass, offload.stage()))
     }
 
     /// [`Session::run_logits`] with the last layer computed for every token, as transformers

@@ -1,7 +1,7 @@
 //! The accelerator stage through onnxruntime (`ort-cpu`, and `qnn` on Qualcomm's HTP
 //! emulator) with stand-in encoder graphs: bucket choice and padding, rows copied back, the
-//! head over the device's hidden states, every fallback and its record, `Never`'s errors,
-//! backend names, and sessions sharing one device model across threads.
+//! stage's contract, the head over the device's hidden states, backend names, and sessions
+//! sharing one device model across threads (the fallbacks are in offload_fallback.rs).
 //!
 //! Needs onnxruntime's library in `DBRT_ONNXRUNTIME_LIB` (and the QNN provider's in
 //! `DBRT_QNN_EP_LIB`); without it each test says so and passes, unless
@@ -9,104 +9,14 @@
 
 mod offload_graphs;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
+use dbrt::model::stage::Rows;
 use dbrt::offload::{BackendChoice, FallbackKind, FallbackPolicy, OffloadOptions};
-use dbrt::{Error, Sequence, Session, SessionOptions};
-use dbrt_convert::StorageType;
+use dbrt::{Error, Session};
 use dbrt_tests::*;
-use offload_graphs::{expected, write_artifacts, Kind};
-
-const BUCKETS: &[usize] = &[8, 16, 32];
-
-struct Setup {
-    _model_dir: tempfile::TempDir,
-    artifacts: tempfile::TempDir,
-    model: Arc<dbrt::Model>,
-    lib: PathBuf,
-}
-
-/// The tiny model and stand-in artifacts of `kind` for `buckets`; `None` without onnxruntime.
-fn setup(kind: Kind, buckets: &[usize]) -> Option<Setup> {
-    let lib = offload_graphs::onnxruntime()?;
-    let (model_dir, path) = convert(&fixtures().join("tiny/v3-style"), StorageType::F32);
-    let model = open(&path);
-    let artifacts = tempfile::tempdir().unwrap();
-    write_artifacts(artifacts.path(), &model, kind, buckets);
-    Some(Setup {
-        _model_dir: model_dir,
-        artifacts,
-        model,
-        lib,
-    })
-}
-
-fn options(
-    backend: &str,
-    artifacts: &Path,
-    lib: &Path,
-    fallback: FallbackPolicy,
-) -> SessionOptions {
-    SessionOptions {
-        offload: OffloadOptions {
-            backend: backend.parse().unwrap(),
-            artifacts: Some(artifacts.to_path_buf()),
-            fallback,
-            onnxruntime_library: Some(lib.to_path_buf()),
-            qnn_library: offload_graphs_qnn_quiet(),
-        },
-        ..Default::default()
-    }
-}
-
-/// The QNN library if set (without the skip message: only the qnn tests need it).
-fn offload_graphs_qnn_quiet() -> Option<PathBuf> {
-    std::env::var_os("DBRT_QNN_EP_LIB").map(PathBuf::from)
-}
-
-impl Setup {
-    fn session(&self, backend: &str, fallback: FallbackPolicy) -> dbrt::Result<Session> {
-        let o = options(backend, self.artifacts.path(), &self.lib, fallback);
-        Session::new(self.model.clone(), o)
-    }
-
-    fn cpu(&self) -> Session {
-        Session::new(self.model.clone(), SessionOptions::default()).unwrap()
-    }
-}
-
-fn ids(n: usize) -> Vec<u32> {
-    (0..n as u32).map(|i| 1 + (i * 37) % 900).collect()
-}
-
-fn seq(ids: &[u32]) -> Sequence<'_> {
-    Sequence {
-        ids,
-        type_ids: None,
-    }
-}
-
-/// The embeddings (the encoder's input) of `ids`, from the CPU session.
-fn embeddings(cpu: &mut Session, ids: &[u32]) -> Vec<f32> {
-    let mut pass = cpu.forward_pass(seq(ids)).unwrap();
-    let (hidden, _, _) = pass.cpu_encoder();
-    hidden.to_vec()
-}
-
-/// Logits of the CPU head over the embeddings of `ids` transformed as bucket `bucket`'s
-/// stand-in graph transforms them.
-fn head_of_stand_in(cpu: &mut Session, ids: &[u32], bucket: usize) -> Vec<f32> {
-    let h = cpu.model().config().hidden_size;
-    let mut logits = vec![0f32; cpu.model().config().num_labels];
-    let mut pass = cpu.forward_pass(seq(ids)).unwrap();
-    let (hidden, _, _) = pass.cpu_encoder();
-    for (i, x) in hidden.iter_mut().enumerate() {
-        *x = expected(*x, i % h, h, bucket, ids.len());
-    }
-    pass.head(&mut logits).unwrap();
-    logits
-}
+use offload_graphs::setup::*;
+use offload_graphs::{expected, Kind};
 
 #[test]
 fn ort_cpu_pads_into_the_shortest_bucket_and_copies_the_rows_back() {
@@ -157,172 +67,6 @@ fn logits_are_the_head_of_the_device_hidden_states() {
         // And they are not the CPU encoder's (the device really ran).
         let plain = cpu.run_logits(seq(&ids)).unwrap().to_vec();
         assert!(max_abs_diff(&got, &plain) > 1e-3);
-    }
-}
-
-/// A session whose backend fell back at attach time: it runs on the CPU, says why, and its
-/// logits are the CPU's; with `Never`, `Session::new` fails with `want`.
-fn check_attach_fallback(s: &Setup, opts: SessionOptions, kind: FallbackKind, says: &str) {
-    let mut cpu = s.cpu();
-    let mut never = opts.clone();
-    never.offload.fallback = FallbackPolicy::Never;
-    let e = Session::new(s.model.clone(), never).unwrap_err();
-    let matches = match kind {
-        FallbackKind::BackendUnavailable => matches!(e, Error::BackendUnavailable { .. }),
-        FallbackKind::InvalidArtifacts => matches!(e, Error::InvalidArtifacts(_)),
-        _ => false,
-    };
-    assert!(matches, "{e:?} is not {kind:?}");
-    assert!(e.to_string().contains(says), "{e} should say {says:?}");
-    let mut session = Session::new(s.model.clone(), opts).unwrap();
-    assert_eq!(session.backend(), "cpu");
-    let f = session.last_fallback().expect("the fallback is recorded");
-    assert_eq!(f.kind, kind);
-    assert!(f.message.contains(says), "{f} should say {says:?}");
-    let ids = ids(5);
-    let got = session.run_logits(seq(&ids)).unwrap().to_vec();
-    assert_eq!(got, cpu.run_logits(seq(&ids)).unwrap());
-    assert_eq!(session.last_backend(), Some("cpu"));
-    assert_eq!(session.last_fallback().map(|f| f.kind), Some(kind));
-}
-
-#[test]
-fn a_library_that_does_not_load_falls_back_to_the_cpu() {
-    let Some(s) = setup(Kind::Affine, BUCKETS) else {
-        return;
-    };
-    let bogus = s.artifacts.path().join("no-such-libonnxruntime.so");
-    let mut o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &bogus,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(
-        &s,
-        o.clone(),
-        FallbackKind::BackendUnavailable,
-        "no-such-libonnxruntime",
-    );
-    // `auto` tries qnn, which cannot attach with this library either: the CPU, recorded.
-    o.offload.backend = BackendChoice::Auto;
-    let session = Session::new(s.model.clone(), o).unwrap();
-    assert_eq!(session.backend(), "cpu");
-    assert!(session.last_fallback().is_some());
-}
-
-#[test]
-fn artifacts_of_another_model_fall_back_to_the_cpu() {
-    let Some(s) = setup(Kind::Affine, BUCKETS) else {
-        return;
-    };
-    let text = std::fs::read_to_string(s.artifacts.path().join("manifest.txt")).unwrap();
-    let mut m = dbrt::offload::manifest::Manifest::parse(&text).unwrap();
-    m.model.tables_crc32 ^= 1;
-    offload_graphs::write_manifest(s.artifacts.path(), &m);
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(&s, o, FallbackKind::InvalidArtifacts, "another model");
-}
-
-#[test]
-fn a_corrupt_graph_falls_back_to_the_cpu() {
-    let Some(s) = setup(Kind::Affine, BUCKETS) else {
-        return;
-    };
-    let path = s.artifacts.path().join("encoder-16.onnx");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
-    std::fs::write(&path, bytes).unwrap();
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(
-        &s,
-        o,
-        FallbackKind::InvalidArtifacts,
-        "encoder-16.onnx is corrupt",
-    );
-}
-
-#[test]
-fn a_missing_manifest_falls_back_to_the_cpu() {
-    let Some(s) = setup(Kind::Affine, BUCKETS) else {
-        return;
-    };
-    std::fs::remove_file(s.artifacts.path().join("manifest.txt")).unwrap();
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(&s, o, FallbackKind::InvalidArtifacts, "no manifest.txt");
-}
-
-#[test]
-fn a_sequence_longer_than_the_largest_bucket_runs_on_the_cpu() {
-    let Some(s) = setup(Kind::Affine, &[8, 16]) else {
-        return;
-    };
-    let mut cpu = s.cpu();
-    let mut dev = s.session("ort-cpu", FallbackPolicy::Always).unwrap();
-    let long = ids(20);
-    let got = dev.run_logits(seq(&long)).unwrap().to_vec();
-    assert_eq!(got, cpu.run_logits(seq(&long)).unwrap());
-    assert_eq!(dev.last_backend(), Some("cpu"));
-    let f = dev.last_fallback().unwrap();
-    assert_eq!(f.kind, FallbackKind::TooLong);
-    assert!(f.message.contains("20 tokens"), "{f}");
-    // The next call that fits runs on the device again, and the record is cleared.
-    dev.run_logits(seq(&ids(4))).unwrap();
-    assert_eq!(dev.last_backend(), Some("ort-cpu"));
-    assert!(dev.last_fallback().is_none());
-    let mut never = s.session("ort-cpu", FallbackPolicy::Never).unwrap();
-    let e = never.run_logits(seq(&long)).unwrap_err();
-    assert!(
-        matches!(e, Error::InputTooLong { len: 20, max: 16 }),
-        "{e:?}"
-    );
-}
-
-#[test]
-fn a_device_error_falls_back_or_fails_as_the_policy_says() {
-    let Some(s) = setup(Kind::FailsAtRun, BUCKETS) else {
-        return;
-    };
-    let mut cpu = s.cpu();
-    let ids = ids(6);
-    let mut dev = s.session("ort-cpu", FallbackPolicy::Always).unwrap();
-    assert_eq!(dev.backend(), "ort-cpu");
-    // The embeddings are recomputed after the failed run: the CPU's logits, bit for bit.
-    let got = dev.run_logits(seq(&ids)).unwrap().to_vec();
-    assert_eq!(got, cpu.run_logits(seq(&ids)).unwrap());
-    assert_eq!(dev.last_backend(), Some("cpu"));
-    let f = dev.last_fallback().unwrap();
-    assert_eq!(f.kind, FallbackKind::DeviceError);
-    assert!(!f.message.is_empty());
-    for policy in [FallbackPolicy::NotOnDeviceError, FallbackPolicy::Never] {
-        let mut strict = s.session("ort-cpu", policy).unwrap();
-        let e = strict.run_logits(seq(&ids)).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Device {
-                    backend: "ort-cpu",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
     }
 }
 
@@ -444,4 +188,49 @@ fn qnn_refuses_a_graph_the_htp_cannot_run_whole() {
         session.last_fallback().map(|f| f.kind),
         Some(FallbackKind::InvalidArtifacts)
     );
+}
+
+#[test]
+fn the_accelerator_keeps_the_encoder_stage_contract() {
+    let Some(s) = setup(Kind::Affine, BUCKETS) else {
+        return;
+    };
+    let mut cpu = s.cpu();
+    let mut dev = s.session("ort-cpu", FallbackPolicy::Never).unwrap();
+    let h = s.model.config().hidden_size;
+    let ten = ids(10);
+    let emb = embeddings(&mut cpu, &ten);
+    // Ten positions, six tokens then padding: bucket 8, the tokens' rows as with six alone.
+    for rows in [Rows::All, Rows::First] {
+        let (mut pass, stage) = dev.device_pass(seq(&ten)).unwrap();
+        let stage = stage.expect("an accelerator is attached");
+        assert_eq!((stage.name(), stage.max_sequence_length()), ("ort-cpu", 32));
+        let (hidden, _, _) = pass.cpu_encoder();
+        let mask = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
+        stage.run(hidden, &mask, rows).unwrap();
+        let n = if rows == Rows::All { 6 } else { 1 };
+        let want: Vec<f32> = (emb[..n * h].iter().enumerate())
+            .map(|(i, &x)| expected(x, i % h, h, 8, 6))
+            .collect();
+        assert!(max_abs_diff(&hidden[..n * h], &want) < 1e-5, "{rows:?}");
+    }
+    let (mut pass, stage) = dev.device_pass(seq(&ten)).unwrap();
+    let stage = stage.unwrap();
+    let (hidden, _, _) = pass.cpu_encoder();
+    let e = stage.run(hidden, &[1, 0, 1, 0, 0, 0, 0, 0, 0, 0], Rows::All);
+    assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+    let e = stage.run(hidden, &[0; 10], Rows::All);
+    assert!(matches!(e, Err(Error::EmptyInput)), "{e:?}");
+    let e = stage.run(&mut hidden[..h], &[1; 10], Rows::All);
+    assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+    let forty = ids(40);
+    let (mut pass, stage) = dev.device_pass(seq(&forty)).unwrap();
+    let (hidden, mask, _) = pass.cpu_encoder();
+    let e = stage.unwrap().run(hidden, mask, Rows::First);
+    assert!(
+        matches!(e, Err(Error::InputTooLong { len: 40, max: 32 })),
+        "{e:?}"
+    );
+    // A CPU session has no accelerator stage.
+    assert!(cpu.device_pass(seq(&ten)).unwrap().1.is_none());
 }

@@ -12,7 +12,7 @@ use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_BYTES};
 use super::ort::backend::{attach_runtime, Libraries, OrtModel, Provider};
 use super::{BackendChoice, Fallback, FallbackKind, FallbackPolicy, OffloadOptions};
 use crate::error::{Error, Result};
-use crate::model::stage::{ForwardPass, Rows};
+use crate::model::stage::{EncoderStage, ForwardPass, Rows};
 use crate::model::Model;
 
 /// Which device model a cache entry is: backend, artifact directory, threads.
@@ -237,6 +237,11 @@ impl Offload {
 
     pub fn last_backend(&self) -> Option<&'static str> {
         self.last
+    }
+
+    /// The accelerator as an encoder stage, if one is attached.
+    pub fn stage(&mut self) -> Option<&mut dyn EncoderStage> {
+        self.accel.as_mut().map(|a| a as &mut dyn EncoderStage)
     }
 
     /// Whether both use one device model (the same compiled graphs).

@@ -5,6 +5,8 @@
 // Shared by offload.rs and alloc.rs, each of which uses a part.
 #![allow(dead_code)]
 
+pub mod setup;
+
 use std::path::{Path, PathBuf};
 
 use dbrt::offload::manifest::{Graph, Manifest, ModelIdentity, Precision};

@@ -1,4 +1,5 @@
-//! The few entries of onnxruntime's C API (`OrtApi`, in `onnxruntime_c_api.h`) that dbrt calls.
+//! The few entries of onnxruntime's C API (`OrtApi`, in `onnxruntime_c_api.h`) that dbrt calls
+//! (those on sessions and tensors are in `api_run.rs`).
 //!
 //! `OrtApi` is a table of function pointers that only ever grows at its end: an entry keeps its
 //! position in every later version. Rather than declaring the 300-odd entries before the last
@@ -8,7 +9,7 @@
 //! library: `CreateStatus`/`GetErrorMessage`/`GetErrorCode`/`ReleaseStatus` round-trip a
 //! message, `GetBuildInfoString` (254) returns "ORT Build Info...", and
 //! `RegisterExecutionProviderLibrary` → `GetEpDevices` → `EpDevice_EpName` lists
-//! "CPUExecutionProvider" and "QNNExecutionProvider". The tests exercise every entry below.
+//! "CPUExecutionProvider" and "QNNExecutionProvider". The tests call every entry used.
 //!
 //! Every entry used exists since API version 22 (onnxruntime 1.22, which added plugin
 //! execution providers), so that is the version asked of `GetApi`.
@@ -72,32 +73,32 @@ pub const LOGGING_LEVEL_WARNING: c_int = 2;
 /// `ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT`.
 pub const ELEMENT_FLOAT: c_int = 1;
 /// `OrtArenaAllocator` and `OrtMemTypeDefault`.
-const ARENA_ALLOCATOR: c_int = 1;
-const MEM_TYPE_DEFAULT: c_int = 0;
+pub(super) const ARENA_ALLOCATOR: c_int = 1;
+pub(super) const MEM_TYPE_DEFAULT: c_int = 0;
 
 // Positions in `OrtApi` (see the module's comment for how they were checked).
-const GET_ERROR_MESSAGE: usize = 2;
-const CREATE_ENV_WITH_CUSTOM_LOGGER: usize = 4;
-const CREATE_SESSION_FROM_ARRAY: usize = 8;
-const RUN: usize = 9;
-const CREATE_SESSION_OPTIONS: usize = 10;
-const SET_INTRA_OP_NUM_THREADS: usize = 24;
-const SESSION_GET_INPUT_COUNT: usize = 30;
-const SESSION_GET_OUTPUT_COUNT: usize = 31;
-const CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE: usize = 49;
-const CREATE_CPU_MEMORY_INFO: usize = 69;
-const RELEASE_STATUS: usize = 93;
-const RELEASE_MEMORY_INFO: usize = 94;
-const RELEASE_SESSION: usize = 95;
-const RELEASE_VALUE: usize = 96;
-const RELEASE_SESSION_OPTIONS: usize = 100;
-const ADD_SESSION_CONFIG_ENTRY: usize = 130;
-const REGISTER_EXECUTION_PROVIDER_LIBRARY: usize = 301;
-const GET_EP_DEVICES: usize = 303;
-const SESSION_OPTIONS_APPEND_EXECUTION_PROVIDER_V2: usize = 304;
-const EP_DEVICE_EP_NAME: usize = 312;
+pub(super) const GET_ERROR_MESSAGE: usize = 2;
+pub(super) const CREATE_ENV_WITH_CUSTOM_LOGGER: usize = 4;
+pub(super) const CREATE_SESSION_FROM_ARRAY: usize = 8;
+pub(super) const RUN: usize = 9;
+pub(super) const CREATE_SESSION_OPTIONS: usize = 10;
+pub(super) const SET_INTRA_OP_NUM_THREADS: usize = 24;
+pub(super) const SESSION_GET_INPUT_COUNT: usize = 30;
+pub(super) const SESSION_GET_OUTPUT_COUNT: usize = 31;
+pub(super) const CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE: usize = 49;
+pub(super) const CREATE_CPU_MEMORY_INFO: usize = 69;
+pub(super) const RELEASE_STATUS: usize = 93;
+pub(super) const RELEASE_MEMORY_INFO: usize = 94;
+pub(super) const RELEASE_SESSION: usize = 95;
+pub(super) const RELEASE_VALUE: usize = 96;
+pub(super) const RELEASE_SESSION_OPTIONS: usize = 100;
+pub(super) const ADD_SESSION_CONFIG_ENTRY: usize = 130;
+pub(super) const REGISTER_EXECUTION_PROVIDER_LIBRARY: usize = 301;
+pub(super) const GET_EP_DEVICES: usize = 303;
+pub(super) const SESSION_OPTIONS_APPEND_EXECUTION_PROVIDER_V2: usize = 304;
+pub(super) const EP_DEVICE_EP_NAME: usize = 312;
 /// Entries the table must hold (the last one used, plus one).
-const ENTRIES: usize = EP_DEVICE_EP_NAME + 1;
+pub(super) const ENTRIES: usize = EP_DEVICE_EP_NAME + 1;
 
 /// An `OrtApi` table of at least [`API_VERSION`].
 #[derive(Clone, Copy)]
@@ -124,10 +125,11 @@ macro_rules! entry {
         unsafe { std::mem::transmute::<*const c_void, $ty>(p) }
     }};
 }
+pub(super) use entry;
 
 impl Api {
     /// Entry `index` of the table (NULL past the entries dbrt knows).
-    fn raw(&self, index: usize) -> *const c_void {
+    pub(super) fn raw(&self, index: usize) -> *const c_void {
         if index >= ENTRIES {
             return std::ptr::null();
         }
@@ -261,256 +263,9 @@ impl Api {
         // SAFETY: a NUL-terminated string owned by the device, which lives as long as the env.
         Ok(unsafe { CStr::from_ptr(name) }.to_str().unwrap_or(""))
     }
-
-    pub fn create_session_options(&self) -> Result<*mut OrtSessionOptions, String> {
-        let f = entry!(
-            self,
-            CREATE_SESSION_OPTIONS,
-            unsafe extern "C" fn(*mut *mut OrtSessionOptions) -> Status
-        );
-        let mut options = std::ptr::null_mut();
-        // SAFETY: the output is written by the call.
-        self.check(unsafe { f(&mut options) })?;
-        non_null(options, "CreateSessionOptions")
-    }
-
-    pub fn release_session_options(&self, options: *mut OrtSessionOptions) {
-        let release = || -> Result<(), String> {
-            let f = entry!(
-                self,
-                RELEASE_SESSION_OPTIONS,
-                unsafe extern "C" fn(*mut OrtSessionOptions)
-            );
-            // SAFETY: options created by CreateSessionOptions, released once.
-            unsafe { f(options) };
-            Ok(())
-        };
-        let _ = release();
-    }
-
-    pub fn set_intra_op_threads(
-        &self,
-        options: *mut OrtSessionOptions,
-        threads: usize,
-    ) -> Result<(), String> {
-        type F = unsafe extern "C" fn(*mut OrtSessionOptions, c_int) -> Status;
-        let f = entry!(self, SET_INTRA_OP_NUM_THREADS, F);
-        let threads = c_int::try_from(threads).unwrap_or(c_int::MAX);
-        // SAFETY: live session options.
-        self.check(unsafe { f(options, threads) })
-    }
-
-    pub fn add_config_entry(
-        &self,
-        options: *mut OrtSessionOptions,
-        key: &CStr,
-        value: &CStr,
-    ) -> Result<(), String> {
-        type F =
-            unsafe extern "C" fn(*mut OrtSessionOptions, *const c_char, *const c_char) -> Status;
-        let f = entry!(self, ADD_SESSION_CONFIG_ENTRY, F);
-        // SAFETY: live session options and NUL-terminated strings (copied by onnxruntime).
-        self.check(unsafe { f(options, key.as_ptr(), value.as_ptr()) })
-    }
-
-    /// Appends one plugin execution provider's device with its options.
-    pub fn append_execution_provider_v2(
-        &self,
-        options: *mut OrtSessionOptions,
-        env: *mut OrtEnv,
-        device: *const OrtEpDevice,
-        keys: &[*const c_char],
-        values: &[*const c_char],
-    ) -> Result<(), String> {
-        type F = unsafe extern "C" fn(
-            *mut OrtSessionOptions,
-            *mut OrtEnv,
-            *const *const OrtEpDevice,
-            usize,
-            *const *const c_char,
-            *const *const c_char,
-            usize,
-        ) -> Status;
-        let f = entry!(self, SESSION_OPTIONS_APPEND_EXECUTION_PROVIDER_V2, F);
-        let n = keys.len().min(values.len());
-        // SAFETY: live options and environment, one device from GetEpDevices, and `n`
-        // NUL-terminated keys and values that outlive the call (onnxruntime copies them).
-        self.check(unsafe { f(options, env, &device, 1, keys.as_ptr(), values.as_ptr(), n) })
-    }
-
-    pub fn create_session_from_array(
-        &self,
-        env: *mut OrtEnv,
-        bytes: &[u8],
-        options: *mut OrtSessionOptions,
-    ) -> Result<*mut OrtSession, String> {
-        type F = unsafe extern "C" fn(
-            *const OrtEnv,
-            *const c_void,
-            usize,
-            *const OrtSessionOptions,
-            *mut *mut OrtSession,
-        ) -> Status;
-        let f = entry!(self, CREATE_SESSION_FROM_ARRAY, F);
-        let mut session = std::ptr::null_mut();
-        // SAFETY: the bytes are read during the call only; the options and env are live.
-        let status = unsafe {
-            f(
-                env,
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                options,
-                &mut session,
-            )
-        };
-        self.check(status)?;
-        non_null(session, "CreateSessionFromArray")
-    }
-
-    /// The session's numbers of inputs and outputs.
-    pub fn session_io_counts(&self, session: *mut OrtSession) -> Result<(usize, usize), String> {
-        type F = unsafe extern "C" fn(*const OrtSession, *mut usize) -> Status;
-        let inputs = entry!(self, SESSION_GET_INPUT_COUNT, F);
-        let outputs = entry!(self, SESSION_GET_OUTPUT_COUNT, F);
-        let (mut i, mut o) = (0, 0);
-        // SAFETY: a live session; the counts are written by the calls.
-        self.check(unsafe { inputs(session, &mut i) })?;
-        // SAFETY: as above.
-        self.check(unsafe { outputs(session, &mut o) })?;
-        Ok((i, o))
-    }
-
-    pub fn release_session(&self, session: *mut OrtSession) {
-        let release = || -> Result<(), String> {
-            let f = entry!(self, RELEASE_SESSION, unsafe extern "C" fn(*mut OrtSession));
-            // SAFETY: a session created by CreateSessionFromArray, released once.
-            unsafe { f(session) };
-            Ok(())
-        };
-        let _ = release();
-    }
-
-    pub fn create_cpu_memory_info(&self) -> Result<*mut OrtMemoryInfo, String> {
-        type F = unsafe extern "C" fn(c_int, c_int, *mut *mut OrtMemoryInfo) -> Status;
-        let f = entry!(self, CREATE_CPU_MEMORY_INFO, F);
-        let mut info = std::ptr::null_mut();
-        // SAFETY: the output is written by the call.
-        self.check(unsafe { f(ARENA_ALLOCATOR, MEM_TYPE_DEFAULT, &mut info) })?;
-        non_null(info, "CreateCpuMemoryInfo")
-    }
-
-    pub fn release_memory_info(&self, info: *mut OrtMemoryInfo) {
-        let release = || -> Result<(), String> {
-            let f = entry!(
-                self,
-                RELEASE_MEMORY_INFO,
-                unsafe extern "C" fn(*mut OrtMemoryInfo)
-            );
-            // SAFETY: created by CreateCpuMemoryInfo, released once.
-            unsafe { f(info) };
-            Ok(())
-        };
-        let _ = release();
-    }
-
-    /// A float tensor of `shape` over `data`, which onnxruntime reads and writes in place.
-    ///
-    /// # Safety
-    /// `data` stays allocated, unmoved and not otherwise accessed during runs, until the
-    /// value is released.
-    pub unsafe fn create_f32_tensor(
-        &self,
-        info: *const OrtMemoryInfo,
-        data: *mut f32,
-        len: usize,
-        shape: &[i64],
-    ) -> Result<*mut OrtValue, String> {
-        type F = unsafe extern "C" fn(
-            *const OrtMemoryInfo,
-            *mut c_void,
-            usize,
-            *const i64,
-            usize,
-            c_int,
-            *mut *mut OrtValue,
-        ) -> Status;
-        let f = entry!(self, CREATE_TENSOR_WITH_DATA_AS_ORT_VALUE, F);
-        let mut value = std::ptr::null_mut();
-        let bytes = len * std::mem::size_of::<f32>();
-        // SAFETY: `data` holds `len` floats (the caller's contract); the shape is read during
-        // the call.
-        let status = unsafe {
-            f(
-                info,
-                data.cast(),
-                bytes,
-                shape.as_ptr(),
-                shape.len(),
-                ELEMENT_FLOAT,
-                &mut value,
-            )
-        };
-        self.check(status)?;
-        non_null(value, "CreateTensorWithDataAsOrtValue")
-    }
-
-    pub fn release_value(&self, value: *mut OrtValue) {
-        let release = || -> Result<(), String> {
-            let f = entry!(self, RELEASE_VALUE, unsafe extern "C" fn(*mut OrtValue));
-            // SAFETY: a value created by CreateTensorWithDataAsOrtValue, released once.
-            unsafe { f(value) };
-            Ok(())
-        };
-        let _ = release();
-    }
-
-    /// Runs `session` on `inputs` into the pre-allocated `outputs`: the status (NULL on
-    /// success) is the caller's to check and release.
-    ///
-    /// # Safety
-    /// `session` and the values are live; the values' buffers are not otherwise accessed
-    /// during the call.
-    pub unsafe fn run(
-        &self,
-        session: *mut OrtSession,
-        input_names: &[*const c_char],
-        inputs: &[*const OrtValue],
-        output_names: &[*const c_char],
-        outputs: &mut [*mut OrtValue],
-    ) -> Result<Status, String> {
-        type F = unsafe extern "C" fn(
-            *mut OrtSession,
-            *const c_void,
-            *const *const c_char,
-            *const *const OrtValue,
-            usize,
-            *const *const c_char,
-            usize,
-            *mut *mut OrtValue,
-        ) -> Status;
-        let f = entry!(self, RUN, F);
-        let (ni, no) = (
-            inputs.len().min(input_names.len()),
-            outputs.len().min(output_names.len()),
-        );
-        // SAFETY: the caller's contract; `ni` names and values, `no` names and pre-allocated
-        // output values (onnxruntime writes into their buffers).
-        Ok(unsafe {
-            f(
-                session,
-                std::ptr::null(),
-                input_names.as_ptr(),
-                inputs.as_ptr(),
-                ni,
-                output_names.as_ptr(),
-                no,
-                outputs.as_mut_ptr(),
-            )
-        })
-    }
 }
 
-fn non_null<T>(p: *mut T, what: &str) -> Result<*mut T, String> {
+pub(super) fn non_null<T>(p: *mut T, what: &str) -> Result<*mut T, String> {
     match p.is_null() {
         true => Err(format!("{what} returned NULL without an error")),
         false => Ok(p),

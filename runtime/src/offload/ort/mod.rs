@@ -2,5 +2,6 @@
 //! the process's environment (`library`), and the backends `qnn` and `ort-cpu` (`backend`).
 
 pub mod api;
+mod api_run;
 pub mod backend;
 pub mod library;
