@@ -177,3 +177,27 @@ fn a_device_error_falls_back_or_fails_as_the_policy_says() {
         );
     }
 }
+
+#[test]
+fn a_graph_of_another_shape_than_its_bucket_falls_back_to_the_cpu() {
+    let Some(s) = setup(Kind::Affine, BUCKETS) else {
+        return;
+    };
+    // The manifest's bucket 8 names a graph made for 16 tokens (length and checksum right).
+    let h = s.model.config().hidden_size;
+    let bytes = offload_graphs::graph(Kind::Affine, 16, h);
+    std::fs::write(s.artifacts.path().join("encoder-8.onnx"), &bytes).unwrap();
+    let text = std::fs::read_to_string(s.artifacts.path().join("manifest.txt")).unwrap();
+    let mut m = dbrt::offload::manifest::Manifest::parse(&text).unwrap();
+    m.graphs[0].bytes = bytes.len() as u64;
+    m.graphs[0].crc32 = crc32fast::hash(&bytes);
+    offload_graphs::write_manifest(s.artifacts.path(), &m);
+    let o = options(
+        "ort-cpu",
+        s.artifacts.path(),
+        &s.lib,
+        FallbackPolicy::Always,
+    );
+    let says = format!("bucket 8: 'hidden' is [1, 16, {h}]");
+    check_attach_fallback(&s, o, FallbackKind::InvalidArtifacts, &says);
+}

@@ -6,7 +6,7 @@
 use std::ffi::{c_char, CString};
 use std::path::Path;
 
-use super::api::{OrtMemoryInfo, OrtSession, OrtValue};
+use super::api::{Api, OrtMemoryInfo, OrtSession, OrtValue, ELEMENT_FLOAT};
 use super::library::{self, Runtime};
 use crate::offload::device::Message;
 
@@ -129,13 +129,8 @@ impl OrtModel {
                 .create_session_from_array(rt.env, bytes, options.1)
                 .map_err(|e| format!("bucket {bucket}: {e}"))?;
             model.sessions.push((*bucket, session));
-            let (inputs, outputs) = api.session_io_counts(session)?;
-            if (inputs, outputs) != (2, 1) {
-                return Err(format!(
-                    "bucket {bucket}: the graph has {inputs} inputs and {outputs} outputs \
-                     (hidden, mask -> last_hidden expected)"
-                ));
-            }
+            check_interface(api, session, *bucket, hidden_size)
+                .map_err(|e| format!("bucket {bucket}: {e}"))?;
             log::info!(
                 "compiled the {bucket}-token graph in {:.2} s",
                 started.elapsed().as_secs_f64()
@@ -147,6 +142,48 @@ impl OrtModel {
     pub fn buckets(&self) -> impl Iterator<Item = usize> + '_ {
         self.sessions.iter().map(|&(b, _)| b)
     }
+}
+
+/// Refuses a graph whose interface is not `hidden [1, S, H]`, `mask [1, S]` (f32) →
+/// `last_hidden [1, S, H]` for bucket `S`: it would fail every run.
+fn check_interface(api: &Api, session: *mut OrtSession, s: usize, h: usize) -> Result<(), String> {
+    let (inputs, outputs) = api.session_io_counts(session)?;
+    if (inputs, outputs) != (2, 1) {
+        return Err(format!(
+            "{inputs} inputs and {outputs} outputs (hidden, mask -> last_hidden expected)"
+        ));
+    }
+    let (s, h) = (s as i64, h as i64);
+    let want = |name: &str| match name {
+        "hidden" | "last_hidden" => Some(vec![1, s, h]),
+        "mask" => Some(vec![1, s]),
+        _ => None,
+    };
+    let mut names = Vec::with_capacity(3);
+    for (output, index) in [(false, 0), (false, 1), (true, 0)] {
+        let io = api.session_io(session, output, index)?;
+        let dims = want(&io.name).filter(|_| (io.name == "last_hidden") == output);
+        match dims {
+            Some(d) if d == io.dims && io.element == ELEMENT_FLOAT => names.push(io.name),
+            Some(d) => {
+                return Err(format!(
+                    "'{}' is {:?} of element type {}, expected {d:?} of f32",
+                    io.name, io.dims, io.element
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "unexpected {} '{}'",
+                    ["input", "output"][output as usize],
+                    io.name
+                ))
+            }
+        }
+    }
+    if names[0] == names[1] {
+        return Err(format!("two inputs named '{}'", names[0]));
+    }
+    Ok(())
 }
 
 /// One dbrt session's device state: input, mask and output buffers for the largest bucket,

@@ -2,6 +2,7 @@
 //! the process's environment (`library`), and the backends `qnn` and `ort-cpu` (`backend`).
 
 pub mod api;
+mod api_info;
 mod api_run;
 pub mod backend;
 pub mod library;
