@@ -98,6 +98,7 @@ impl std::fmt::Debug for Session {
             .field("max_sequence_length", &self.max_len)
             .field("threads", &self.pool.threads())
             .field("isa", &self.kernels.isa)
+            .field("backend", &self.offload.backend())
             .finish_non_exhaustive()
     }
 }

@@ -222,7 +222,15 @@ impl Offload {
             }
             Err((_, e)) if !may_fall_back => return Err(e),
             Err((kind, e)) => {
-                log::warn!("backend {backend} did not attach, running on the CPU: {e}");
+                // `auto` on a machine without the NPU is expected to land on the CPU.
+                let level = match options.backend {
+                    BackendChoice::Auto => log::Level::Info,
+                    _ => log::Level::Warn,
+                };
+                log::log!(
+                    level,
+                    "backend {backend} did not attach, running on the CPU: {e}"
+                );
                 o.message.set(format_args!("{backend}: {e}"));
                 o.attach_failure = Some(kind);
                 o.fallback = Some(kind);
