@@ -9,6 +9,11 @@
 mod attach;
 mod device;
 pub mod manifest;
+// onnxruntime's backends, or (without the `onnxruntime` feature) a stand-in where none attaches.
+#[cfg(feature = "onnxruntime")]
+mod ort;
+#[cfg(not(feature = "onnxruntime"))]
+#[path = "ort_stub.rs"]
 mod ort;
 
 pub use attach::backend_available;
