@@ -97,6 +97,12 @@ fn backend_names_and_availability() {
     let bogus = Path::new("/nonexistent/libonnxruntime.so");
     let why = dbrt::offload::backend_available("ort-cpu", &with(bogus)).unwrap_err();
     assert!(why.contains("/nonexistent/libonnxruntime.so"), "{why}");
+    // A file that is not a library, and one that is not onnxruntime.
+    let not_elf = tempfile::tempdir().unwrap();
+    let fake = not_elf.path().join("libonnxruntime.so");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let why = dbrt::offload::backend_available("ort-cpu", &with(&fake)).unwrap_err();
+    assert!(why.contains("libonnxruntime.so"), "{why}");
     // qnn without its provider library says so.
     let mut no_qnn = with(&lib);
     no_qnn.qnn_library = Some("/nonexistent/libonnxruntime_providers_qnn.so".into());

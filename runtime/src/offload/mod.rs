@@ -37,7 +37,8 @@ pub enum BackendChoice {
     /// dbrt's CPU encoder (the default).
     #[default]
     Cpu,
-    /// The first accelerator that attaches (`qnn`), else the CPU.
+    /// The first accelerator that attaches (`qnn`), else the CPU (whatever the
+    /// [`FallbackPolicy`]: landing on the CPU is what `auto` means; it is still recorded).
     Auto,
     /// One backend by name (one of [`BACKENDS`]).
     Named(&'static str),

@@ -226,6 +226,25 @@ pub fn qnn_device(rt: &Runtime) -> Result<*const api::OrtEpDevice, String> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn what_is_not_onnxruntime_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("libonnxruntime.so");
+        std::fs::write(&fake, b"not a library").unwrap();
+        let e = super::load(&fake).err().unwrap();
+        assert!(
+            e.starts_with("cannot load") && e.contains("libonnxruntime.so"),
+            "{e}"
+        );
+        let e = super::load(&dir.path().join("absent.so")).err().unwrap();
+        assert!(e.contains("absent.so"), "{e}");
+        // A library, but not onnxruntime.
+        let e = super::load(std::path::Path::new("libc.so.6"))
+            .err()
+            .unwrap();
+        assert!(e.contains("no OrtGetApiBase"), "{e}");
+    }
+
+    #[test]
     fn versions_compare_by_number() {
         use super::version_at_least as at_least;
         assert!(at_least("1.22.0", 1, 22));
