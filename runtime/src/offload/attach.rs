@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::device::{Accelerator, DeviceModel, Message, RunFailure};
 use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_BYTES};
-use super::ort::backend::{attach_runtime, Libraries, OrtModel, Provider};
+use super::ort::backend::{attach_runtime, CompileError, Libraries, OrtModel, Provider};
 use super::{BackendChoice, Fallback, FallbackKind, FallbackPolicy, OffloadOptions};
 use crate::error::{Error, Result};
 use crate::model::stage::{EncoderStage, ForwardPass, Rows};
@@ -89,10 +89,11 @@ fn device_model(
     }
     let (manifest, graphs) = read_artifacts(model, dir).map_err(invalid)?;
     let ort = OrtModel::new(rt, device.as_ref(), &graphs, manifest.hidden_size, threads).map_err(
-        |e| {
-            invalid(Error::InvalidArtifacts(format!(
+        |e| match e {
+            CompileError::Backend(reason) => unavailable(reason),
+            CompileError::Graph(e) => invalid(Error::InvalidArtifacts(format!(
                 "{backend} cannot load them: {e}"
-            )))
+            ))),
         },
     )?;
     let m = Arc::new(DeviceModel {

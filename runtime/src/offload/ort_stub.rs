@@ -29,6 +29,12 @@ pub mod backend {
     pub enum OrtModel {}
     pub enum OrtState {}
 
+    #[allow(dead_code)] // made by the real backends only
+    pub enum CompileError {
+        Backend(String),
+        Graph(String),
+    }
+
     pub fn attach_runtime(
         _: Provider,
         _: &Libraries<'_>,
@@ -46,7 +52,7 @@ pub mod backend {
             _: &[(usize, Vec<u8>)],
             _: usize,
             _: usize,
-        ) -> Result<OrtModel, String> {
+        ) -> Result<OrtModel, CompileError> {
             match *rt {}
         }
     }

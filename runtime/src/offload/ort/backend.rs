@@ -96,7 +96,7 @@ impl OrtModel {
         graphs: &[(usize, Vec<u8>)],
         hidden_size: usize,
         threads: usize,
-    ) -> Result<OrtModel, String> {
+    ) -> Result<OrtModel, CompileError> {
         let mut model = OrtModel {
             rt,
             sessions: Vec::with_capacity(graphs.len()),
@@ -104,33 +104,14 @@ impl OrtModel {
         };
         for (bucket, bytes) in graphs {
             let started = std::time::Instant::now();
-            let options = Options(rt, rt.api.create_session_options()?);
+            let options = session_options(rt, device, threads).map_err(CompileError::Backend)?;
             let api = &rt.api;
-            api.set_intra_op_threads(options.1, threads)?;
-            if let Some(d) = device {
-                // Every node on the HTP, or no session: a graph half on the CPU is not offload.
-                api.add_config_entry(options.1, c"session.disable_cpu_ep_fallback", c"1")?;
-                let htp = CString::new(d.htp.as_os_str().as_encoded_bytes())
-                    .map_err(|_| "the HTP library's path holds a NUL byte".to_string())?;
-                let mut keys: Vec<*const c_char> = vec![
-                    c"backend_path".as_ptr(),
-                    c"enable_htp_fp16_precision".as_ptr(),
-                ];
-                let mut values: Vec<*const c_char> = vec![htp.as_ptr(), c"1".as_ptr()];
-                // On x86_64 the HTP is Qualcomm's emulator, which cannot detect a chip: fp16
-                // needs one named (a phone's is detected).
-                if cfg!(target_arch = "x86_64") {
-                    keys.extend([c"soc_model".as_ptr(), c"htp_arch".as_ptr()]);
-                    values.extend([c"60".as_ptr(), c"75".as_ptr()]);
-                }
-                api.append_execution_provider_v2(options.1, rt.env, d.device, &keys, &values)?;
-            }
+            let graph = |e| CompileError::Graph(format!("bucket {bucket}: {e}"));
             let session = api
                 .create_session_from_array(rt.env, bytes, options.1)
-                .map_err(|e| format!("bucket {bucket}: {e}"))?;
+                .map_err(graph)?;
             model.sessions.push((*bucket, session));
-            check_interface(api, session, *bucket, hidden_size)
-                .map_err(|e| format!("bucket {bucket}: {e}"))?;
+            check_interface(api, session, *bucket, hidden_size).map_err(graph)?;
             log::info!(
                 "compiled the {bucket}-token graph in {:.2} s",
                 started.elapsed().as_secs_f64()
@@ -142,6 +123,44 @@ impl OrtModel {
     pub fn buckets(&self) -> impl Iterator<Item = usize> + '_ {
         self.sessions.iter().map(|&(b, _)| b)
     }
+}
+
+/// Why graphs did not compile: the provider could not be set up, or a graph is refused.
+#[derive(Debug)]
+pub enum CompileError {
+    Backend(String),
+    Graph(String),
+}
+
+/// Session options for the provider: `threads` intra-op threads, and for QNN its HTP device
+/// with every node on it.
+fn session_options<'a>(
+    rt: &'a Runtime,
+    device: Option<&Device>,
+    threads: usize,
+) -> Result<Options<'a>, String> {
+    let api = &rt.api;
+    let options = Options(rt, api.create_session_options()?);
+    api.set_intra_op_threads(options.1, threads)?;
+    if let Some(d) = device {
+        // Every node on the HTP, or no session: a graph half on the CPU is not offload.
+        api.add_config_entry(options.1, c"session.disable_cpu_ep_fallback", c"1")?;
+        let htp = CString::new(d.htp.as_os_str().as_encoded_bytes())
+            .map_err(|_| "the HTP library's path holds a NUL byte".to_string())?;
+        let mut keys: Vec<*const c_char> = vec![
+            c"backend_path".as_ptr(),
+            c"enable_htp_fp16_precision".as_ptr(),
+        ];
+        let mut values: Vec<*const c_char> = vec![htp.as_ptr(), c"1".as_ptr()];
+        // On x86_64 the HTP is Qualcomm's emulator, which cannot detect a chip: fp16 needs one
+        // named (a phone's is detected).
+        if cfg!(target_arch = "x86_64") {
+            keys.extend([c"soc_model".as_ptr(), c"htp_arch".as_ptr()]);
+            values.extend([c"60".as_ptr(), c"75".as_ptr()]);
+        }
+        api.append_execution_provider_v2(options.1, rt.env, d.device, &keys, &values)?;
+    }
+    Ok(options)
 }
 
 /// Refuses a graph whose interface is not `hidden [1, S, H]`, `mask [1, S]` (f32) →
