@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 use crate::kernels::{Isa, Kernels};
 use crate::memory::{self, Buffers};
 use crate::model::scratch::ForwardScratch;
-use crate::model::stage::{check_finite, ForwardPass, Rows};
+use crate::model::stage::{check_finite, EncoderStage, ForwardPass, Rows};
 use crate::model::Model;
-use crate::offload::{Fallback, OffloadOptions};
+use crate::offload::{Fallback, Offload, OffloadOptions};
 use crate::pool::Pool;
 use crate::tokenizer::{TokenizerScratch, Truncation};
 
@@ -86,6 +86,8 @@ pub struct Session {
     truncation: Truncation,
     entailment: Option<usize>,
     hypothesis: String,
+    /// The encoder's backend, and which one ran the last call.
+    offload: Offload,
     /// Where the next run panics: for the tests that check a session survives a panic.
     panic_at: Option<PanicPoint>,
 }
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Session {
             .field("max_sequence_length", &self.max_len)
             .field("threads", &self.pool.threads())
             .field("isa", &self.kernels.isa)
+            .field("backend", &self.offload.backend())
             .finish_non_exhaustive()
     }
 }
@@ -162,7 +165,9 @@ impl Session {
         let logits = buf.zeroed(model.config().num_labels, "logits")?;
         let ids = buf.zeroed(max_len, "token ids")?;
         let type_ids = buf.zeroed(max_len, "token type ids")?;
+        let offload = Offload::new(&model, &options.offload, threads)?;
         Ok(Session {
+            offload,
             tokenizer: TokenizerScratch::new(max_word, max_len)?,
             ids,
             type_ids,
@@ -222,18 +227,24 @@ impl Session {
     /// The backend the session's encoder is attached to: `cpu`, or the accelerator its
     /// [`OffloadOptions`] chose and that attached.
     pub fn backend(&self) -> &'static str {
-        "cpu"
+        self.offload.backend()
     }
 
     /// The backend that ran the last call's encoder (`None` before the first call).
     pub fn last_backend(&self) -> Option<&'static str> {
-        None
+        self.offload.last_backend()
     }
 
     /// Why the last call ran on the CPU rather than the session's backend, if it did; or,
     /// before any call, why the backend did not attach.
     pub fn last_fallback(&self) -> Option<Fallback<'_>> {
-        None
+        self.offload.last_fallback()
+    }
+
+    /// Whether this session and `other` run one device model (for tests of the sharing).
+    #[doc(hidden)]
+    pub fn shares_device_with(&self, other: &Session) -> bool {
+        self.offload.shares_device_with(&other.offload)
     }
 
     /// The label zero-shot classification reads as entailment, if known.
@@ -305,6 +316,7 @@ impl Session {
             self.kernels,
             &self.pool,
             &mut self.scratch,
+            &mut self.offload,
             ids,
             types,
             rows,
@@ -336,6 +348,27 @@ impl Session {
         let mut pass = ForwardPass::new(&self.model, self.kernels, &self.pool, &mut self.scratch);
         pass.embed(seq.ids, seq.type_ids);
         Ok(pass)
+    }
+
+    /// [`Session::forward_pass`] and the session's accelerator as an encoder stage, if one is
+    /// attached: for tests of the accelerator's stage contract.
+    #[doc(hidden)]
+    pub fn device_pass(
+        &mut self,
+        seq: Sequence<'_>,
+    ) -> Result<(ForwardPass<'_>, Option<&mut dyn EncoderStage>)> {
+        self.check(&seq)?;
+        let Session {
+            model,
+            kernels,
+            pool,
+            scratch,
+            offload,
+            ..
+        } = self;
+        let mut pass = ForwardPass::new(model, *kernels, pool, scratch);
+        pass.embed(seq.ids, seq.type_ids);
+        Ok((pass, offload.stage()))
     }
 
     /// [`Session::run_logits`] with the last layer computed for every token, as transformers
@@ -530,6 +563,7 @@ impl Session {
             pool,
             ids,
             type_ids,
+            offload,
             ..
         } = self;
         encode(
@@ -537,6 +571,7 @@ impl Session {
             *kernels,
             pool,
             scratch,
+            offload,
             &ids[..len],
             with_types.then_some(&type_ids[..len]),
             Rows::First,
@@ -649,20 +684,21 @@ enum Second<'a> {
     Hypothesis,
 }
 
-/// Runs `model`'s embeddings and encoder stage on checked ids, the last hidden state left in
-/// `scratch`.
+/// Runs `model`'s embeddings and encoder stage (the CPU's, or the session's accelerator's) on
+/// checked ids, the last hidden state left in `scratch`.
+#[allow(clippy::too_many_arguments)]
 fn encode(
     model: &Model,
     k: Kernels,
     pool: &Pool,
     scratch: &mut ForwardScratch,
+    offload: &mut Offload,
     ids: &[u32],
     types: Option<&[u32]>,
     rows: Rows,
 ) -> Result<()> {
     let mut pass = ForwardPass::new(model, k, pool, scratch);
-    pass.embed(ids, types);
-    pass.encode(rows)
+    offload.encode(&mut pass, ids, types, rows)
 }
 
 /// Probabilities from logits.

@@ -1,6 +1,10 @@
 //! Creating a session may allocate; tokenizing and classifying may not, on one thread or many.
 //! Proven with a counting global allocator that counts every thread's allocations (this file
-//! holds one test, so nothing else runs while it counts).
+//! holds one test, so nothing else runs while it counts). An offloaded session (onnxruntime's
+//! CPU provider over stand-in graphs) is counted too: onnxruntime's own C++ allocations are
+//! not ours, but nothing on dbrt's side may allocate per run, falling back included.
+
+mod offload_graphs;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,6 +60,56 @@ fn tokenize_and_classify_allocate_nothing() {
     ] {
         check(storage, threads);
     }
+    check_offloaded();
+}
+
+fn check_offloaded() {
+    use dbrt::offload::{FallbackKind, FallbackPolicy, OffloadOptions};
+    let Some(lib) = offload_graphs::onnxruntime() else {
+        return;
+    };
+    let (_d, path) = convert(
+        &fixtures().join("tiny/v3-style"),
+        dbrt_convert::StorageType::F32,
+    );
+    let model = open(&path);
+    let artifacts = tempfile::tempdir().unwrap();
+    let kind = offload_graphs::Kind::Affine;
+    offload_graphs::write_artifacts(artifacts.path(), &model, kind, &[8, 16]);
+    let opts = dbrt::SessionOptions {
+        offload: OffloadOptions {
+            backend: "ort-cpu".parse().unwrap(),
+            artifacts: Some(artifacts.path().to_path_buf()),
+            fallback: FallbackPolicy::Always,
+            onnxruntime_library: Some(lib),
+            qnn_library: None,
+        },
+        ..Default::default()
+    };
+    let mut session = dbrt::Session::new(model, opts).unwrap();
+    assert_eq!(session.backend(), "ort-cpu");
+    let ids: Vec<u32> = (1..=40).collect();
+    let run = |session: &mut dbrt::Session, n: usize| {
+        let seq = dbrt::Sequence {
+            ids: &ids[..n],
+            type_ids: None,
+        };
+        session.run_logits(seq).unwrap();
+    };
+    // Once before counting: onnxruntime's first run may set things up.
+    run(&mut session, 5);
+    let n = allocations_during(|| {
+        for len in [1, 5, 8, 9, 16] {
+            run(&mut session, len);
+            assert_eq!(session.last_backend(), Some("ort-cpu"));
+        }
+        // Longer than the largest bucket: recorded and run on the CPU, still allocating nothing.
+        run(&mut session, 40);
+        assert_eq!(session.last_backend(), Some("cpu"));
+        let f = session.last_fallback().map(|f| f.kind);
+        assert_eq!(f, Some(FallbackKind::TooLong));
+    });
+    assert_eq!(n, 0, "{n} heap allocations in offloaded runs");
 }
 
 fn check(storage: dbrt_convert::StorageType, threads: usize) {

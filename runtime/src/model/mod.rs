@@ -55,6 +55,8 @@ pub struct Model {
     labels: Vec<String>,
     tokenizer: Option<Tokenizer>,
     pub(crate) network: Network,
+    /// The accelerators' device models attached for this model, shared by its sessions.
+    pub(crate) devices: crate::offload::DeviceCache,
 }
 
 impl std::fmt::Debug for Model {
@@ -116,6 +118,7 @@ impl Model {
             labels,
             tokenizer,
             network,
+            devices: Default::default(),
         })
     }
 

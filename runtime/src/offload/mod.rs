@@ -6,7 +6,19 @@
 //! backend ([`OffloadOptions::backend`]); when the backend cannot run a call the session runs
 //! it on the CPU and records why ([`Fallback`]): never silently.
 
+mod attach;
+mod device;
 pub mod manifest;
+// onnxruntime's backends, or (without the `onnxruntime` feature) a stand-in where none attaches.
+#[cfg(feature = "onnxruntime")]
+mod ort;
+#[cfg(not(feature = "onnxruntime"))]
+#[path = "ort_stub.rs"]
+mod ort;
+
+pub use attach::backend_available;
+pub(crate) use attach::{DeviceCache, Offload};
+pub use ort::library::{ONNXRUNTIME_LIB_ENV, QNN_EP_LIB_ENV};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,7 +37,8 @@ pub enum BackendChoice {
     /// dbrt's CPU encoder (the default).
     #[default]
     Cpu,
-    /// The first accelerator that attaches (`qnn`), else the CPU.
+    /// The first accelerator that attaches (`qnn`), else the CPU (whatever the
+    /// [`FallbackPolicy`]: landing on the CPU is what `auto` means; it is still recorded).
     Auto,
     /// One backend by name (one of [`BACKENDS`]).
     Named(&'static str),
