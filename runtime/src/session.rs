@@ -317,8 +317,10 @@ impl Session {
             &self.pool,
             &mut self.scratch,
             &mut self.offload,
-            ids,
-            types,
+            Sequence {
+                ids,
+                type_ids: types,
+            },
             rows,
         )
     }
@@ -572,8 +574,10 @@ impl Session {
             pool,
             scratch,
             offload,
-            &ids[..len],
-            with_types.then_some(&type_ids[..len]),
+            Sequence {
+                ids: &ids[..len],
+                type_ids: with_types.then_some(&type_ids[..len]),
+            },
             Rows::First,
         )?;
         self.run_head(Some(logits))
@@ -686,19 +690,17 @@ enum Second<'a> {
 
 /// Runs `model`'s embeddings and encoder stage (the CPU's, or the session's accelerator's) on
 /// checked ids, the last hidden state left in `scratch`.
-#[allow(clippy::too_many_arguments)]
 fn encode(
     model: &Model,
     k: Kernels,
     pool: &Pool,
     scratch: &mut ForwardScratch,
     offload: &mut Offload,
-    ids: &[u32],
-    types: Option<&[u32]>,
+    seq: Sequence<'_>,
     rows: Rows,
 ) -> Result<()> {
     let mut pass = ForwardPass::new(model, k, pool, scratch);
-    offload.encode(&mut pass, ids, types, rows)
+    offload.encode(&mut pass, seq.ids, seq.type_ids, rows)
 }
 
 /// Probabilities from logits.

@@ -113,6 +113,14 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
         source,
     };
     let mut bytes = Vec::new();
+    // Reserved up front, fallibly: a graph of a few hundred MB on a small device is an error,
+    // not an abort.
+    bytes
+        .try_reserve_exact(limit as usize + 1)
+        .map_err(|_| Error::OutOfMemory {
+            what: "an encoder graph read from the artifacts",
+            bytes: limit + 1,
+        })?;
     File::open(path)
         .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
         .map_err(io)?;

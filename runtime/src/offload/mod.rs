@@ -136,11 +136,3 @@ impl fmt::Display for Fallback<'_> {
         write!(f, "{}: {}", self.kind.as_str(), self.message)
     }
 }
-
-/// Whether backend `name` can run here (its libraries load and it finds a device), or why not.
-pub fn backend_available(name: &str, _options: &OffloadOptions) -> std::result::Result<(), String> {
-    match name {
-        "cpu" => Ok(()),
-        _ => Err(format!("backend {name} is not built yet")),
-    }
-}
