@@ -86,8 +86,12 @@ impl Builder {
                     .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
                     .collect();
                 self.initializers.push(t);
+                // Named after the weight (not from the counter), so that an f16 graph's
+                // initializers have the names of the f32 graph's.
+                let out = format!("{name}_f32");
                 let to = Attr::Int(DataType::FLOAT as i64);
-                self.op("Cast", &[&name], vec![("to", to)])
+                self.op_into("Cast", &[&name], vec![("to", to)], &out);
+                out
             }
         }
     }
