@@ -52,7 +52,7 @@ def cases(dump, hidden):
     out = []
     with open(os.path.join(dump, "cases.txt")) as f:
         for line in f:
-            k, n = map(int, line.split())
+            k, n = map(int, line.split()[:2])
             x = np.fromfile(os.path.join(dump, f"case-{k}.in.f32"), np.float32).reshape(n, hidden)
             y = np.fromfile(os.path.join(dump, f"case-{k}.out.f32"), np.float32).reshape(n, hidden)
             out.append((k, x, y))
@@ -95,20 +95,29 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--bucket", type=int, default=64)
     ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--smallest", action="store_true",
+                    help="ort: run each case in the smallest bucket that holds it only")
+    ap.add_argument("--save", action="store_true",
+                    help="write each case's graph output (ort: the smallest bucket that holds it; "
+                         "qnn: --bucket) as DUMP/case-K.graph.f32, for dump_encoder's head mode")
     a = ap.parse_args()
     hidden, graphs = manifest(a.artifacts)
     data = cases(a.dump, hidden)
     rng = np.random.default_rng(0)
     print(f"ops in {os.path.basename(graphs[0][1])}: {op_coverage(graphs[0][1])}")
-    worst = 0.0
+    worst, saved = 0.0, set()
     if a.mode == "ort":
         for bucket, path in graphs:
             s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            fits = [(k, x, y) for k, x, y in data if len(x) <= bucket]
+            smaller = max([b for b, _ in graphs if b < bucket], default=0) if a.smallest else 0
+            fits = [(k, x, y) for k, x, y in data if smaller < len(x) <= bucket]
             d = 0.0
             for k, x, y in fits:
                 out = s.run(["last_hidden"], feed(x, bucket, rng))[0][0, : len(x)]
                 d = max(d, float(np.abs(out - y).max()))
+                if a.save and k not in saved:
+                    out.tofile(os.path.join(a.dump, f"case-{k}.graph.f32"))
+                    saved.add(k)
             lens = sorted({len(x) for _, x, _ in fits})
             print(f"bucket {bucket}: {len(fits)} cases (lengths {lens[0]}..{lens[-1]}), "
                   f"max |diff| vs dbrt CPU f32 = {d:.3g}" if fits else f"bucket {bucket}: no case fits")
@@ -127,6 +136,8 @@ def main():
             t0 = time.time()
             out = s.run(["last_hidden"], feed(x, bucket, rng))[0][0, : len(x)]
             d = float(np.abs(out - y).max())
+            if a.save:
+                out.tofile(os.path.join(a.dump, f"case-{k}.graph.f32"))
             rel = d / float(np.abs(y).max())
             print(f"  case {k} ({len(x)} tokens): max |diff| vs dbrt CPU f32 = {d:.3g} "
                   f"({rel:.2%} of max |y|), mean |diff| {float(np.abs(out - y).mean()):.3g}, "
