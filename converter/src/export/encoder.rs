@@ -106,9 +106,12 @@ pub fn graph(
         let rel_l = rel.as_ref().map(|r| r.layer(&mut b, w, l)).transpose()?;
         x = layer(&mut b, &shared, w, rel_l.as_ref(), &x, c.hidden_act);
     }
-    // The output under its fixed name (a model without layers passes its input through).
-    let zero = b.constant_f32("zero", &[], &[0.0]);
-    b.op_into("Add", &[&x, &zero], vec![], OUTPUT);
+    // The last node's output under its fixed name; a model without layers adds zero to its
+    // input (no Identity: not every NPU compiler takes it).
+    if !b.rename_output(&x, OUTPUT) {
+        let zero = b.constant_f32("zero", &[], &[0.0]);
+        b.op_into("Add", &[&x, &zero], vec![], OUTPUT);
+    }
     Ok(b.finish(
         &format!("dbrt_encoder_{s}"),
         &[(INPUT_HIDDEN, &[1, s, h]), (INPUT_MASK, &[1, s])],
@@ -210,12 +213,11 @@ fn layer_norm(b: &mut Builder, n: &Norm, x: &str, eps: f32) -> String {
 }
 
 fn activation(b: &mut Builder, act: Activation, x: &str, one: &str) -> String {
-    let half = || 0.5f32;
     match act {
         Activation::Gelu => {
             // x · (1 + erf(x / √2)) · 0.5, torch's export of the exact GELU.
             let sqrt2 = b.constant_f32("sqrt2", &[], &[std::f32::consts::SQRT_2]);
-            let half = b.constant_f32("half", &[], &[half()]);
+            let half = b.constant_f32("half", &[], &[0.5]);
             let u = b.op("Div", &[x, &sqrt2], vec![]);
             let e = b.op("Erf", &[&u], vec![]);
             let e = b.op("Add", &[&e, one], vec![]);
@@ -226,7 +228,7 @@ fn activation(b: &mut Builder, act: Activation, x: &str, one: &str) -> String {
             // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))), as the runtime computes it.
             let k = b.constant_f32("sqrt_2_over_pi", &[], &[0.797_884_6]);
             let c = b.constant_f32("gelu_cubic", &[], &[0.044715]);
-            let half = b.constant_f32("half", &[], &[half()]);
+            let half = b.constant_f32("half", &[], &[0.5]);
             let x2 = b.op("Mul", &[x, x], vec![]);
             let x3 = b.op("Mul", &[&x2, x], vec![]);
             let cx3 = b.op("Mul", &[&x3, &c], vec![]);

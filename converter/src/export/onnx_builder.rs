@@ -65,6 +65,18 @@ impl Builder {
         self.nodes.push(n);
     }
 
+    /// Renames `from`, the output of the last node added, to `to`; false (and nothing
+    /// renamed) when the last node does not output `from` (or there is none).
+    pub fn rename_output(&mut self, from: &str, to: &str) -> bool {
+        match self.nodes.last_mut() {
+            Some(n) if n.output.len() == 1 && n.output[0] == from => {
+                n.output[0] = to.into();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A weight initializer of `dims`, f32 or (with f16 precision) stored f16 and cast to f32;
     /// returns the name of its f32 value.
     pub fn weight(&mut self, hint: &str, dims: &[usize], data: &[f32]) -> String {
