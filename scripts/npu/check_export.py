@@ -17,6 +17,20 @@ right.
 
 Padded rows of the input are filled with noise, not zeros, so that a graph that does not mask
 them is caught.
+
+Measured with onnxruntime 1.32 and onnxruntime-qnn 2.7 (HTP emulator, soc_model 60, htp_arch 75,
+fp16), the real model (aegis-nli-xsmall, f32 .dbrt) exported at 64,128,256,512:
+- ops (each bucket): MatMul 120, Add 145, Mul 37, Sub 1, Div 12, Erf 12 (all in the GELU
+  pattern), Softmax 12, Transpose 48, Reshape 49, LayerNormalization 24, GatherElements 24.
+- onnxruntime CPU: max |diff| 2e-5 over 27 cases at every bucket (26..512 tokens, padded);
+  all 1,277 goldens pairs (smallest bucket, `--smallest --save`, then dump_encoder's head mode):
+  max |dlogit| 1.2e-5 from logits_fp32, argmax 1,277/1,277.
+- HTP: every bucket accepted with CPU fallback disabled; session creation 2.9 / 2.2 / 3.9 /
+  8.4 s (64 / 128 / 256 / 512). Bucket 64 over 40 real pairs: hidden states max |diff| 0.38,
+  mean ~0.013 (fp16); through the CPU head, max |dlogit| 0.065, argmax 40/40.
+- `--precision f16` graphs: half the size, 0.021 from CPU f32 in onnxruntime, accepted by HTP.
+- The tiny fixtures' variants (v3-style, separate-pos-proj, v2-absolute-pos; and v3-style with
+  gelu_new, relu, tanh, or no relative attention): 1e-6 in onnxruntime, all accepted by HTP.
 """
 import argparse
 import collections
@@ -69,7 +83,8 @@ def feed(x, bucket, rng):
 
 
 def op_coverage(path):
-    ops = collections.Counter(n.op_type for n in onnx.load(path, load_external_data=False).graph.node)
+    graph = onnx.load(path, load_external_data=False).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
     return ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
 
 
@@ -118,9 +133,12 @@ def main():
                 if a.save and k not in saved:
                     out.tofile(os.path.join(a.dump, f"case-{k}.graph.f32"))
                     saved.add(k)
-            lens = sorted({len(x) for _, x, _ in fits})
-            print(f"bucket {bucket}: {len(fits)} cases (lengths {lens[0]}..{lens[-1]}), "
-                  f"max |diff| vs dbrt CPU f32 = {d:.3g}" if fits else f"bucket {bucket}: no case fits")
+            if fits:
+                lens = sorted({len(x) for _, x, _ in fits})
+                print(f"bucket {bucket}: {len(fits)} cases (lengths {lens[0]}..{lens[-1]}), "
+                      f"max |diff| vs dbrt CPU = {d:.3g}")
+            else:
+                print(f"bucket {bucket}: no case fits")
             worst = max(worst, d)
         print(f"worst {worst:.3g} (tolerance {a.tol:g})")
         return 0 if worst <= a.tol else 1
@@ -139,7 +157,7 @@ def main():
             if a.save:
                 out.tofile(os.path.join(a.dump, f"case-{k}.graph.f32"))
             rel = d / float(np.abs(y).max())
-            print(f"  case {k} ({len(x)} tokens): max |diff| vs dbrt CPU f32 = {d:.3g} "
+            print(f"  case {k} ({len(x)} tokens): max |diff| vs dbrt CPU = {d:.3g} "
                   f"({rel:.2%} of max |y|), mean |diff| {float(np.abs(out - y).mean()):.3g}, "
                   f"run {time.time() - t0:.1f} s", flush=True)
     return 0
