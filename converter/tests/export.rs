@@ -344,3 +344,32 @@ fn the_cli_exports_and_drops_default_buckets_the_model_cannot_take() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bucket(s) 200"));
 }
+
+#[test]
+fn the_runtime_view_reads_the_index_the_runtime_computes_and_refuses_what_is_out_of_range() {
+    use dbrt::model::export::{layer, relative_rows};
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in ["v3-style", "separate-pos-proj"] {
+        let model = dbrt::Model::open(convert(dir.path(), fixture, StorageType::F32)).unwrap();
+        let c = model.config();
+        let max = c.max_position_embeddings;
+        let full = dbrt::model::config::relative_position_index(c, max);
+        for len in [1, 7, 64, max] {
+            let rows = relative_rows(&model, len).unwrap();
+            let want: Vec<usize> = full[max - len..max + len - 1]
+                .iter()
+                .map(|&r| r as usize)
+                .collect();
+            assert_eq!(rows, want, "{fixture} at {len}");
+        }
+        for len in [0, max + 1] {
+            let e = relative_rows(&model, len).unwrap_err();
+            assert!(matches!(e, dbrt::Error::InputTooLong { .. }), "{e:?}");
+        }
+        let e = layer(&model, c.num_hidden_layers).unwrap_err();
+        assert!(e.to_string().contains("layer 2 of a model of 2"), "{e}");
+        let w = layer(&model, 0).unwrap();
+        assert_eq!(w.rel_key.is_some(), c.pos_att.c2p);
+        assert_eq!(w.rel_query.is_some(), c.pos_att.p2c);
+    }
+}
