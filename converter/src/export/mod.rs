@@ -4,8 +4,10 @@
 //! (`dbrt::offload::manifest`). The embeddings, the pooler and the head stay on the CPU.
 //!
 //! Every file is written under a temporary name and renamed into place once every graph is
-//! written, the manifest last: a failed export leaves a previous export as it was, and a
-//! directory without a manifest is an incomplete export.
+//! written, the manifest last: an export that fails while building or writing leaves a
+//! previous export as it was. A previous manifest is removed just before the renames, so that
+//! no manifest ever lists graphs other than its own: a directory without a manifest is an
+//! incomplete export. Graphs of a previous export's other buckets stay, unlisted.
 
 mod encoder;
 mod onnx_builder;
@@ -105,7 +107,7 @@ pub fn export_onnx(model: &Path, out_dir: &Path, options: &ExportOptions) -> Res
     // The runtime reads what it is given back: a manifest it would refuse is never written.
     Manifest::parse(&manifest.to_text())?;
     pending.write(out_dir, MANIFEST_FILE, manifest.to_text().as_bytes())?;
-    pending.commit()?;
+    pending.commit(&out_dir.join(MANIFEST_FILE))?;
     Ok(manifest)
 }
 
@@ -187,7 +189,19 @@ impl Pending {
         Ok(())
     }
 
-    fn commit(mut self) -> Result<()> {
+    /// Renames the files into place, the last one (the manifest) last. A previous manifest
+    /// is removed first, so that while the graphs are renamed the directory reads as an
+    /// incomplete export rather than an old manifest over new graphs.
+    fn commit(mut self, manifest: &Path) -> Result<()> {
+        match fs::remove_file(manifest) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ConvertError::Write {
+                    path: manifest.to_path_buf(),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
         while !self.files.is_empty() {
             let (tmp, dst) = self.files.remove(0);
             if let Err(source) = fs::rename(&tmp, &dst) {
