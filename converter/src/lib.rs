@@ -5,6 +5,7 @@ mod archive;
 pub mod build;
 pub mod checkpoint;
 pub mod error;
+pub mod export;
 pub mod hf;
 pub mod onnx;
 mod pickle;

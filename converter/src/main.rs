@@ -32,6 +32,34 @@ enum Command {
     /// Compare a model's compiled tokenizer with the `tokenizers` crate on every text of a JSONL
     /// file: each text alone, and each pair in both orders.
     CheckTokenizer(CheckTokenizerArgs),
+    /// Export the encoder stage (after the embedding LayerNorm, through the last layer) as one
+    /// static-shape ONNX graph per sequence-length bucket, with the manifest that ties them to
+    /// the model, for an accelerator backend (`--backend qnn`).
+    ExportOnnx(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The .dbrt model.
+    model: PathBuf,
+    /// The artifact directory (created if absent; a previous export there is replaced once the
+    /// new one is complete).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Sequence lengths, one graph each (default 64,128,256,512, those above the model's
+    /// maximum dropped).
+    #[arg(long, value_delimiter = ',')]
+    buckets: Option<Vec<usize>>,
+    /// The weights' precision in the graphs (inputs and outputs are f32 either way); f16
+    /// halves the files.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: ExportPrecision,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportPrecision {
+    F32,
+    F16,
 }
 
 #[derive(Args)]
@@ -180,6 +208,52 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn export_onnx(a: ExportArgs) -> Result<(), String> {
+    use dbrt::offload::manifest::Precision;
+    use dbrt_convert::export::{ExportOptions, DEFAULT_BUCKETS};
+    let buckets = match a.buckets {
+        Some(b) => b,
+        None => {
+            // The defaults the model cannot take are dropped, said so; buckets asked for by
+            // name are the library's to refuse.
+            let model =
+                dbrt::Model::open(&a.model).map_err(|e| format!("{}: {e}", a.model.display()))?;
+            let max = model.max_sequence_length();
+            let (keep, drop): (Vec<usize>, Vec<usize>) =
+                DEFAULT_BUCKETS.iter().partition(|&&s| s <= max);
+            if !drop.is_empty() {
+                log::warn!("buckets {drop:?} dropped: longer than the model's {max} positions");
+            }
+            if keep.is_empty() {
+                vec![max]
+            } else {
+                keep
+            }
+        }
+    };
+    let options = ExportOptions {
+        buckets,
+        precision: match a.precision {
+            ExportPrecision::F32 => Precision::F32,
+            ExportPrecision::F16 => Precision::F16,
+        },
+    };
+    let t0 = std::time::Instant::now();
+    let m = dbrt_convert::export::export_onnx(&a.model, &a.output, &options)
+        .map_err(|e| e.to_string())?;
+    for g in &m.graphs {
+        eprintln!("  {} ({:.1} MB)", g.file, g.bytes as f64 / 1e6);
+    }
+    eprintln!(
+        "wrote {} graphs and {} to {} in {:.1} s",
+        m.graphs.len(),
+        dbrt::offload::manifest::MANIFEST_FILE,
+        a.output.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
     use std::fmt::Write as _;
     let file = dbrt::format::ModelFile::open(&path).map_err(|e| e.to_string())?;
@@ -302,11 +376,15 @@ fn check_tokenizer(a: CheckTokenizerArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,dbrt_convert::export=info"),
+    )
+    .init();
     let cli = Cli::parse();
     let r = match cli.command {
         Some(Command::Inspect { model, verify }) => inspect(model, verify),
         Some(Command::CheckTokenizer(a)) => check_tokenizer(a),
+        Some(Command::ExportOnnx(a)) => export_onnx(a),
         None => convert(cli.convert),
     };
     match r {

@@ -18,6 +18,8 @@ pub mod config;
 mod embeddings;
 mod encoder;
 mod exec;
+#[doc(hidden)]
+pub mod export;
 mod feed_forward;
 mod head;
 mod layer_norm;

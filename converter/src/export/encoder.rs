@@ -1,0 +1,350 @@
+//! The DeBERTa encoder stage as one static-shape ONNX graph for a sequence length `S`:
+//! `hidden [1, S, H]`, `mask [1, S]` → `last_hidden [1, S, H]`, the same computation as the
+//! CPU encoder (`runtime/src/model/attention`), written with ops NPU compilers take.
+//!
+//! Per layer, heads batched as `[1, heads, S, ·]`:
+//! - scores `((q·kᵀ + c2p) + p2c) · scale + mask_bias`, softmax over keys, times the values;
+//!   `scale = 1/√(d · (1 + terms))` as the runtime computes it.
+//! - c2p: `q · relKᵀ` over the relative rows this length reads (`[1, heads, S, R]`), then
+//!   GatherElements along the last axis with the constant index `idx[i][j] = row(i - j)`.
+//!   p2c: `relQ · kᵀ` (`[1, heads, R, S]`), GatherElements along the rows with the same index:
+//!   element `(i, j)` is `relQ[row(i - j)] · k_j`. The relative projections are constants (the
+//!   converter computed them from the relative embeddings), cut to the `R` rows used and laid
+//!   out per head here, so no transpose of them runs.
+//! - mask: `(mask - 1) · 10⁴` added over the keys; 10⁴ stays finite in fp16 on an NPU and
+//!   makes a padded key's exponential exactly zero in f32.
+//! - GELU as `x · (1 + erf(x / √2)) · 0.5`, the pattern QNN fuses into one Gelu (a standalone
+//!   Erf is refused there).
+
+use dbrt::model::config::Activation;
+use dbrt::model::export::{Dense, LayerWeights, Norm};
+use dbrt::offload::manifest::Precision;
+use dbrt::Model;
+use onnx_protobuf::ModelProto;
+
+use super::onnx_builder::{Attr, Builder};
+use crate::error::{ConvertError, Result};
+
+/// The graph's input and output names (fixed: the runtime's backends bind them).
+pub const INPUT_HIDDEN: &str = "hidden";
+pub const INPUT_MASK: &str = "mask";
+pub const OUTPUT: &str = "last_hidden";
+
+/// The additive bias of a padded key (see the module's doc).
+const MASK_BIAS: f32 = 1e4;
+
+/// The ops a graph may hold (the exporter's tests check every node against it).
+pub const OPS: &[&str] = &[
+    "MatMul",
+    "Add",
+    "Mul",
+    "Sub",
+    "Div",
+    "Softmax",
+    "Transpose",
+    "Reshape",
+    "LayerNormalization",
+    "Erf",
+    "Tanh",
+    "Relu",
+    "GatherElements",
+    "Cast",
+];
+
+/// Bytes a graph of `s` tokens holds beyond the weights: the index (int64, per head) and the
+/// relative projections cut to `2s - 1` rows. For refusing a bucket before building it.
+pub fn extra_bytes(model: &Model, s: usize) -> u64 {
+    let c = model.config();
+    if !c.relative_attention {
+        return 0;
+    }
+    let (s, heads, ah) = (
+        s as u64,
+        c.num_attention_heads as u64,
+        c.all_head_size() as u64,
+    );
+    let rows = (2 * s - 1).min(2 * c.att_span() as u64);
+    let terms = c.pos_att.c2p as u64 + c.pos_att.p2c as u64;
+    heads * s * s * 8 + c.num_hidden_layers as u64 * terms * rows * ah * 4
+}
+
+/// The encoder of `model` over `s` tokens, from its `layers` (all of them, in order).
+pub fn graph(
+    model: &Model,
+    layers: &[LayerWeights],
+    s: usize,
+    precision: Precision,
+) -> Result<ModelProto> {
+    let c = model.config();
+    let (h, nh, d) = (c.hidden_size, c.num_attention_heads, c.attention_head_size);
+    let ah = c.all_head_size();
+    let mut b = Builder::new(precision);
+    let rel = Relative::new(model, &mut b, s)?;
+    // (mask - 1) · 10⁴, as [1, 1, 1, S] over the scores' keys.
+    let one = b.constant_f32("one", &[], &[1.0]);
+    let bias = b.constant_f32("mask_bias", &[], &[MASK_BIAS]);
+    let m = b.op("Sub", &[INPUT_MASK, &one], vec![]);
+    let m = b.op("Mul", &[&m, &bias], vec![]);
+    let shape = b.constant_i64("mask_shape", &[4], &[1, 1, 1, s as i64]);
+    let mask = b.op("Reshape", &[&m, &shape], vec![]);
+    let split = b.constant_i64("split_heads", &[4], &[1, s as i64, nh as i64, d as i64]);
+    let merged = b.constant_i64("merge_heads", &[3], &[1, s as i64, ah as i64]);
+    let scale_factor = c.pos_att.scale_factor();
+    let scale = 1.0 / ((d * scale_factor) as f32).sqrt();
+    let scale = b.constant_f32("scale", &[], &[scale]);
+    let eps = c.layer_norm_eps as f32;
+    let shared = Shared {
+        split,
+        merged,
+        mask,
+        scale,
+        one,
+        eps,
+    };
+    let mut x = INPUT_HIDDEN.to_string();
+    for (l, w) in layers.iter().enumerate() {
+        let rel_l = rel.as_ref().map(|r| r.layer(&mut b, w, l)).transpose()?;
+        x = layer(&mut b, &shared, w, rel_l.as_ref(), &x, c.hidden_act);
+    }
+    // The last node's output under its fixed name; a model without layers adds zero to its
+    // input (no Identity: not every NPU compiler takes it).
+    if !b.rename_output(&x, OUTPUT) {
+        let zero = b.constant_f32("zero", &[], &[0.0]);
+        b.op_into("Add", &[&x, &zero], vec![], OUTPUT);
+    }
+    Ok(b.finish(
+        &format!("dbrt_encoder_{s}"),
+        &[(INPUT_HIDDEN, &[1, s, h]), (INPUT_MASK, &[1, s])],
+        &[(OUTPUT, &[1, s, h])],
+    ))
+}
+
+/// Constants every layer reads.
+struct Shared {
+    split: String,
+    merged: String,
+    mask: String,
+    scale: String,
+    one: String,
+    eps: f32,
+}
+
+/// One `DebertaV2Layer` over `x` (`[1, S, H]`); returns its output's name.
+fn layer(
+    b: &mut Builder,
+    sh: &Shared,
+    w: &LayerWeights,
+    rel: Option<&RelLayer>,
+    x: &str,
+    act: Activation,
+) -> String {
+    let heads = |b: &mut Builder, dense: &Dense, perm: &[i64]| {
+        let y = linear(b, dense, x);
+        let y = b.op("Reshape", &[&y, &sh.split], vec![]);
+        b.op(
+            "Transpose",
+            &[&y],
+            vec![("perm", Attr::Ints(perm.to_vec()))],
+        )
+    };
+    let q = heads(b, &w.query, &[0, 2, 1, 3]); // [1, nh, S, d]
+    let kt = heads(b, &w.key, &[0, 2, 3, 1]); // [1, nh, d, S]
+    let v = heads(b, &w.value, &[0, 2, 1, 3]); // [1, nh, S, d]
+    let mut scores = b.op("MatMul", &[&q, &kt], vec![]);
+    if let Some(r) = rel {
+        if let Some(rel_kt) = &r.key_t {
+            let full = b.op("MatMul", &[&q, rel_kt], vec![]); // [1, nh, S, R]
+            let c2p = b.op(
+                "GatherElements",
+                &[&full, &r.index],
+                vec![("axis", Attr::Int(3))],
+            );
+            scores = b.op("Add", &[&scores, &c2p], vec![]);
+        }
+        if let Some(rel_q) = &r.query {
+            let full = b.op("MatMul", &[rel_q, &kt], vec![]); // [1, nh, R, S]
+            let p2c = b.op(
+                "GatherElements",
+                &[&full, &r.index],
+                vec![("axis", Attr::Int(2))],
+            );
+            scores = b.op("Add", &[&scores, &p2c], vec![]);
+        }
+    }
+    let scores = b.op("Mul", &[&scores, &sh.scale], vec![]);
+    let scores = b.op("Add", &[&scores, &sh.mask], vec![]);
+    let probs = b.op("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
+    let context = b.op("MatMul", &[&probs, &v], vec![]);
+    let perm = Attr::Ints(vec![0, 2, 1, 3]);
+    let context = b.op("Transpose", &[&context], vec![("perm", perm)]);
+    let context = b.op("Reshape", &[&context, &sh.merged], vec![]);
+    // DebertaV2SelfOutput: LayerNorm(dense(context) + x).
+    let out = linear(b, &w.attention_output, &context);
+    let out = b.op("Add", &[&out, x], vec![]);
+    let attended = layer_norm(b, &w.attention_norm, &out, sh.eps);
+    // DebertaV2Intermediate, DebertaV2Output.
+    let inter = linear(b, &w.intermediate, &attended);
+    let inter = activation(b, act, &inter, &sh.one);
+    let out = linear(b, &w.output, &inter);
+    let out = b.op("Add", &[&out, &attended], vec![]);
+    layer_norm(b, &w.output_norm, &out, sh.eps)
+}
+
+/// `x Wᵀ + b`, the weight stored transposed (`[in, out]`) so that MatMul takes it as is.
+fn linear(b: &mut Builder, dense: &Dense, x: &str) -> String {
+    let (o, i) = (dense.out, dense.inp);
+    let mut wt = vec![0f32; o * i];
+    for (r, row) in dense.weight.chunks_exact(i.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            wt[c * o + r] = v;
+        }
+    }
+    let w = b.weight("weight", &[i, o], &wt);
+    let bias = b.weight("bias", &[o], &dense.bias);
+    let y = b.op("MatMul", &[x, &w], vec![]);
+    b.op("Add", &[&y, &bias], vec![])
+}
+
+fn layer_norm(b: &mut Builder, n: &Norm, x: &str, eps: f32) -> String {
+    let g = b.weight("ln_weight", &[n.gamma.len()], &n.gamma);
+    let beta = b.weight("ln_bias", &[n.beta.len()], &n.beta);
+    let attrs = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))];
+    b.op("LayerNormalization", &[x, &g, &beta], attrs)
+}
+
+fn activation(b: &mut Builder, act: Activation, x: &str, one: &str) -> String {
+    match act {
+        Activation::Gelu => {
+            // x · (1 + erf(x / √2)) · 0.5, torch's export of the exact GELU.
+            let sqrt2 = b.constant_f32("sqrt2", &[], &[std::f32::consts::SQRT_2]);
+            let half = b.constant_f32("half", &[], &[0.5]);
+            let u = b.op("Div", &[x, &sqrt2], vec![]);
+            let e = b.op("Erf", &[&u], vec![]);
+            let e = b.op("Add", &[&e, one], vec![]);
+            let y = b.op("Mul", &[x, &e], vec![]);
+            b.op("Mul", &[&y, &half], vec![])
+        }
+        Activation::GeluTanh => {
+            // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))), as the runtime computes it.
+            let k = b.constant_f32("sqrt_2_over_pi", &[], &[0.797_884_6]);
+            let c = b.constant_f32("gelu_cubic", &[], &[0.044715]);
+            let half = b.constant_f32("half", &[], &[0.5]);
+            let x2 = b.op("Mul", &[x, x], vec![]);
+            let x3 = b.op("Mul", &[&x2, x], vec![]);
+            let cx3 = b.op("Mul", &[&x3, &c], vec![]);
+            let inner = b.op("Add", &[x, &cx3], vec![]);
+            let inner = b.op("Mul", &[&inner, &k], vec![]);
+            let t = b.op("Tanh", &[&inner], vec![]);
+            let t = b.op("Add", &[&t, one], vec![]);
+            let y = b.op("Mul", &[x, &t], vec![]);
+            b.op("Mul", &[&y, &half], vec![])
+        }
+        Activation::Relu => b.op("Relu", &[x], vec![]),
+        Activation::Tanh => b.op("Tanh", &[x], vec![]),
+    }
+}
+
+/// The relative-position constants of one length: which projection rows it reads and the
+/// gather index into them.
+struct Relative {
+    /// The first row read, and how many (consecutive: the index grows with the distance).
+    lo: usize,
+    rows: usize,
+    heads: usize,
+    head_size: usize,
+    /// `[1, heads, S, S]` int64: `row(i - j) - lo` for every head.
+    index: String,
+}
+
+/// One layer's relative constants, laid out per head.
+struct RelLayer {
+    /// c2p: `[1, heads, d, R]`.
+    key_t: Option<String>,
+    /// p2c: `[1, heads, R, d]`.
+    query: Option<String>,
+    index: String,
+}
+
+impl Relative {
+    fn new(model: &Model, b: &mut Builder, s: usize) -> Result<Option<Relative>> {
+        let c = model.config();
+        if !c.relative_attention {
+            return Ok(None);
+        }
+        let rows = dbrt::model::export::relative_rows(model, s)?;
+        let (Some(&lo), Some(&hi)) = (rows.iter().min(), rows.iter().max()) else {
+            return Err(ConvertError::Invalid("no relative rows".into()));
+        };
+        if hi >= 2 * c.att_span() {
+            return Err(ConvertError::Invalid(format!(
+                "relative row {hi} outside the {} projections",
+                2 * c.att_span()
+            )));
+        }
+        let nh = c.num_attention_heads;
+        let mut index = Vec::with_capacity(nh * s * s);
+        for _ in 0..nh {
+            for i in 0..s {
+                index.extend((0..s).map(|j| (rows[i + s - 1 - j] - lo) as i64));
+            }
+        }
+        let index = b.constant_i64("rel_index", &[1, nh, s, s], &index);
+        Ok(Some(Relative {
+            lo,
+            rows: hi - lo + 1,
+            heads: nh,
+            head_size: c.attention_head_size,
+            index,
+        }))
+    }
+
+    /// Layer `l`'s relative projections as constants.
+    fn layer(&self, b: &mut Builder, w: &LayerWeights, l: usize) -> Result<RelLayer> {
+        let mut out = RelLayer {
+            key_t: None,
+            query: None,
+            index: self.index.clone(),
+        };
+        if let Some(k) = &w.rel_key {
+            out.key_t = Some(self.per_head(b, k, l, true)?);
+        }
+        if let Some(q) = &w.rel_query {
+            out.query = Some(self.per_head(b, q, l, false)?);
+        }
+        Ok(out)
+    }
+
+    /// Rows `lo..lo + R` of layer `l`'s `[2 · att_span, heads · d]` projection `m` per head:
+    /// `[1, heads, d, R]` when `transposed`, else `[1, heads, R, d]`.
+    fn per_head(&self, b: &mut Builder, m: &[f32], l: usize, transposed: bool) -> Result<String> {
+        let (lo, r, nh, d) = (self.lo, self.rows, self.heads, self.head_size);
+        let ah = nh * d;
+        if m.len() < (lo + r) * ah {
+            return Err(ConvertError::Invalid(format!(
+                "layer {l}: a relative projection of {} values has no row {}",
+                m.len(),
+                lo + r - 1
+            )));
+        }
+        let mut out = Vec::with_capacity(nh * r * d);
+        for h in 0..nh {
+            match transposed {
+                true => {
+                    for dd in 0..d {
+                        out.extend((lo..lo + r).map(|row| m[row * ah + h * d + dd]));
+                    }
+                }
+                false => {
+                    for row in lo..lo + r {
+                        out.extend_from_slice(&m[row * ah + h * d..row * ah + (h + 1) * d]);
+                    }
+                }
+            }
+        }
+        let (hint, dims) = match transposed {
+            true => ("rel_key_t", [1, nh, d, r]),
+            false => ("rel_query", [1, nh, r, d]),
+        };
+        Ok(b.weight(hint, &dims, &out))
+    }
+}
