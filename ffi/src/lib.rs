@@ -716,10 +716,23 @@ pub unsafe extern "C" fn dbrt_session_isa(
     session: *mut dbrt_session,
     out_name: *mut *const c_char,
 ) -> dbrt_status {
+    // SAFETY: the header's contract for both pointers.
+    unsafe { session_name(session, out_name, |s| isa_name(s.isa())) }
+}
+
+/// Writes the static name `name` gives for the session into `*out_name`.
+///
+/// # Safety
+/// `session` is NULL or a live session handle; `out_name` is NULL or writable.
+pub(crate) unsafe fn session_name(
+    session: *mut dbrt_session,
+    out_name: *mut *const c_char,
+    name: impl FnOnce(&Session) -> &'static CStr,
+) -> dbrt_status {
     guard(|| {
-        // SAFETY: checked for NULL and alignment; writable by the header's contract.
+        // SAFETY: checked for NULL and alignment; writable by the caller's contract.
         let out = unsafe { args::out(out_name, "out_name") }?;
-        *out = with_session(session, |s| Ok(isa_name(s.isa()).as_ptr()))?;
+        *out = with_session(session, |s| Ok(name(s).as_ptr()))?;
         Ok(())
     })
 }

@@ -8,7 +8,10 @@ use dbrt_runtime::offload::{self, BackendChoice, FallbackKind, FallbackPolicy, O
 
 use crate::status::dbrt_status::{self, *};
 use crate::status::{guard, Failure, Outcome};
-use crate::{args, dbrt_session, dbrt_session_options, default_options, options_mut, with_session};
+use crate::{
+    args, dbrt_session, dbrt_session_options, default_options, options_mut, session_name,
+    with_session,
+};
 
 /// When a session with an accelerator runs a call on the CPU instead (values of
 /// `dbrt_session_options_set_fallback`).
@@ -71,20 +74,27 @@ unsafe fn write_message(buf: *mut c_char, cap: usize, s: &str) -> Outcome {
     Ok(())
 }
 
-/// An optional UTF-8 path: NULL (with length 0) resets it to the default.
+/// Sets the path option `field` picks from a UTF-8 path; NULL (with length 0) resets it to the
+/// default.
 ///
 /// # Safety
-/// As `args::optional_text`.
-unsafe fn path_arg(ptr: *const c_char, len: usize, what: &str) -> Outcome<Option<PathBuf>> {
-    // SAFETY: forwarded contract.
-    let text = unsafe { args::optional_text(ptr, len, what) }?;
-    match text {
-        Some("") => Err(Failure::new(
-            DBRT_INVALID_ARGUMENT,
-            format!("{what} is empty"),
-        )),
-        t => Ok(t.map(PathBuf::from)),
-    }
+/// As `args::optional_text` for `ptr` and `len`.
+unsafe fn set_path(
+    options: *mut dbrt_session_options,
+    ptr: *const c_char,
+    len: usize,
+    field: fn(&mut OffloadOptions) -> &mut Option<PathBuf>,
+) -> dbrt_status {
+    guard(|| {
+        let o = options_mut(options)?;
+        // SAFETY: forwarded contract.
+        let path = match unsafe { args::optional_text(ptr, len, "path") }? {
+            Some("") => return Err(Failure::new(DBRT_INVALID_ARGUMENT, "path is empty")),
+            t => t.map(PathBuf::from),
+        };
+        *field(&mut o.offload) = path;
+        Ok(())
+    })
 }
 
 /// The encoder's backend by name: "cpu" (the default: dbrt's own kernels), "auto" (an
@@ -116,12 +126,8 @@ pub unsafe extern "C" fn dbrt_session_options_set_artifacts(
     dir: *const c_char,
     dir_len: usize,
 ) -> dbrt_status {
-    guard(|| {
-        let o = options_mut(options)?;
-        // SAFETY: `dir_len` readable bytes when not NULL, by the header's contract.
-        o.offload.artifacts = unsafe { path_arg(dir, dir_len, "dir") }?;
-        Ok(())
-    })
+    // SAFETY: `dir_len` readable bytes when not NULL, by the header's contract.
+    unsafe { set_path(options, dir, dir_len, |o| &mut o.artifacts) }
 }
 
 /// When a session runs a call on the CPU instead of its accelerator: a `dbrt_fallback_policy`
@@ -158,12 +164,8 @@ pub unsafe extern "C" fn dbrt_session_options_set_onnxruntime_library(
     path: *const c_char,
     path_len: usize,
 ) -> dbrt_status {
-    guard(|| {
-        let o = options_mut(options)?;
-        // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
-        o.offload.onnxruntime_library = unsafe { path_arg(path, path_len, "path") }?;
-        Ok(())
-    })
+    // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
+    unsafe { set_path(options, path, path_len, |o| &mut o.onnxruntime_library) }
 }
 
 /// The path of onnxruntime's QNN execution provider library
@@ -176,12 +178,8 @@ pub unsafe extern "C" fn dbrt_session_options_set_qnn_library(
     path: *const c_char,
     path_len: usize,
 ) -> dbrt_status {
-    guard(|| {
-        let o = options_mut(options)?;
-        // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
-        o.offload.qnn_library = unsafe { path_arg(path, path_len, "path") }?;
-        Ok(())
-    })
+    // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
+    unsafe { set_path(options, path, path_len, |o| &mut o.qnn_library) }
 }
 
 /// Whether backend `name` can run here: its libraries load and it finds a device (found
@@ -233,12 +231,8 @@ pub unsafe extern "C" fn dbrt_session_backend(
     session: *mut dbrt_session,
     out_name: *mut *const c_char,
 ) -> dbrt_status {
-    guard(|| {
-        // SAFETY: checked for NULL and alignment; writable by the header's contract.
-        let out = unsafe { args::out(out_name, "out_name") }?;
-        *out = with_session(session, |s| Ok(backend_c_name(s.backend()).as_ptr()))?;
-        Ok(())
-    })
+    // SAFETY: the header's contract for both pointers.
+    unsafe { session_name(session, out_name, |s| backend_c_name(s.backend())) }
 }
 
 /// The backend that ran the session's last call's encoder into `*out_name` (a static
@@ -249,14 +243,12 @@ pub unsafe extern "C" fn dbrt_session_last_backend(
     session: *mut dbrt_session,
     out_name: *mut *const c_char,
 ) -> dbrt_status {
-    guard(|| {
-        // SAFETY: checked for NULL and alignment; writable by the header's contract.
-        let out = unsafe { args::out(out_name, "out_name") }?;
-        *out = with_session(session, |s| {
-            Ok(s.last_backend().map_or(c"none", backend_c_name).as_ptr())
-        })?;
-        Ok(())
-    })
+    // SAFETY: the header's contract for both pointers.
+    unsafe {
+        session_name(session, out_name, |s| {
+            s.last_backend().map_or(c"none", backend_c_name)
+        })
+    }
 }
 
 /// Why the session's last call ran on the CPU instead of its backend (or, before any call, why

@@ -101,15 +101,7 @@ impl EncoderStage for CpuEncoder<'_> {
         }
         // Padding after the tokens changes nothing of theirs (a token attends to tokens only):
         // run the tokens alone.
-        let t = mask.iter().take_while(|&&m| m == 1).count();
-        if mask[t..].iter().any(|&m| m != 0) {
-            return Err(Error::InvalidArgument(
-                "the mask is not right padding".into(),
-            ));
-        }
-        if t == 0 {
-            return Err(Error::EmptyInput);
-        }
+        let t = tokens_of(mask)?;
         self.forward(&mut hidden[..t * h], t, rows);
         Ok(())
     }
@@ -197,6 +189,21 @@ impl<'a> ForwardPass<'a> {
         head.forward(&self.ex, self.scratch, logits);
         check_finite(logits, "logits")
     }
+}
+
+/// The tokens a stage's mask holds: its ones, which must all come before its zeros (right
+/// padding), and at least one.
+pub(crate) fn tokens_of(mask: &[u32]) -> Result<usize> {
+    let t = mask.iter().take_while(|&&m| m == 1).count();
+    if mask[t..].iter().any(|&m| m != 0) {
+        return Err(Error::InvalidArgument(
+            "the mask is not right padding".into(),
+        ));
+    }
+    if t == 0 {
+        return Err(Error::EmptyInput);
+    }
+    Ok(t)
 }
 
 /// A typed error where a run's output holds an infinity or a NaN (weights that overflow f32),

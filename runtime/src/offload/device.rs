@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::ort::backend::{OrtModel, OrtState};
 use crate::error::{Error, Result};
-use crate::model::stage::{EncoderStage, Rows};
+use crate::model::stage::{tokens_of, EncoderStage, Rows};
 
 /// Room for a recorded message (a longer one is cut at a character boundary).
 pub const MESSAGE_CAPACITY: usize = 1024;
@@ -132,15 +132,7 @@ impl EncoderStage for Accelerator {
                 hidden.len()
             )));
         }
-        let t = mask.iter().take_while(|&&m| m == 1).count();
-        if mask[t..].iter().any(|&m| m != 0) {
-            return Err(Error::InvalidArgument(
-                "the mask is not right padding".into(),
-            ));
-        }
-        if t == 0 {
-            return Err(Error::EmptyInput);
-        }
+        let t = tokens_of(mask)?;
         match self.run_tokens(hidden, t, rows) {
             Ok(()) => Ok(()),
             Err(RunFailure::TooLong) => Err(Error::InputTooLong {
