@@ -5,7 +5,10 @@
 # (tests/c/run.sh: the real pairs through the C API, four threads, misuse, AddressSanitizer and
 # valgrind), the Java binding on the host JVM, the C example's documented build, and every fuzz
 # target for a bounded time from the committed corpus (scripts/fuzz.sh: DBRT_FUZZ_SECONDS each;
-# DBRT_FUZZ_SECONDS=0 skips it).
+# DBRT_FUZZ_SECONDS=0 skips it). The offload tests (tests/tests/npu.rs, offload*.rs, the C
+# offload test) need onnxruntime (DBRT_ONNXRUNTIME_LIB) and its QNN provider (DBRT_QNN_EP_LIB;
+# `eval "$(scripts/npu-env.sh)"` sets both): without them they say so and pass, unless
+# DBRT_REQUIRE_ONNXRUNTIME=1 (CI), where they fail.
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
 # runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests and the C tests
 # under qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists
