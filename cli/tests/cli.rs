@@ -324,3 +324,95 @@ fn more_threads_than_cores_give_the_same_bits_as_one() {
         assert_eq!(logits(threads), one, "{threads} threads");
     }
 }
+
+/// `--backend` and its fallback: the JSON and eval's summary say which backend ran each call
+/// and why a call fell back; an unknown backend and `--fallback never` without the backend are
+/// errors. With onnxruntime (DBRT_ONNXRUNTIME_LIB), eval runs the tiny model's exported graphs
+/// on `ort-cpu`.
+#[test]
+fn the_backend_that_ran_is_reported_and_a_fallback_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let absent = ["--onnxruntime-lib", "/nonexistent/libonnxruntime.so"];
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--seq", "8", "--threads", "1", "--iters", "2"];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        dbrt(&args, &[("--model", &model)])
+    };
+    let row = |o: &std::process::Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap()
+    };
+    let cpu = row(&bench(&[]));
+    assert_eq!(cpu["backend"], "cpu", "{cpu}");
+    assert!(cpu["fallback"].is_null(), "{cpu}");
+    let mut args = vec!["--backend", "ort-cpu", "--artifacts", "/nonexistent/dir"];
+    args.extend_from_slice(&absent);
+    let fell = row(&bench(&args));
+    assert_eq!(fell["backend"], "cpu", "{fell}");
+    assert_eq!(fell["fallback"]["kind"], "backend unavailable", "{fell}");
+    let message = fell["fallback"]["message"].as_str().unwrap();
+    assert!(message.contains("/nonexistent/libonnxruntime.so"), "{fell}");
+    args.extend_from_slice(&["--fallback", "never"]);
+    let o = bench(&args);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unavailable"));
+    let o = bench(&["--backend", "tpu"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no backend named 'tpu'"));
+
+    // eval's summary counts the calls per backend.
+    let data: String = goldens("v3-style")
+        .iter()
+        .map(|c| serde_json::json!({"input_ids": c["input_ids"]}).to_string() + "\n")
+        .collect();
+    let (inp, out) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"));
+    std::fs::write(&inp, data).unwrap();
+    let rows = goldens("v3-style").len();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval"];
+        args.extend_from_slice(extra);
+        let o = dbrt(
+            &args,
+            &[("--model", &model), ("--data", &inp), ("--out", &out)],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mut args = vec!["--backend", "ort-cpu", "--artifacts", "/nonexistent/dir"];
+    args.extend_from_slice(&absent);
+    let stdout = eval(&args);
+    assert!(
+        stdout.contains(&format!("encoder ran on: cpu {rows}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("fell back to the CPU: backend unavailable {rows}")),
+        "{stdout}"
+    );
+    if std::env::var_os("DBRT_ONNXRUNTIME_LIB").is_none() {
+        eprintln!("the ort-cpu route is skipped: DBRT_ONNXRUNTIME_LIB is unset");
+        return;
+    }
+    let artifacts = dir.path().join("artifacts");
+    let options = dbrt_convert::export::ExportOptions {
+        buckets: vec![16, 128],
+        ..Default::default()
+    };
+    dbrt_convert::export::export_onnx(&model, &artifacts, &options).unwrap();
+    let artifacts = artifacts.to_str().unwrap();
+    let stdout = eval(&["--backend", "ort-cpu", "--artifacts", artifacts]);
+    assert!(
+        stdout.contains(&format!("encoder ran on: ort-cpu {rows}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("fell back"), "{stdout}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written
+            .lines()
+            .all(|l| l.contains("\"backend\":\"ort-cpu\"")),
+        "{written}"
+    );
+}
