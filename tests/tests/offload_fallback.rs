@@ -63,6 +63,17 @@ fn a_library_that_does_not_load_falls_back_to_the_cpu() {
     assert!(session.last_fallback().is_some());
 }
 
+/// `ort-cpu` over the setup's artifacts, falling back always: it must not attach, for `kind`.
+fn ort_cpu_falls_back(s: &Setup, kind: FallbackKind, says: &str) {
+    let o = options(
+        "ort-cpu",
+        s.artifacts.path(),
+        &s.lib,
+        FallbackPolicy::Always,
+    );
+    check_attach_fallback(s, o, kind, says);
+}
+
 #[test]
 fn artifacts_of_another_model_fall_back_to_the_cpu() {
     let Some(s) = setup(Kind::Affine, BUCKETS) else {
@@ -72,13 +83,7 @@ fn artifacts_of_another_model_fall_back_to_the_cpu() {
     let mut m = dbrt::offload::manifest::Manifest::parse(&text).unwrap();
     m.model.tables_crc32 ^= 1;
     offload_graphs::write_manifest(s.artifacts.path(), &m);
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(&s, o, FallbackKind::InvalidArtifacts, "another model");
+    ort_cpu_falls_back(&s, FallbackKind::InvalidArtifacts, "another model");
 }
 
 #[test]
@@ -91,15 +96,8 @@ fn a_corrupt_graph_falls_back_to_the_cpu() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&path, bytes).unwrap();
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(
+    ort_cpu_falls_back(
         &s,
-        o,
         FallbackKind::InvalidArtifacts,
         "encoder-16.onnx is corrupt",
     );
@@ -111,13 +109,7 @@ fn a_missing_manifest_falls_back_to_the_cpu() {
         return;
     };
     std::fs::remove_file(s.artifacts.path().join("manifest.txt")).unwrap();
-    let o = options(
-        "ort-cpu",
-        s.artifacts.path(),
-        &s.lib,
-        FallbackPolicy::Always,
-    );
-    check_attach_fallback(&s, o, FallbackKind::InvalidArtifacts, "no manifest.txt");
+    ort_cpu_falls_back(&s, FallbackKind::InvalidArtifacts, "no manifest.txt");
 }
 
 #[test]
