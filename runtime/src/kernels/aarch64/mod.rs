@@ -10,9 +10,16 @@ use std::arch::aarch64::*;
 use super::lanes::{F64x8, NormF64x8, Pair, SumF64x8};
 
 mod f32;
+#[macro_use]
 mod int8;
+mod gemm_dotprod;
+mod gemm_i8mm;
+mod gemm_neon;
 
 pub(super) use f32::*;
+pub(super) use gemm_dotprod::*;
+pub(super) use gemm_i8mm::*;
+pub(super) use gemm_neon::*;
 pub(super) use int8::*;
 
 simd_f32_lanes!(
