@@ -41,6 +41,10 @@ if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
     -- -D warnings
   DBRT_EXPECT_ISA=${DBRT_EXPECT_ISA_AARCH64:-} cargo test --release --target aarch64-unknown-linux-gnu \
     -p dbrt -p dbrt-tests --lib --test kernels --test pack --test tiny --test stage --test malformed
+  # Every tier against scalar on an even spread of the real pairs, with the int8 file fetched
+  # above (emulated, the scalar tier takes ~4 s of CPU per pair: the x86_64 run takes all 1,277).
+  DBRT_REAL_TIER_ROWS=${DBRT_REAL_TIER_ROWS:-24} DBRT_REAL_INT8_MODEL=$root/models/aegis-nli-xsmall-int8.dbrt \
+    cargo test --release --target aarch64-unknown-linux-gnu -p dbrt-tests --test real_tiers -- --nocapture
   DBRT_C_TARGET=aarch64-unknown-linux-gnu tests/c/run.sh
 fi
 # libdbrt must build for the phones too (a static library needs no SDK).

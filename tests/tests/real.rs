@@ -250,68 +250,6 @@ fn real_int8_fidelity_beats_onnxruntime() {
     );
 }
 
-fn int8_logits(isa: dbrt::kernels::Isa, threads: usize, rows: &[RealRow]) -> Vec<Vec<f32>> {
-    let opts = dbrt::SessionOptions {
-        isa: Some(isa),
-        threads,
-        exact_threads: true,
-        ..Default::default()
-    };
-    let mut s = Session::new(int8_model(), opts).unwrap();
-    rows.iter()
-        .map(|r| {
-            s.run_logits(Sequence {
-                ids: &r.input_ids,
-                type_ids: None,
-            })
-            .unwrap()
-            .to_vec()
-        })
-        .collect()
-}
-
-/// Every kernel tier computes the scalar tier's logits, bit for bit, on every real row (so the
-/// same argmax): integer sums are exact and every float step runs in one order in all tiers.
-#[test]
-fn real_int8_every_tier_equals_scalar() {
-    let rows: Vec<RealRow> = ["mnli_dev_matched.goldens.jsonl", "rte_dev.goldens.jsonl"]
-        .iter()
-        .flat_map(|f| real_rows(f))
-        .collect();
-    // Two threads give the same bits as one (tested below) in half the time.
-    let reference = int8_logits(dbrt::kernels::Isa::Scalar, 2, &rows);
-    for isa in dbrt::kernels::Isa::all_available()
-        .into_iter()
-        .filter(|&i| i != dbrt::kernels::Isa::Scalar)
-    {
-        let got = int8_logits(isa, 2, &rows);
-        for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
-            assert_eq!(a, b, "{} row {i} differs from scalar", isa.name());
-        }
-        eprintln!("{} equals scalar on all {} rows", isa.name(), rows.len());
-    }
-}
-
-/// Every thread count computes the same bits as one thread, on every tier.
-#[test]
-fn real_int8_threads_are_bit_identical() {
-    let rows: Vec<RealRow> = real_rows("rte_dev.goldens.jsonl")
-        .into_iter()
-        .take(20)
-        .collect();
-    for isa in dbrt::kernels::Isa::all_available() {
-        let one = int8_logits(isa, 1, &rows);
-        for threads in [2, 3] {
-            assert_eq!(
-                int8_logits(isa, threads, &rows),
-                one,
-                "{} with {threads} threads differs from one thread",
-                isa.name()
-            );
-        }
-    }
-}
-
 /// Zero-shot classification follows Hugging Face's pipeline: single-label scores are a softmax
 /// of the entailment logits over the candidates, multi-label ones entailment against
 /// contradiction per candidate. Checked against the logits of the filled-in hypotheses, for
