@@ -12,7 +12,7 @@
 
 use std::arch::aarch64::*;
 
-use super::int8::{block_start, block_step, store, store_panel, BLOCK_BIAS_F32};
+use super::int8::{block_bias, block_start, block_step, ldr_q, store, store_panel};
 use crate::kernels::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 
 /// `c += Σ₄ w·x.4b[I]`: four signed byte products per lane, `x`'s group `I` for every lane.
@@ -48,7 +48,6 @@ unsafe fn panel_dotprod<const M: usize>(
     step: usize,
 ) -> [[float32x4_t; 2]; M] {
     let nb = kp / QBLOCK;
-    let bias = vdupq_n_f32(BLOCK_BIAS_F32);
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
     let mut wg = w;
     for b in 0..nb {
@@ -56,30 +55,37 @@ unsafe fn panel_dotprod<const M: usize>(
         // 32b..32b + 32, the panel's groups 8b..8b + 8, row r's block scale b.
         unsafe {
             // Each accumulator its own load (a repeat expression would copy one).
+            let bias = block_bias();
             let mut c: [[int32x4_t; 2]; M] =
                 core::array::from_fn(|_| [block_start::<false>(), block_start::<false>()]);
-            for h in 0..2 {
-                let mut x = [vdupq_n_s8(0); M];
-                for (r, xr) in x.iter_mut().enumerate() {
-                    *xr = vld1q_s8(xq.add(r * kp + b * QBLOCK + 16 * h));
-                }
-                macro_rules! group {
-                    ($i:literal) => {
-                        let (w0, w1) = (vld1q_s8(wg), vld1q_s8(wg.add(16)));
-                        wg = wg.add(step);
-                        for (cr, &xr) in c.iter_mut().zip(&x) {
-                            sdot_lane::<$i>(&mut cr[0], w0, xr);
-                            sdot_lane::<$i>(&mut cr[1], w1, xr);
-                        }
-                    };
-                }
-                group!(0);
-                group!(1);
-                group!(2);
-                group!(3);
+            // Written out, not a loop: the compiler keeps a two-trip loop here otherwise.
+            macro_rules! half {
+                ($h:literal) => {
+                    let mut x = [vdupq_n_s8(0); M];
+                    for (r, xr) in x.iter_mut().enumerate() {
+                        *xr = ldr_q::<{ 16 * $h }>(xq.add(r * kp + b * QBLOCK));
+                    }
+                    for_group!(x, 0);
+                    for_group!(x, 1);
+                    for_group!(x, 2);
+                    for_group!(x, 3);
+                };
             }
+            // Group $i of the 4 in each row's `x`: its weights loaded once, used by every row.
+            macro_rules! for_group {
+                ($x:ident, $i:literal) => {
+                    let (w0, w1) = (ldr_q::<0>(wg), ldr_q::<16>(wg));
+                    wg = wg.add(step);
+                    for (cr, &xr) in c.iter_mut().zip(&$x) {
+                        sdot_lane::<$i>(&mut cr[0], w0, xr);
+                        sdot_lane::<$i>(&mut cr[1], w1, xr);
+                    }
+                };
+            }
+            half!(0);
+            half!(1);
             for (r, (fr, cr)) in f.iter_mut().zip(c).enumerate() {
-                block_step(fr, cr, *xs.add(r * nb + b), bias);
+                block_step(fr, cr, xs.add(r * nb + b), bias);
             }
         }
     }

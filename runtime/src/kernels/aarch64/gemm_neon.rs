@@ -10,7 +10,7 @@
 
 use std::arch::aarch64::*;
 
-use super::int8::{block_start, block_step, store, store_panel, BLOCK_BIAS_F32};
+use super::int8::{block_bias, block_start, block_step, store, store_panel};
 use crate::kernels::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 
 /// One panel (weights at `w`, groups `step` bytes apart) times `M ≤ 2` rows of `kp` inputs
@@ -30,7 +30,6 @@ unsafe fn panel_neon<const M: usize>(
     step: usize,
 ) -> [[float32x4_t; 2]; M] {
     let nb = kp / QBLOCK;
-    let bias = vdupq_n_f32(BLOCK_BIAS_F32);
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
     let mut wg = w;
     for b in 0..nb {
@@ -40,6 +39,7 @@ unsafe fn panel_neon<const M: usize>(
             // Per row: outputs (0, 1), (2, 3), (4, 5), (6, 7), two lanes each; the bias in
             // one lane of each pair (the `addp` at the end sums the pair). Each register its
             // own load: a repeat expression would copy one.
+            let bias = block_bias();
             let mut c: [[int32x4_t; 4]; M] =
                 core::array::from_fn(|_| [(); 4].map(|_| block_start::<true>()));
             for h in 0..2 {
@@ -75,7 +75,7 @@ unsafe fn panel_neon<const M: usize>(
             }
             for (r, (fr, cr)) in f.iter_mut().zip(c).enumerate() {
                 let sums = [vpaddq_s32(cr[0], cr[1]), vpaddq_s32(cr[2], cr[3])];
-                block_step(fr, sums, *xs.add(r * nb + b), bias);
+                block_step(fr, sums, xs.add(r * nb + b), bias);
             }
         }
     }

@@ -113,6 +113,7 @@ pub fn quantize_blocks_neon(
 pub(super) const BLOCK_BIAS_BITS: i32 = 0x4B40_0000;
 /// [`BLOCK_BIAS_BITS`] as the float it is.
 pub(super) const BLOCK_BIAS_F32: f32 = 12_582_912.0;
+const _: () = assert!(f32::from_bits(BLOCK_BIAS_BITS as u32) == BLOCK_BIAS_F32);
 /// Start values of a block's accumulators, read from memory (a load, not a vector op).
 /// `[BIAS, 0, BIAS, 0]` serves kernels whose lanes are summed in pairs at the end.
 static BLOCK_START: [[i32; 4]; 2] = [
@@ -136,20 +137,63 @@ pub(super) unsafe fn block_start<const PAIRS: bool>() -> int32x4_t {
     v
 }
 
+/// The 16 bytes at `p + O` with one `ldr q`. The compiler would pair neighbouring loads into
+/// `ldp q`, which llvm-19's Cortex-A55 model issues in 6 load-pipe cycles against 1 per
+/// `ldr q` (on Neoverse N1/N2 the two cost the same); an asm load it cannot pair.
+///
+/// # Safety
+/// 16 readable bytes at `p + O`.
+#[inline(always)]
+pub(super) unsafe fn ldr_q<const O: usize>(p: *const i8) -> int8x16_t {
+    let v: int8x16_t;
+    // SAFETY: the caller's contract; a load only.
+    unsafe {
+        core::arch::asm!("ldr {v:q}, [{p}, #{o}]", v = lateout(vreg) v, p = in(reg) p, o = const O,
+            options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// [`BLOCK_BIAS_F32`] in every lane, loaded (`ldr q`, a load-pipe op): left to itself the
+/// compiler rematerializes the constant with a vector-pipe `dup` in every block.
+#[inline(always)]
+pub(super) unsafe fn block_bias() -> float32x4_t {
+    // The bits of the float BLOCK_BIAS_F32 in all four lanes: BLOCK_START[0].
+    let p = BLOCK_START[0].as_ptr();
+    let v: float32x4_t;
+    // SAFETY: 16 readable bytes of a static; a load only.
+    unsafe {
+        core::arch::asm!("ldr {v:q}, [{p}]", v = lateout(vreg) v, p = in(reg) p,
+            options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
 /// The block step of a [`block_start`]ed block: `f += float(C) · s`, one fused multiply-add
-/// per lane as the scalar kernel does, `float(C)` recovered exactly by one subtraction.
-/// `bias` holds [`BLOCK_BIAS_F32`] in every lane; `s` is the row's block scale.
+/// per lane as the scalar kernel does, `float(C)` recovered exactly by one subtraction of
+/// `bias` ([`block_bias`]). The scale `*s` comes in with `ldr s` (a load) and is used by
+/// element (`fmla .s[0]`): the compiler would otherwise broadcast it with `ld1r`, which costs
+/// a vector-pipe uop too.
+///
+/// # Safety
+/// A readable f32 at `s`.
 #[inline(always)]
 pub(super) unsafe fn block_step(
     f: &mut [float32x4_t; 2],
     c: [int32x4_t; 2],
-    s: f32,
+    s: *const f32,
     bias: float32x4_t,
 ) {
+    let sv: float32x4_t;
+    // SAFETY: the caller's contract; a load only.
+    unsafe {
+        core::arch::asm!("ldr {v:s}, [{p}]", v = lateout(vreg) sv, p = in(reg) s,
+            options(pure, nostack, readonly, preserves_flags))
+    };
     // SAFETY: register arithmetic; the caller runs with NEON.
     unsafe {
         for (fj, cj) in f.iter_mut().zip(c) {
-            *fj = vfmaq_n_f32(*fj, vsubq_f32(vreinterpretq_f32_s32(cj), bias), s);
+            *fj = vfmaq_laneq_f32::<0>(*fj, vsubq_f32(vreinterpretq_f32_s32(cj), bias), sv);
         }
     }
 }
