@@ -264,7 +264,8 @@ fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
     let mut next = rng(29);
     let random: fn(u64) -> i8 = |r| ((r % 255) as i64 - 127) as i8;
     let signs: fn(u64) -> i8 = |r| if r % 2 == 0 { 127 } else { -127 };
-    let (plus, minus): (fn(u64) -> i8, fn(u64) -> i8) = (|_| 127, |_| -127);
+    let plus: fn(u64) -> i8 = |_| 127;
+    let minus: fn(u64) -> i8 = |_| -127;
     let codes = [
         ("random", [random, random]),
         ("±127", [signs, signs]),
