@@ -12,7 +12,7 @@
 
 use std::arch::aarch64::*;
 
-use super::int8::{block_bias, block_start, block_step, ldr_q, store, store_panel};
+use super::int8::{block_bias, block_start, block_step, ldr_q, ldr_q_at, store, store_panel};
 use crate::kernels::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 
 /// `c += Σ₄ w·x.4b[I]`: four signed byte products per lane, `x`'s group `I` for every lane.
@@ -31,52 +31,61 @@ unsafe fn sdot_lane<const I: usize>(c: &mut int32x4_t, w: int8x16_t, x: int8x16_
     }
 }
 
-/// One panel (weights at `w`, groups `step` bytes apart) times `M` rows of `kp` inputs
+/// One panel (weights at `w`, groups `STEP` bytes apart) times `M` rows of `kp` inputs
 /// (`kp` bytes apart, `nb = kp / 32` block scales per row): each output's f32 sum, as the
-/// scalar kernel makes it.
+/// scalar kernel makes it. Every load has its address in a register that moves by itself or
+/// an immediate offset (`STEP` is a constant), so the loop's only integer ops are one add and
+/// the loop count.
 ///
 /// # Safety
 /// NEON and dotprod present; `xq` holds `M · kp` bytes, `xs` `M · kp / 32` floats, `w`
-/// `kp / 4` groups of 32 bytes `step` apart.
+/// `kp / 4` groups of 32 bytes `STEP` apart.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-unsafe fn panel_dotprod<const M: usize>(
+unsafe fn panel_dotprod<const M: usize, const STEP: usize>(
     xq: *const i8,
     xs: *const f32,
     kp: usize,
     w: *const i8,
-    step: usize,
 ) -> [[float32x4_t; 2]; M] {
     let nb = kp / QBLOCK;
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
-    let mut wg = w;
+    // Row r's activations (each half of a block) and block scales: one offset each for all
+    // rows, `32b` and `4b` bytes in block b.
+    // SAFETY: row starts inside the caller's bounds (+16: still inside when kp > 0).
+    let x: [[*const i8; 2]; M] =
+        core::array::from_fn(|r| unsafe { [xq.add(r * kp), xq.add(r * kp + 16)] });
+    // SAFETY: as above.
+    let s: [*const f32; M] = core::array::from_fn(|r| unsafe { xs.add(r * nb) });
+    let mut wb = w;
+    // SAFETY: a static's 16 bytes.
+    let bias = unsafe { block_bias() };
     for b in 0..nb {
-        // SAFETY: (the block) loads inside the caller's bounds: row r's inputs
-        // 32b..32b + 32, the panel's groups 8b..8b + 8, row r's block scale b.
+        // SAFETY: (the block) loads inside the caller's bounds: each row's next 32 inputs and
+        // next block scale, the panel's next 8 groups.
         unsafe {
             // Each accumulator its own load (a repeat expression would copy one).
-            let bias = block_bias();
             let mut c: [[int32x4_t; 2]; M] =
                 core::array::from_fn(|_| [block_start::<false>(), block_start::<false>()]);
             // Written out, not a loop: the compiler keeps a two-trip loop here otherwise.
             macro_rules! half {
                 ($h:literal) => {
-                    let mut x = [vdupq_n_s8(0); M];
-                    for (r, xr) in x.iter_mut().enumerate() {
-                        *xr = ldr_q::<{ 16 * $h }>(xq.add(r * kp + b * QBLOCK));
+                    let mut xv = [vdupq_n_s8(0); M];
+                    for (xv, xr) in xv.iter_mut().zip(&x) {
+                        *xv = ldr_q_at(xr[$h], QBLOCK * b);
                     }
-                    for_group!(x, 0);
-                    for_group!(x, 1);
-                    for_group!(x, 2);
-                    for_group!(x, 3);
+                    for_group!(xv, $h, 0);
+                    for_group!(xv, $h, 1);
+                    for_group!(xv, $h, 2);
+                    for_group!(xv, $h, 3);
                 };
             }
-            // Group $i of the 4 in each row's `x`: its weights loaded once, used by every row.
+            // Group $i of the 4 in each row's `xv`: its weights loaded once, used by every row.
             macro_rules! for_group {
-                ($x:ident, $i:literal) => {
-                    let (w0, w1) = (ldr_q::<0>(wg), ldr_q::<16>(wg));
-                    wg = wg.add(step);
-                    for (cr, &xr) in c.iter_mut().zip(&$x) {
+                ($xv:ident, $h:literal, $i:literal) => {
+                    let w0 = ldr_q::<STEP, { 4 * $h + $i }, 0>(wb);
+                    let w1 = ldr_q::<STEP, { 4 * $h + $i }, 1>(wb);
+                    for (cr, &xr) in c.iter_mut().zip(&$xv) {
                         sdot_lane::<$i>(&mut cr[0], w0, xr);
                         sdot_lane::<$i>(&mut cr[1], w1, xr);
                     }
@@ -84,12 +93,38 @@ unsafe fn panel_dotprod<const M: usize>(
             }
             half!(0);
             half!(1);
-            for (r, (fr, cr)) in f.iter_mut().zip(c).enumerate() {
-                block_step(fr, cr, xs.add(r * nb + b), bias);
+            wb = wb.add(8 * STEP);
+            for ((fr, cr), &sr) in f.iter_mut().zip(c).zip(&s) {
+                block_step(fr, cr, sr, 4 * b, bias);
             }
         }
     }
     f
+}
+
+/// [`panel_dotprod`] for a runtime group stride: 32 bytes (`I8Panel8x4`) or 64 (a panel of
+/// `I8Panel16x4`), the only two the entry points admit.
+///
+/// # Safety
+/// As [`panel_dotprod`].
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+unsafe fn panel_dotprod_step<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+    w: *const i8,
+    step: usize,
+) -> [[float32x4_t; 2]; M] {
+    debug_assert!(step == 4 * NR || step == 8 * NR);
+    // SAFETY: the caller's contract.
+    unsafe {
+        if step == 4 * NR {
+            panel_dotprod::<M, { 4 * NR }>(xq, xs, kp, w)
+        } else {
+            panel_dotprod::<M, { 8 * NR }>(xq, xs, kp, w)
+        }
+    }
 }
 
 /// The single-panel kernel's body: [`panel_dotprod`] into `acc`.
@@ -103,7 +138,10 @@ unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
     acc: &mut [[f32; NR]; MR],
 ) {
     // SAFETY: the entry's checks are panel_dotprod's contract.
-    store(&unsafe { panel_dotprod::<M>(xq, xs, kp, panel, step) }, acc);
+    store(
+        &unsafe { panel_dotprod_step::<M>(xq, xs, kp, panel, step) },
+        acc,
+    );
 }
 
 gemm_entry!(
@@ -128,7 +166,7 @@ unsafe fn gemm_i8_panel4_dotprod_tile<const M: usize>(
     for (p, (w, step)) in panels.into_iter().enumerate() {
         // SAFETY: the entry checked every panel for these rows; dotprod is enabled here.
         unsafe {
-            let f = panel_dotprod::<M>(xq, xs, kp, w, step);
+            let f = panel_dotprod_step::<M>(xq, xs, kp, w, step);
             store_panel(&f, epilogue, p, out, r0);
         }
     }

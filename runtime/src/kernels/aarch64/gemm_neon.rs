@@ -75,7 +75,7 @@ unsafe fn panel_neon<const M: usize>(
             }
             for (r, (fr, cr)) in f.iter_mut().zip(c).enumerate() {
                 let sums = [vpaddq_s32(cr[0], cr[1]), vpaddq_s32(cr[2], cr[3])];
-                block_step(fr, sums, xs.add(r * nb + b), bias);
+                block_step(fr, sums, xs.add(r * nb), 4 * b, bias);
             }
         }
     }

@@ -137,18 +137,39 @@ pub(super) unsafe fn block_start<const PAIRS: bool>() -> int32x4_t {
     v
 }
 
-/// The 16 bytes at `p + O` with one `ldr q`. The compiler would pair neighbouring loads into
-/// `ldp q`, which llvm-19's Cortex-A55 model issues in 6 load-pipe cycles against 1 per
-/// `ldr q` (on Neoverse N1/N2 the two cost the same); an asm load it cannot pair.
+/// The 16 bytes at `p + G·STEP + 16·J` (group `G` of groups `STEP` bytes apart, half `J`)
+/// with one `ldr q`, the offset an immediate. Loads are asm so that the compiler cannot pair
+/// neighbours into `ldp q`, which llvm-19's Cortex-A55 model issues in 6 load-pipe cycles
+/// against 1 per `ldr q` (on Neoverse N1/N2 the two cost the same), nor move them away from
+/// their use (it then hoists all of a block's loads and spills).
 ///
 /// # Safety
-/// 16 readable bytes at `p + O`.
+/// 16 readable bytes there.
 #[inline(always)]
-pub(super) unsafe fn ldr_q<const O: usize>(p: *const i8) -> int8x16_t {
+pub(super) unsafe fn ldr_q<const STEP: usize, const G: usize, const J: usize>(
+    p: *const i8,
+) -> int8x16_t {
     let v: int8x16_t;
     // SAFETY: the caller's contract; a load only.
     unsafe {
-        core::arch::asm!("ldr {v:q}, [{p}, #{o}]", v = lateout(vreg) v, p = in(reg) p, o = const O,
+        core::arch::asm!("ldr {v:q}, [{p}, #{o}]", v = lateout(vreg) v, p = in(reg) p,
+            o = const G * STEP + 16 * J, options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// The 16 bytes at `p + o`, a register offset: a loop moves one offset for several rows
+/// instead of a pointer per row (a post-indexed load would move its pointer for free, but
+/// llvm-19's Cortex-A55 model charges it 3 cycles against 1).
+///
+/// # Safety
+/// 16 readable bytes at `p + o`.
+#[inline(always)]
+pub(super) unsafe fn ldr_q_at(p: *const i8, o: usize) -> int8x16_t {
+    let v: int8x16_t;
+    // SAFETY: the caller's contract; a load only.
+    unsafe {
+        core::arch::asm!("ldr {v:q}, [{p}, {o}]", v = lateout(vreg) v, p = in(reg) p, o = in(reg) o,
             options(nostack, readonly, preserves_flags))
     };
     v
@@ -171,24 +192,25 @@ pub(super) unsafe fn block_bias() -> float32x4_t {
 
 /// The block step of a [`block_start`]ed block: `f += float(C) · s`, one fused multiply-add
 /// per lane as the scalar kernel does, `float(C)` recovered exactly by one subtraction of
-/// `bias` ([`block_bias`]). The scale `*s` comes in with `ldr s` (a load) and is used by
-/// element (`fmla .s[0]`): the compiler would otherwise broadcast it with `ld1r`, which costs
-/// a vector-pipe uop too.
+/// `bias` ([`block_bias`]). The scale at byte `o` of `s` comes in with `ldr s` (a load, a
+/// register offset as [`ldr_q_at`]) and is used by element (`fmla .s[0]`): the compiler
+/// would otherwise broadcast it with `ld1r`, which costs a vector-pipe uop too.
 ///
 /// # Safety
-/// A readable f32 at `s`.
+/// A readable f32 at byte `o` of `s`.
 #[inline(always)]
 pub(super) unsafe fn block_step(
     f: &mut [float32x4_t; 2],
     c: [int32x4_t; 2],
     s: *const f32,
+    o: usize,
     bias: float32x4_t,
 ) {
     let sv: float32x4_t;
     // SAFETY: the caller's contract; a load only.
     unsafe {
-        core::arch::asm!("ldr {v:s}, [{p}]", v = lateout(vreg) sv, p = in(reg) s,
-            options(pure, nostack, readonly, preserves_flags))
+        core::arch::asm!("ldr {v:s}, [{p}, {o}]", v = lateout(vreg) sv, p = in(reg) s, o = in(reg) o,
+            options(nostack, readonly, preserves_flags))
     };
     // SAFETY: register arithmetic; the caller runs with NEON.
     unsafe {
