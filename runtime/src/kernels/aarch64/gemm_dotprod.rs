@@ -33,9 +33,10 @@ unsafe fn sdot_lane<const I: usize>(c: &mut int32x4_t, w: int8x16_t, x: int8x16_
 
 /// One panel (weights at `w`, groups `STEP` bytes apart) times `M` rows of `kp` inputs
 /// (`kp` bytes apart, `nb = kp / 32` block scales per row): each output's f32 sum, as the
-/// scalar kernel makes it. Every load has its address in a register that moves by itself or
-/// an immediate offset (`STEP` is a constant), so the loop's only integer ops are one add and
-/// the loop count.
+/// scalar kernel makes it. Every load is one instruction without a pointer update of its
+/// own: the weights at immediate offsets (`STEP` is a constant) from one pointer, all rows'
+/// activations and scales at one register offset each, so a block costs 3 adds and the loop
+/// count in integer ops.
 ///
 /// # Safety
 /// NEON and dotprod present; `xq` holds `M · kp` bytes, `xs` `M · kp / 32` floats, `w`
@@ -52,11 +53,10 @@ unsafe fn panel_dotprod<const M: usize, const STEP: usize>(
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
     // Row r's activations (each half of a block) and block scales: one offset each for all
     // rows, `32b` and `4b` bytes in block b.
-    // SAFETY: row starts inside the caller's bounds (+16: still inside when kp > 0).
+    // (Wrapping: with kp = 0 the second half's start is past the end, and never read.)
     let x: [[*const i8; 2]; M] =
-        core::array::from_fn(|r| unsafe { [xq.add(r * kp), xq.add(r * kp + 16)] });
-    // SAFETY: as above.
-    let s: [*const f32; M] = core::array::from_fn(|r| unsafe { xs.add(r * nb) });
+        core::array::from_fn(|r| [xq.wrapping_add(r * kp), xq.wrapping_add(r * kp + 16)]);
+    let s: [*const f32; M] = core::array::from_fn(|r| xs.wrapping_add(r * nb));
     let mut wb = w;
     // SAFETY: a static's 16 bytes.
     let bias = unsafe { block_bias() };
@@ -93,7 +93,8 @@ unsafe fn panel_dotprod<const M: usize, const STEP: usize>(
             }
             half!(0);
             half!(1);
-            wb = wb.add(8 * STEP);
+            // Wrapping: after the last block it points past the panel, never read.
+            wb = wb.wrapping_add(8 * STEP);
             for ((fr, cr), &sr) in f.iter_mut().zip(c).zip(&s) {
                 block_step(fr, cr, sr, 4 * b, bias);
             }

@@ -95,11 +95,12 @@ unsafe fn panel_neon<const M: usize, const STEP: usize>(
 ) -> [[float32x4_t; 2]; M] {
     let nb = kp / QBLOCK;
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
-    // SAFETY: row starts inside the caller's bounds (+16: still inside when kp > 0).
+    // Row r's activations (each half of a block) and block scales: one offset each for all
+    // rows, `32b` and `4b` bytes in block b.
+    // (Wrapping: with kp = 0 the second half's start is past the end, and never read.)
     let x: [[*const i8; 2]; M] =
-        core::array::from_fn(|r| unsafe { [xq.add(r * kp), xq.add(r * kp + 16)] });
-    // SAFETY: as above.
-    let s: [*const f32; M] = core::array::from_fn(|r| unsafe { xs.add(r * nb) });
+        core::array::from_fn(|r| [xq.wrapping_add(r * kp), xq.wrapping_add(r * kp + 16)]);
+    let s: [*const f32; M] = core::array::from_fn(|r| xs.wrapping_add(r * nb));
     let mut wb = w;
     // SAFETY: a static's 16 bytes.
     let bias = unsafe { block_bias() };
@@ -150,7 +151,8 @@ unsafe fn panel_neon<const M: usize, const STEP: usize>(
             }
             half!(0);
             half!(1);
-            wb = wb.add(8 * STEP);
+            // Wrapping: after the last block it points past the panel, never read.
+            wb = wb.wrapping_add(8 * STEP);
             for ((fr, cr), &sr) in f.iter_mut().zip(c).zip(&s) {
                 let sums = [vpaddq_s32(cr[0], cr[1]), vpaddq_s32(cr[2], cr[3])];
                 block_step(fr, sums, sr, 4 * b, bias);
