@@ -48,11 +48,24 @@ impl GemmCase {
     fn random(next: &mut impl FnMut() -> u64, n: usize, max_rows: usize) -> GemmCase {
         let m = 1 + (next() % max_rows as u64) as usize;
         let kp = QBLOCK * (next() % 9) as usize; // includes 0: empty input
+        let byte = |r| ((r % 255) as i64 - 127) as i8;
+        GemmCase::shaped(next, n, m, kp, [byte, byte])
+    }
+
+    /// `n` panels over `m` rows of `kp` inputs, every activation `code[0]` of a random number,
+    /// every weight `code[1]`.
+    fn shaped(
+        next: &mut impl FnMut() -> u64,
+        n: usize,
+        m: usize,
+        kp: usize,
+        code: [fn(u64) -> i8; 2],
+    ) -> GemmCase {
         let nb = kp / QBLOCK;
-        let mut byte = || ((next() % 255) as i64 - 127) as i8;
-        let xq: Vec<i8> = (0..m * kp).map(|_| byte()).collect();
+        let mut byte = |i: usize| code[i](next());
+        let xq: Vec<i8> = (0..m * kp).map(|_| byte(0)).collect();
         let panels: Vec<Vec<i8>> = (0..n)
-            .map(|_| (0..kp * NR).map(|_| byte()).collect())
+            .map(|_| (0..kp * NR).map(|_| byte(1)).collect())
             .collect();
         let xs: Vec<f32> = (0..m * nb)
             .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
@@ -241,6 +254,75 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
         }
     }
     eprintln!("four-panel GEMM checked on {ran} tier(s)");
+}
+
+/// Long rows (up to 1,568 inputs, 49 blocks) and the extreme codes, through both GEMM kernels
+/// of every tier, both layouts, rows 1 to 4 (one tile) and past them (several row tiles of
+/// the four-panel kernel): the largest block sums (±32·127·127) must come out exact.
+#[test]
+fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
+    let mut next = rng(29);
+    let random: fn(u64) -> i8 = |r| ((r % 255) as i64 - 127) as i8;
+    let signs: fn(u64) -> i8 = |r| if r % 2 == 0 { 127 } else { -127 };
+    let plus: fn(u64) -> i8 = |_| 127;
+    let minus: fn(u64) -> i8 = |_| -127;
+    let codes = [
+        ("random", [random, random]),
+        ("±127", [signs, signs]),
+        ("127·127", [plus, plus]),
+        ("127·-127", [plus, minus]),
+        ("-127·-127", [minus, minus]),
+    ];
+    for k in tiers() {
+        for kp in [QBLOCK, 2 * QBLOCK, 48 * QBLOCK, 49 * QBLOCK] {
+            for m in [1, 2, 3, 4, 5, 11] {
+                for (name, code) in codes {
+                    let case = GemmCase::shaped(&mut next, 4, m, kp, code);
+                    let pairs = interleaved(&case);
+                    let alone = [0, 1, 2, 3].map(|i| case.alone(i));
+                    let both = [0, 1, 2, 3].map(|i| in_pair(&pairs[i / 2], i % 2));
+                    let xq = case.xq_for(&k);
+                    let nb = kp / QBLOCK;
+                    for (layout, panels) in [("8x4", alone), ("16x4", both)] {
+                        let what = format!("{:?} {name} {layout} m={m} kp={kp}", k.isa);
+                        for (p, panel) in panels.into_iter().enumerate() {
+                            let want = case.want(p);
+                            for r0 in (0..m).step_by(MR) {
+                                let rows = MR.min(m - r0);
+                                let mut got = [[1f32; NR]; MR];
+                                let (x, s) = (&xq[r0 * kp..], &case.xs[r0 * nb..]);
+                                (k.gemm_i8_panel)(x, s, rows, kp, panel, &mut got);
+                                let w = &want[r0..r0 + rows];
+                                assert_same(w, &got, rows, &format!("{what} panel {p}"));
+                            }
+                        }
+                        let Some(gemm4) = k.gemm_i8_panel4 else {
+                            continue;
+                        };
+                        let mut out = vec![1f32; m * Tile::COLS];
+                        gemm4(
+                            &xq,
+                            &case.xs,
+                            kp,
+                            panels,
+                            None,
+                            Tile::new(&mut out, m, Tile::COLS),
+                        );
+                        for p in 0..4 {
+                            let got: Vec<[f32; NR]> = (0..m)
+                                .map(|r| {
+                                    let o = r * Tile::COLS + p * NR;
+                                    out[o..o + NR].try_into().unwrap()
+                                })
+                                .collect();
+                            let what = format!("{what} four-panel {p}");
+                            assert_same(&case.want(p), &got, m, &what);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -485,6 +485,7 @@ impl Kernels {
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => {
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_neon;
+                k.gemm_i8_panel4 = Some(aarch64::gemm_i8_panel4_neon);
                 k.dot_f32 = aarch64::dot_f32_neon;
                 k.row_panel_f32 = aarch64::row_panel_f32_neon;
                 k.row_panel4_f32 = aarch64::row_panel4_f32_neon;
@@ -500,6 +501,7 @@ impl Kernels {
                     ..Self::for_isa(Isa::Neon)?
                 };
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_dotprod;
+                k.gemm_i8_panel4 = Some(aarch64::gemm_i8_panel4_dotprod);
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonI8mm => {
