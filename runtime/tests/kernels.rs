@@ -2,7 +2,7 @@
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
 use dbrt::format::pack;
-use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
+use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, WeightLayout, MR, NR, QBLOCK};
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -84,6 +84,7 @@ impl GemmCase {
             w: &self.panels[i],
             sums: &self.sums[i],
             interleave: 1,
+            layout: WeightLayout::Group4,
         }
     }
 
@@ -121,6 +122,21 @@ fn in_pair(pair: &(Vec<i8>, Vec<i32>), lane: usize) -> Panel<'_> {
         w: &pair.0[span.weights],
         sums: &pair.1[span.sums],
         interleave: 2,
+        layout: WeightLayout::Group4,
+    }
+}
+
+/// `panel` (`kp` inputs, the file's layouts) as tier `k`'s GEMMs read it: repacked into `buf`
+/// for a tier that reads the i8mm layout, as the model repacks its weights.
+fn as_tier<'a>(k: &Kernels, panel: Panel<'a>, kp: usize, buf: &'a mut Vec<i8>) -> Panel<'a> {
+    match k.weights {
+        WeightLayout::Group4 => panel,
+        WeightLayout::Smmla => {
+            buf.clear();
+            pack::repack_smmla_panel(&panel, kp, buf);
+            let buf: &'a Vec<i8> = buf;
+            pack::smmla_panel(buf, kp, 0).unwrap()
+        }
     }
 }
 
@@ -144,6 +160,8 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
                 .enumerate()
             {
                 let mut got = [[1f32; NR]; MR];
+                let mut buf = Vec::new();
+                let panel = as_tier(&k, panel, kp, &mut buf);
                 (k.gemm_i8_panel)(&case.xq_for(&k), &case.xs, m, kp, panel, &mut got);
                 let what = format!("{:?} m={m} kp={kp} panel {i}", k.isa);
                 assert_same(&case.want(i.saturating_sub(1)), &got, m, &what);
@@ -187,6 +205,12 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
                 }),
             ];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
+                let mut bufs = [(); 4].map(|_| Vec::new());
+                let mut it = bufs
+                    .iter_mut()
+                    .zip(panels)
+                    .map(|(b, p)| as_tier(&k, p, kp, b));
+                let panels = [(); 4].map(|_| it.next().unwrap());
                 for epi in epilogues {
                     // A tile narrower than its rows' stride, with a sentinel around it.
                     let ld = Tile::COLS + 3;
@@ -282,9 +306,12 @@ fn extreme_values_do_not_saturate() {
                 w: &panel,
                 sums: &sums,
                 interleave: 1,
+                layout: WeightLayout::Group4,
             };
             let mut xq = xq;
             k.codes.encode(&mut xq);
+            let mut buf = Vec::new();
+            let p = as_tier(&k, p, kp, &mut buf);
             (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, &mut got);
             let want = (xv as i32 * wv as i32 * kp as i32) as f32;
             assert!(
