@@ -267,6 +267,58 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
     eprintln!("four-panel GEMM checked on {ran} tier(s)");
 }
 
+/// Wide inputs: kernels that stage rows in fixed buffers (the i8mm tier's zipped row pairs)
+/// take them a few rows at a time, or not at all past the buffer.
+#[test]
+fn gemm_i8_panel4_on_wide_inputs_matches_scalar_bit_for_bit() {
+    let mut next = rng(17);
+    for k in tiers() {
+        let Some(gemm4) = k.gemm_i8_panel4 else {
+            continue;
+        };
+        for (m, kp) in [(7, 4096), (12, 2048), (3, 8192), (5, 8224)] {
+            let mut case = GemmCase::random(&mut next, 4, 1);
+            let mut byte = || ((next() % 255) as i64 - 127) as i8;
+            case.m = m;
+            case.kp = kp;
+            case.xq = (0..m * kp).map(|_| byte()).collect();
+            case.panels = (0..4)
+                .map(|_| (0..kp * NR).map(|_| byte()).collect())
+                .collect();
+            case.xs = (0..m * kp / QBLOCK)
+                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
+                .collect();
+            case.sums = case
+                .panels
+                .iter()
+                .map(|p| scalar::panel_block_sums(p, kp))
+                .collect();
+            let mut bufs = [(); 4].map(|_| Vec::new());
+            let mut it = bufs
+                .iter_mut()
+                .zip([0, 1, 2, 3].map(|i| case.alone(i)))
+                .map(|(b, p)| as_tier(&k, p, kp, b));
+            let panels = [(); 4].map(|_| it.next().unwrap());
+            let mut out = vec![0f32; m * Tile::COLS];
+            gemm4(
+                &case.xq_for(&k),
+                &case.xs,
+                kp,
+                panels,
+                None,
+                Tile::new(&mut out, m, Tile::COLS),
+            );
+            for p in 0..4 {
+                let got: Vec<[f32; NR]> = (0..m)
+                    .map(|r| out[r * Tile::COLS + p * NR..][..NR].try_into().unwrap())
+                    .collect();
+                let what = format!("{:?} m={m} kp={kp} panel {p}", k.isa);
+                assert_same(&case.want(p), &got, m, &what);
+            }
+        }
+    }
+}
+
 #[test]
 fn panel_epilogue_matches_scalar_bit_for_bit() {
     let mut next = rng(53);

@@ -3,13 +3,14 @@
 //! contiguous, so one 16-byte load is the 8 × 2 weight operand of two outputs). `smmla` is
 //! emitted with `asm!` because its intrinsic is not stable Rust yet.
 //!
-//! The register tile is one row pair × 16 outputs (two panels): 8 `smmla` accumulators and 8
-//! f32 sums, the row pair's operands, the weights streaming through the rest. Per block of 32
-//! inputs and output pair that is 4 `smmla`, the block step's 2 (below), and a share of the
-//! row pair's 4 `zip`s and 2 scale operations: more outputs per row pair would amortize those
-//! better, but 16 pairs of accumulators do not fit 32 registers; two row pairs × 8 outputs
-//! would halve the weight loads but double the `zip`s per `smmla`, and the vector pipes, not
-//! the loads, bound the loop.
+//! The four-panel kernel's register tile is one row pair × 16 outputs (two panels): 8 `smmla`
+//! accumulators and 8 f32 sums, four activation operands, the weights streaming through the
+//! rest (16 pairs of accumulators, all four panels, would not fit 32 registers). Its row pairs
+//! are zipped once per call into a stack buffer with their scale vectors ([`tile`]), so the
+//! loop's vector work per block and output pair is 4 `smmla` and the block step's 2 (below):
+//! the ceiling of 4 / 6 of `smmla`'s peak that the per-block step allows. Two row pairs × 8
+//! outputs would halve the weight loads, but the vector pipes, not the loads, bound the loop
+//! on the Neoverse N2 class. The one-panel kernel (tails) zips in registers.
 //!
 //! Bit-identity with the scalar kernel: each block's sums are exact integers, turned into f32
 //! without `scvtf` (one per 2 cycles on the Neoverse cores): an accumulator that starts at the
@@ -18,6 +19,8 @@
 //! multiply-add by the row's block scale, as in the scalar kernel: the same bits.
 
 use std::arch::aarch64::*;
+
+mod tile;
 
 use crate::kernels::f32_bodies as body;
 use crate::kernels::lanes::{F32Lanes, Pair};
@@ -30,6 +33,10 @@ const MAGIC: f32 = 12582912.0;
 
 /// Bytes of one step of eight inputs of a repacked panel.
 const STEP: usize = 8 * NR;
+
+/// Bytes of zipped row pairs the four-panel kernel keeps on the stack (see [`tile`]): 21
+/// pairs at 384 inputs, 5 at 1536, 1 up to 8192; wider inputs are zipped in registers.
+const ZIPPED: usize = 20 * 1024;
 
 /// `c += x · wᵀ` for the 2 × 8 activations `x` and the 2 × 8 weights `w`: `c` is
 /// [x0·w0, x0·w1, x1·w0, x1·w1].
@@ -90,162 +97,6 @@ unsafe fn row_pair<const P: usize>(
             }
         }
         f
-    }
-}
-
-/// Sixteen bytes of 1.5 · 2^23 twice: one `ldp` starts two blocks' sums.
-static MAGIC8: [f32; 8] = [MAGIC; 8];
-
-/// [`row_pair`] for two panels, the hot loop, in one `asm!` block: the order of loads and
-/// `smmla`s and the registers as written (every vector register but one in use), which
-/// matters on the in-order cores (Cortex-A510) and keeps the compiler from turning the start
-/// value's loads into register moves (vector-pipe work).
-///
-/// # Safety
-/// As [`row_pair`], with `nb > 0`.
-#[inline(always)]
-unsafe fn row_pair2(
-    x: [*const i8; 2],
-    s: [*const f32; 2],
-    nb: usize,
-    w: [*const i8; 2],
-) -> [[float32x4_t; 4]; 2] {
-    // SAFETY: register arithmetic, and loads inside the caller's rows (32 bytes per block),
-    // scales (4) and panels (256), plus MAGIC8.
-    unsafe {
-        let mut f = [vdupq_n_f32(0.0); 8];
-        core::arch::asm!(
-            "2:",
-            // The block's sums start at the bits of 1.5 · 2^23, loaded (the load pipes have room).
-            "ldp {c0:q}, {c1:q}, [{mg}]",
-            "ldp {c2:q}, {c3:q}, [{mg}]",
-            // Both rows' 32 inputs; 16 at a time zipped into two 2 × 8 operands.
-            "ldp {a0:q}, {a2:q}, [{x0}], #32",
-            "ldp {a1:q}, {a3:q}, [{x1}], #32",
-            "ldp {c4:q}, {c5:q}, [{mg}]",
-            "ldp {c6:q}, {c7:q}, [{mg}]",
-            "ldp {wa0:q}, {wa1:q}, [{w0}, #0]",
-            "ldp {wa2:q}, {wa3:q}, [{w0}, #32]",
-            "zip1 {z0:v}.2d, {a0:v}.2d, {a1:v}.2d",
-            "zip2 {z1:v}.2d, {a0:v}.2d, {a1:v}.2d",
-            "ldp {wb0:q}, {wb1:q}, [{w1}, #0]",
-            "ldp {wb2:q}, {wb3:q}, [{w1}, #32]",
-            // Inputs 0-7: panel 0 (c0-c3), panel 1 (c4-c7), the next weights loading.
-            "smmla {c0:v}.4s, {z0:v}.16b, {wa0:v}.16b",
-            "smmla {c1:v}.4s, {z0:v}.16b, {wa1:v}.16b",
-            "smmla {c2:v}.4s, {z0:v}.16b, {wa2:v}.16b",
-            "smmla {c3:v}.4s, {z0:v}.16b, {wa3:v}.16b",
-            "ldp {wa0:q}, {wa1:q}, [{w0}, #64]",
-            "ldp {wa2:q}, {wa3:q}, [{w0}, #96]",
-            "smmla {c4:v}.4s, {z0:v}.16b, {wb0:v}.16b",
-            "smmla {c5:v}.4s, {z0:v}.16b, {wb1:v}.16b",
-            "smmla {c6:v}.4s, {z0:v}.16b, {wb2:v}.16b",
-            "smmla {c7:v}.4s, {z0:v}.16b, {wb3:v}.16b",
-            "ldp {wb0:q}, {wb1:q}, [{w1}, #64]",
-            "ldp {wb2:q}, {wb3:q}, [{w1}, #96]",
-            // Inputs 8-15.
-            "smmla {c0:v}.4s, {z1:v}.16b, {wa0:v}.16b",
-            "smmla {c1:v}.4s, {z1:v}.16b, {wa1:v}.16b",
-            "smmla {c2:v}.4s, {z1:v}.16b, {wa2:v}.16b",
-            "smmla {c3:v}.4s, {z1:v}.16b, {wa3:v}.16b",
-            "zip1 {z0:v}.2d, {a2:v}.2d, {a3:v}.2d",
-            "ldp {wa0:q}, {wa1:q}, [{w0}, #128]",
-            "ldp {wa2:q}, {wa3:q}, [{w0}, #160]",
-            "smmla {c4:v}.4s, {z1:v}.16b, {wb0:v}.16b",
-            "smmla {c5:v}.4s, {z1:v}.16b, {wb1:v}.16b",
-            "smmla {c6:v}.4s, {z1:v}.16b, {wb2:v}.16b",
-            "smmla {c7:v}.4s, {z1:v}.16b, {wb3:v}.16b",
-            "zip2 {z1:v}.2d, {a2:v}.2d, {a3:v}.2d",
-            "ldp {wb0:q}, {wb1:q}, [{w1}, #128]",
-            "ldp {wb2:q}, {wb3:q}, [{w1}, #160]",
-            // Inputs 16-23.
-            "smmla {c0:v}.4s, {z0:v}.16b, {wa0:v}.16b",
-            "smmla {c1:v}.4s, {z0:v}.16b, {wa1:v}.16b",
-            "smmla {c2:v}.4s, {z0:v}.16b, {wa2:v}.16b",
-            "smmla {c3:v}.4s, {z0:v}.16b, {wa3:v}.16b",
-            "ldp {wa0:q}, {wa1:q}, [{w0}, #192]",
-            "ldp {wa2:q}, {wa3:q}, [{w0}, #224]",
-            "add {w0}, {w0}, #256",
-            "smmla {c4:v}.4s, {z0:v}.16b, {wb0:v}.16b",
-            "smmla {c5:v}.4s, {z0:v}.16b, {wb1:v}.16b",
-            "smmla {c6:v}.4s, {z0:v}.16b, {wb2:v}.16b",
-            "smmla {c7:v}.4s, {z0:v}.16b, {wb3:v}.16b",
-            "ldp {wb0:q}, {wb1:q}, [{w1}, #192]",
-            "ldp {wb2:q}, {wb3:q}, [{w1}, #224]",
-            "add {w1}, {w1}, #256",
-            // The rows' block scales, [s0, s1, ·, ·], while inputs 24-31 run.
-            "ldr {a0:s}, [{s0}], #4",
-            "ld1 {{{a0:v}.s}}[1], [{s1}], #4",
-            "smmla {c0:v}.4s, {z1:v}.16b, {wa0:v}.16b",
-            "smmla {c1:v}.4s, {z1:v}.16b, {wa1:v}.16b",
-            "smmla {c2:v}.4s, {z1:v}.16b, {wa2:v}.16b",
-            "smmla {c3:v}.4s, {z1:v}.16b, {wa3:v}.16b",
-            "smmla {c4:v}.4s, {z1:v}.16b, {wb0:v}.16b",
-            "smmla {c5:v}.4s, {z1:v}.16b, {wb1:v}.16b",
-            "smmla {c6:v}.4s, {z1:v}.16b, {wb2:v}.16b",
-            "smmla {c7:v}.4s, {z1:v}.16b, {wb3:v}.16b",
-            // [s0, s0, s1, s1]: each lane's row; then float(sum) exactly, one FMA each.
-            "zip1 {a0:v}.4s, {a0:v}.4s, {a0:v}.4s",
-            "fsub {c0:v}.4s, {c0:v}.4s, {mv:v}.4s",
-            "fsub {c1:v}.4s, {c1:v}.4s, {mv:v}.4s",
-            "fsub {c2:v}.4s, {c2:v}.4s, {mv:v}.4s",
-            "fsub {c3:v}.4s, {c3:v}.4s, {mv:v}.4s",
-            "fsub {c4:v}.4s, {c4:v}.4s, {mv:v}.4s",
-            "fsub {c5:v}.4s, {c5:v}.4s, {mv:v}.4s",
-            "fsub {c6:v}.4s, {c6:v}.4s, {mv:v}.4s",
-            "fsub {c7:v}.4s, {c7:v}.4s, {mv:v}.4s",
-            "fmla {f0:v}.4s, {c0:v}.4s, {a0:v}.4s",
-            "fmla {f1:v}.4s, {c1:v}.4s, {a0:v}.4s",
-            "fmla {f2:v}.4s, {c2:v}.4s, {a0:v}.4s",
-            "fmla {f3:v}.4s, {c3:v}.4s, {a0:v}.4s",
-            "fmla {f4:v}.4s, {c4:v}.4s, {a0:v}.4s",
-            "fmla {f5:v}.4s, {c5:v}.4s, {a0:v}.4s",
-            "fmla {f6:v}.4s, {c6:v}.4s, {a0:v}.4s",
-            "fmla {f7:v}.4s, {c7:v}.4s, {a0:v}.4s",
-            "subs {n}, {n}, #1",
-            "b.ne 2b",
-            x0 = inout(reg) x[0] => _,
-            x1 = inout(reg) x[1] => _,
-            s0 = inout(reg) s[0] => _,
-            s1 = inout(reg) s[1] => _,
-            w0 = inout(reg) w[0] => _,
-            w1 = inout(reg) w[1] => _,
-            n = inout(reg) nb => _,
-            mg = in(reg) MAGIC8.as_ptr(),
-            mv = in(vreg) vdupq_n_f32(MAGIC),
-            f0 = inout(vreg) f[0],
-            f1 = inout(vreg) f[1],
-            f2 = inout(vreg) f[2],
-            f3 = inout(vreg) f[3],
-            f4 = inout(vreg) f[4],
-            f5 = inout(vreg) f[5],
-            f6 = inout(vreg) f[6],
-            f7 = inout(vreg) f[7],
-            c0 = out(vreg) _,
-            c1 = out(vreg) _,
-            c2 = out(vreg) _,
-            c3 = out(vreg) _,
-            c4 = out(vreg) _,
-            c5 = out(vreg) _,
-            c6 = out(vreg) _,
-            c7 = out(vreg) _,
-            wa0 = out(vreg) _,
-            wa1 = out(vreg) _,
-            wa2 = out(vreg) _,
-            wa3 = out(vreg) _,
-            wb0 = out(vreg) _,
-            wb1 = out(vreg) _,
-            wb2 = out(vreg) _,
-            wb3 = out(vreg) _,
-            a0 = out(vreg) _,
-            a1 = out(vreg) _,
-            a2 = out(vreg) _,
-            a3 = out(vreg) _,
-            z0 = out(vreg) _,
-            z1 = out(vreg) _,
-            options(nostack, readonly)
-        );
-        [[f[0], f[1], f[2], f[3]], [f[4], f[5], f[6], f[7]]]
     }
 }
 
@@ -334,34 +185,71 @@ unsafe fn gemm_i8_panel4_i8mm_impl(
     epilogue: Option<Epilogue4<'_>>,
     out: &mut Tile<'_>,
 ) {
-    let m = out.rows();
-    for h in 0..2 {
-        for r in (0..m).step_by(2) {
-            // SAFETY: rows r.. of m, checked by the entry; the panels hold kp inputs; the
-            // epilogue's arrays hold 4 · NR values, panel 2h + p's from (2h + p) · NR.
-            unsafe {
-                let (x, s) = pair_at(xq, xs, kp, r, m);
-                let (nb, w) = (kp / QBLOCK, [w[2 * h], w[2 * h + 1]]);
-                let f = if nb > 0 {
-                    row_pair2(x, s, nb, w)
-                } else {
-                    [[vdupq_n_f32(0.0); 4]; 2]
-                };
-                for (p, fp) in f.into_iter().enumerate() {
-                    let o = (2 * h + p) * NR;
-                    for (i, mut y) in rows(fp).into_iter().enumerate().take(m - r) {
-                        if let Some(e) = epilogue {
-                            let ws = Neon8::load(e.scales.as_ptr().add(o));
-                            #[allow(clippy::manual_map)] // a closure would not inherit the features
-                            let b = match e.bias {
-                                Some(b) => Some(Neon8::load(b.as_ptr().add(o))),
-                                None => None,
-                            };
-                            y = body::epilogue(y, ws, b, e.gelu);
-                        }
-                        y.store(out.row(r + i).as_mut_ptr().add(o));
+    let (m, nb) = (out.rows(), kp / QBLOCK);
+    // Row pairs zipped at a time: as many as the buffer holds (a few at the widest inputs).
+    let mut zipped = std::mem::MaybeUninit::<[float32x4_t; ZIPPED / 16]>::uninit();
+    let z = zipped.as_mut_ptr() as *mut u8;
+    let (pairs, per) = (m.div_ceil(2), ZIPPED / (tile::PAIR_BLOCK * nb).max(1));
+    let mut p0 = 0;
+    while p0 < pairs {
+        let n = per.max(1).min(pairs - p0);
+        if nb > 0 && per > 0 {
+            // SAFETY: rows 2·p0.. of m, checked by the entry; n pairs fit the buffer.
+            unsafe { tile::zip_pairs((xq, xs), (kp, nb), (2 * p0, m), n, z) };
+        }
+        for h in 0..2 {
+            let w = [w[2 * h], w[2 * h + 1]];
+            for i in 0..n {
+                let r = 2 * (p0 + i);
+                // SAFETY: as above; the panels hold kp inputs; pair i was zipped (when the
+                // buffer holds one pair, else the rows are read and zipped in registers).
+                let f = unsafe {
+                    if nb == 0 {
+                        [[vdupq_n_f32(0.0); 4]; 2]
+                    } else if per > 0 {
+                        tile::row_pair2(z.add(i * nb * tile::PAIR_BLOCK), nb, w)
+                    } else {
+                        let (x, s) = pair_at(xq, xs, kp, r, m);
+                        row_pair::<2>(x, s, nb, w)
                     }
+                };
+                // SAFETY: the epilogue's arrays hold 4 · NR values, panel 2h + p's from
+                // (2h + p) · NR; a tile row holds 4 · NR.
+                unsafe { finish(f, (r, m), 2 * h, epilogue, out) };
+            }
+        }
+        p0 += n;
+    }
+}
+
+/// Rows `r` and `r + 1` (if `< m`) of panels `p0` and `p0 + 1` from `row_pair`'s sums: the
+/// epilogue if one is given, then into the tile.
+///
+/// # Safety
+/// NEON; `p0 ≤ 2`.
+#[inline(always)]
+unsafe fn finish(
+    f: [[float32x4_t; 4]; 2],
+    (r, m): (usize, usize),
+    p0: usize,
+    epilogue: Option<Epilogue4<'_>>,
+    out: &mut Tile<'_>,
+) {
+    for (p, fp) in f.into_iter().enumerate() {
+        let o = (p0 + p) * NR;
+        // SAFETY: NEON; o + NR ≤ 4 · NR, inside the epilogue's arrays and a tile row.
+        unsafe {
+            for (i, mut y) in rows(fp).into_iter().enumerate().take(m - r) {
+                if let Some(e) = epilogue {
+                    let ws = Neon8::load(e.scales.as_ptr().add(o));
+                    #[allow(clippy::manual_map)] // a closure would not inherit the features
+                    let b = match e.bias {
+                        Some(b) => Some(Neon8::load(b.as_ptr().add(o))),
+                        None => None,
+                    };
+                    y = body::epilogue(y, ws, b, e.gelu);
                 }
+                y.store(out.row(r + i).as_mut_ptr().add(o));
             }
         }
     }
