@@ -234,7 +234,14 @@ impl SmmlaWeights {
             tensors.push((r.offset as usize, il, kp, panels));
         }
         tensors.sort_unstable();
-        let bytes: usize = tensors.iter().map(|t| t.2 * NR * t.3).sum();
+        // As many bytes as the file's packed tensors (checked at open): no overflow, but a
+        // crafted file gets an error here rather than a wrapped size.
+        let bytes = tensors
+            .iter()
+            .try_fold(0usize, |n, t| {
+                n.checked_add(t.2.checked_mul(NR)?.checked_mul(t.3)?)
+            })
+            .ok_or_else(|| Error::InvalidArgument("packed tensors larger than memory".into()))?;
         let mut w = Vec::new();
         w.try_reserve_exact(bytes).map_err(|_| Error::OutOfMemory {
             what: "the weights repacked for i8mm",
