@@ -319,6 +319,47 @@ fn gemm_i8_panel4_on_wide_inputs_matches_scalar_bit_for_bit() {
     }
 }
 
+/// Weights in a layout a tier's kernels do not read are a bug of the caller: every entry point
+/// refuses them (a panic), rather than multiplying the wrong bytes.
+#[test]
+fn a_panel_in_the_wrong_layout_is_refused() {
+    let kp = 2 * QBLOCK;
+    let (xq, xs) = (vec![1i8; MR * kp], vec![1f32; MR * 2]);
+    let w = vec![1i8; kp * NR];
+    let sums = scalar::panel_block_sums(&w, kp);
+    let group4 = Panel {
+        w: &w,
+        sums: &sums,
+        interleave: 1,
+        layout: WeightLayout::Group4,
+    };
+    let smmla = pack::smmla_panel(&w, kp, 0).unwrap();
+    for k in tiers() {
+        let wrong = match k.weights {
+            WeightLayout::Group4 => smmla,
+            WeightLayout::Smmla => group4,
+        };
+        let one = std::panic::catch_unwind(|| {
+            (k.gemm_i8_panel)(&xq, &xs, MR, kp, wrong, &mut [[0f32; NR]; MR]);
+        });
+        assert!(one.is_err(), "{:?} one panel", k.isa);
+        if let Some(gemm4) = k.gemm_i8_panel4 {
+            let four = std::panic::catch_unwind(|| {
+                let mut out = vec![0f32; MR * Tile::COLS];
+                gemm4(
+                    &xq,
+                    &xs,
+                    kp,
+                    [wrong; 4],
+                    None,
+                    Tile::new(&mut out, MR, Tile::COLS),
+                );
+            });
+            assert!(four.is_err(), "{:?} four panels", k.isa);
+        }
+    }
+}
+
 #[test]
 fn panel_epilogue_matches_scalar_bit_for_bit() {
     let mut next = rng(53);
