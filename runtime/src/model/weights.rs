@@ -159,9 +159,7 @@ impl PackedRef {
             layout: WeightLayout::Group4,
         }
     }
-}
 
-impl PackedRef {
     /// The panels as the session's kernels read them: from the i8mm repack when the session
     /// has one (`smmla`), else from the file.
     #[inline]
