@@ -61,6 +61,7 @@ fn gemm(c: &mut Criterion) {
             w: &panels[i],
             sums: &sums[i],
             interleave: 1,
+            layout: dbrt::kernels::WeightLayout::Group4,
         });
         let both = [0, 1, 2, 3].map(|i| {
             let span = pack::panel_span(kp, 2, i % 2);
@@ -68,11 +69,26 @@ fn gemm(c: &mut Criterion) {
                 w: &pairs[i / 2].0[span.weights],
                 sums: &pairs[i / 2].1[span.sums],
                 interleave: 2,
+                layout: dbrt::kernels::WeightLayout::Group4,
             }
         });
         g.throughput(Throughput::Elements((4 * ROWS * NR * kp) as u64)); // MACs of four panels
+                                                                         // The i8mm tier's repack of the same panels (what a session of that tier reads).
+        let smmla: Vec<Vec<i8>> = alone
+            .iter()
+            .map(|p| {
+                let mut w = Vec::new();
+                pack::repack_smmla_panel(p, kp, &mut w);
+                w
+            })
+            .collect();
+        let repacked = [0, 1, 2, 3].map(|i| pack::smmla_panel(&smmla[i], kp, 0).unwrap());
         for k in tiers() {
-            for (layout, four) in [("panel8", alone), ("panel16", both)] {
+            let layouts = match k.weights {
+                dbrt::kernels::WeightLayout::Group4 => vec![("panel8", alone), ("panel16", both)],
+                dbrt::kernels::WeightLayout::Smmla => vec![("smmla", repacked)],
+            };
+            for (layout, four) in layouts {
                 g.bench_with_input(
                     BenchmarkId::new(format!("four panels, {layout}, {}", k.isa.name()), kp),
                     &kp,

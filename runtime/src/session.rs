@@ -140,6 +140,7 @@ impl Session {
             )));
         }
         let kernels = Kernels::select(options.isa)?;
+        model.prepare_weights(&kernels)?;
         let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         if max_word == 0 || max_word > MAX_WORD_BYTES_LIMIT {
             return Err(Error::InvalidArgument(format!(

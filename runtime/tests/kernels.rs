@@ -2,7 +2,7 @@
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
 use dbrt::format::pack;
-use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, MR, NR, QBLOCK};
+use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, WeightLayout, MR, NR, QBLOCK};
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -97,6 +97,7 @@ impl GemmCase {
             w: &self.panels[i],
             sums: &self.sums[i],
             interleave: 1,
+            layout: WeightLayout::Group4,
         }
     }
 
@@ -134,6 +135,21 @@ fn in_pair(pair: &(Vec<i8>, Vec<i32>), lane: usize) -> Panel<'_> {
         w: &pair.0[span.weights],
         sums: &pair.1[span.sums],
         interleave: 2,
+        layout: WeightLayout::Group4,
+    }
+}
+
+/// `panel` (`kp` inputs, the file's layouts) as tier `k`'s GEMMs read it: repacked into `buf`
+/// for a tier that reads the i8mm layout, as the model repacks its weights.
+fn as_tier<'a>(k: &Kernels, panel: Panel<'a>, kp: usize, buf: &'a mut Vec<i8>) -> Panel<'a> {
+    match k.weights {
+        WeightLayout::Group4 => panel,
+        WeightLayout::Smmla => {
+            buf.clear();
+            pack::repack_smmla_panel(&panel, kp, buf);
+            let buf: &'a Vec<i8> = buf;
+            pack::smmla_panel(buf, kp, 0).unwrap()
+        }
     }
 }
 
@@ -157,6 +173,8 @@ fn gemm_i8_panel_matches_scalar_bit_for_bit() {
                 .enumerate()
             {
                 let mut got = [[1f32; NR]; MR];
+                let mut buf = Vec::new();
+                let panel = as_tier(&k, panel, kp, &mut buf);
                 (k.gemm_i8_panel)(&case.xq_for(&k), &case.xs, m, kp, panel, &mut got);
                 let what = format!("{:?} m={m} kp={kp} panel {i}", k.isa);
                 assert_same(&case.want(i.saturating_sub(1)), &got, m, &what);
@@ -200,6 +218,12 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
                 }),
             ];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
+                let mut bufs = [(); 4].map(|_| Vec::new());
+                let mut it = bufs
+                    .iter_mut()
+                    .zip(panels)
+                    .map(|(b, p)| as_tier(&k, p, kp, b));
+                let panels = [(); 4].map(|_| it.next().unwrap());
                 for epi in epilogues {
                     // A tile narrower than its rows' stride, with a sentinel around it.
                     let ld = Tile::COLS + 3;
@@ -284,6 +308,12 @@ fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
                     let xq = case.xq_for(&k);
                     let nb = kp / QBLOCK;
                     for (layout, panels) in [("8x4", alone), ("16x4", both)] {
+                        let mut bufs = [(); 4].map(|_| Vec::new());
+                        let mut it = bufs
+                            .iter_mut()
+                            .zip(panels)
+                            .map(|(b, p)| as_tier(&k, p, kp, b));
+                        let panels = [(); 4].map(|_| it.next().unwrap());
                         let what = format!("{:?} {name} {layout} m={m} kp={kp}", k.isa);
                         for (p, panel) in panels.into_iter().enumerate() {
                             let want = case.want(p);
@@ -321,6 +351,99 @@ fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Wide inputs: kernels that stage rows in fixed buffers (the i8mm tier's zipped row pairs)
+/// take them a few rows at a time, or not at all past the buffer.
+#[test]
+fn gemm_i8_panel4_on_wide_inputs_matches_scalar_bit_for_bit() {
+    let mut next = rng(17);
+    for k in tiers() {
+        let Some(gemm4) = k.gemm_i8_panel4 else {
+            continue;
+        };
+        for (m, kp) in [(7, 4096), (12, 2048), (3, 8192), (5, 8224)] {
+            let mut case = GemmCase::random(&mut next, 4, 1);
+            let mut byte = || ((next() % 255) as i64 - 127) as i8;
+            case.m = m;
+            case.kp = kp;
+            case.xq = (0..m * kp).map(|_| byte()).collect();
+            case.panels = (0..4)
+                .map(|_| (0..kp * NR).map(|_| byte()).collect())
+                .collect();
+            case.xs = (0..m * kp / QBLOCK)
+                .map(|_| (next() % 1000) as f32 / 997.0 + 1e-3)
+                .collect();
+            case.sums = case
+                .panels
+                .iter()
+                .map(|p| scalar::panel_block_sums(p, kp))
+                .collect();
+            let mut bufs = [(); 4].map(|_| Vec::new());
+            let mut it = bufs
+                .iter_mut()
+                .zip([0, 1, 2, 3].map(|i| case.alone(i)))
+                .map(|(b, p)| as_tier(&k, p, kp, b));
+            let panels = [(); 4].map(|_| it.next().unwrap());
+            let mut out = vec![0f32; m * Tile::COLS];
+            gemm4(
+                &case.xq_for(&k),
+                &case.xs,
+                kp,
+                panels,
+                None,
+                Tile::new(&mut out, m, Tile::COLS),
+            );
+            for p in 0..4 {
+                let got: Vec<[f32; NR]> = (0..m)
+                    .map(|r| out[r * Tile::COLS + p * NR..][..NR].try_into().unwrap())
+                    .collect();
+                let what = format!("{:?} m={m} kp={kp} panel {p}", k.isa);
+                assert_same(&case.want(p), &got, m, &what);
+            }
+        }
+    }
+}
+
+/// Weights in a layout a tier's kernels do not read are a bug of the caller: every entry point
+/// refuses them (a panic), rather than multiplying the wrong bytes.
+#[test]
+fn a_panel_in_the_wrong_layout_is_refused() {
+    let kp = 2 * QBLOCK;
+    let (xq, xs) = (vec![1i8; MR * kp], vec![1f32; MR * 2]);
+    let w = vec![1i8; kp * NR];
+    let sums = scalar::panel_block_sums(&w, kp);
+    let group4 = Panel {
+        w: &w,
+        sums: &sums,
+        interleave: 1,
+        layout: WeightLayout::Group4,
+    };
+    let smmla = pack::smmla_panel(&w, kp, 0).unwrap();
+    for k in tiers() {
+        let wrong = match k.weights {
+            WeightLayout::Group4 => smmla,
+            WeightLayout::Smmla => group4,
+        };
+        let one = std::panic::catch_unwind(|| {
+            (k.gemm_i8_panel)(&xq, &xs, MR, kp, wrong, &mut [[0f32; NR]; MR]);
+        });
+        assert!(one.is_err(), "{:?} one panel", k.isa);
+        if let Some(gemm4) = k.gemm_i8_panel4 {
+            let four = std::panic::catch_unwind(|| {
+                let mut out = vec![0f32; MR * Tile::COLS];
+                gemm4(
+                    &xq,
+                    &xs,
+                    kp,
+                    [wrong; 4],
+                    None,
+                    Tile::new(&mut out, MR, Tile::COLS),
+                );
+            });
+            assert!(four.is_err(), "{:?} four panels", k.isa);
         }
     }
 }
@@ -364,9 +487,12 @@ fn extreme_values_do_not_saturate() {
                 w: &panel,
                 sums: &sums,
                 interleave: 1,
+                layout: WeightLayout::Group4,
             };
             let mut xq = xq;
             k.codes.encode(&mut xq);
+            let mut buf = Vec::new();
+            let p = as_tier(&k, p, kp, &mut buf);
             (k.gemm_i8_panel)(&xq, &xs, MR, kp, p, &mut got);
             let want = (xv as i32 * wv as i32 * kp as i32) as f32;
             assert!(

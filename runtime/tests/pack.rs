@@ -4,7 +4,7 @@
 //! GEMM (and every other tier this CPU runs), must give the naive i32 product of the matrix.
 
 use dbrt::format::{pack, DType, FileWriter, Layout, ModelFile};
-use dbrt::kernels::{Isa, Kernels, Panel, MR, NR, QBLOCK};
+use dbrt::kernels::{Isa, Kernels, Panel, WeightLayout, MR, NR, QBLOCK};
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -62,6 +62,17 @@ fn packed_matrices_multiply_as_the_unpacked_ones() {
         let il = pack::interleave(weights.record.layout).unwrap();
         let panels = rows.div_ceil(NR * il) * il;
         assert_eq!(sums.len(), panels * kp / QBLOCK * NR, "{what}");
+        // The whole tensor repacked as the model repacks it for the i8mm tier.
+        let mut smmla = Vec::new();
+        pack::repack_smmla(
+            bytemuck::cast_slice(weights.bytes),
+            kp,
+            il,
+            panels,
+            &mut smmla,
+        )
+        .unwrap();
+        assert_eq!(smmla.len(), weights.bytes.len(), "{what}");
 
         for p in 0..panels {
             let span = pack::panel_span(kp, il, p);
@@ -69,6 +80,7 @@ fn packed_matrices_multiply_as_the_unpacked_ones() {
                 w: bytemuck::cast_slice(&weights.bytes[span.weights]),
                 sums: &sums[span.sums],
                 interleave: il,
+                layout: dbrt::kernels::WeightLayout::Group4,
             };
             // What panel p's outputs must be: rows 8p.., zero past the matrix.
             let naive = |r: usize, j: usize| -> i32 {
@@ -96,6 +108,10 @@ fn packed_matrices_multiply_as_the_unpacked_ones() {
                 let mut xq = x.clone();
                 k.codes.encode(&mut xq);
                 let mut acc = [[f32::NAN; NR]; MR];
+                let panel = match k.weights {
+                    WeightLayout::Group4 => panel,
+                    WeightLayout::Smmla => pack::smmla_panel(&smmla, kp, p).unwrap(),
+                };
                 (k.gemm_i8_panel)(&xq, &xs, m, kp, panel, &mut acc);
                 for (r, row) in acc.iter().enumerate().take(m) {
                     for (j, &v) in row.iter().enumerate() {
@@ -108,6 +124,50 @@ fn packed_matrices_multiply_as_the_unpacked_ones() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The i8mm repack of a matrix packed either way puts every weight where the `smmla` kernels
+/// read it (panel `r / 8`, step `c / 8`, output `r % 8`, byte `c % 8`) and zeros in the
+/// padding, on any CPU.
+#[test]
+fn the_smmla_repack_holds_the_matrix() {
+    let mut next = rng(31);
+    for case in 0..60 {
+        let (rows, cols) = (1 + (next() % 40) as usize, 1 + (next() % 100) as usize);
+        let layout = [Layout::I8Panel8x4, Layout::I8Panel16x4][case % 2];
+        let q: Vec<i8> = (0..rows * cols).map(|_| next() as i8).collect();
+        let packed = pack::pack_i8(&q, rows, cols, layout).unwrap();
+        let (il, kp) = (pack::interleave(layout).unwrap(), pack::padded_cols(cols));
+        let mut smmla = vec![7i8; 3]; // appended to what is there
+        pack::repack_smmla(&packed.weights, kp, il, packed.panels(), &mut smmla).unwrap();
+        assert_eq!(&smmla[..3], &[7, 7, 7]);
+        let smmla = &smmla[3..];
+        assert_eq!(smmla.len(), packed.weights.len(), "case {case}");
+        for p in 0..packed.panels() {
+            let panel = pack::smmla_panel(smmla, kp, p).unwrap();
+            // Panel by panel too, as the kernel tests repack.
+            let mut one = Vec::new();
+            pack::repack_smmla_panel(&packed.panel(p).unwrap(), kp, &mut one);
+            assert_eq!(one, panel.w[..kp * NR], "case {case} panel {p}");
+            for j in 0..NR {
+                for c in 0..kp {
+                    let (r, got) = (p * NR + j, panel.w[c / 8 * 64 + j * 8 + c % 8]);
+                    let want = if r < rows && c < cols {
+                        q[r * cols + c]
+                    } else {
+                        0
+                    };
+                    assert_eq!(got, want, "case {case} {layout:?} row {r} input {c}");
+                }
+            }
+        }
+        assert!(pack::smmla_panel(smmla, kp, packed.panels()).is_none() || kp == 0);
+        // Too few bytes for the panels: an error, not a panic.
+        let short = &packed.weights[..packed.weights.len().saturating_sub(1)];
+        if kp > 0 {
+            assert!(pack::repack_smmla(short, kp, il, packed.panels(), &mut Vec::new()).is_err());
         }
     }
 }

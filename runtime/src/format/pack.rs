@@ -179,8 +179,83 @@ impl PackedI8 {
             w: self.weights.get(span.weights)?,
             sums: self.block_sums.get(span.sums)?,
             interleave: il,
+            layout: crate::kernels::WeightLayout::Group4,
         })
     }
+}
+
+/// Inputs per `smmla` operand row: the bytes of one output [`repack_smmla`] keeps together.
+pub const SMMLA_K: usize = 8;
+
+/// Appends the packed weights `weights` (a whole tensor as the file stores it: `panels` panels
+/// of `kp` inputs, `interleave` of them alternating group by group) to `out` in the layout
+/// the i8mm tier reads ([`crate::kernels::WeightLayout::Smmla`]): panel after panel (the
+/// padding panels of `I8Panel16x4` included), each as `kp / 8` steps of 64 bytes, output `j`'s
+/// eight inputs at `8j`. As many bytes as the file's; reserved fallibly, an error if they
+/// cannot be, or if `weights` is shorter than the panels.
+pub fn repack_smmla(
+    weights: &[i8],
+    kp: usize,
+    interleave: usize,
+    panels: usize,
+    out: &mut Vec<i8>,
+) -> Result<()> {
+    let bytes = panels
+        .checked_mul(kp * NR)
+        .filter(|&n| {
+            kp.is_multiple_of(QBLOCK) && (interleave == 1 || interleave == 2) && n <= weights.len()
+        })
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} packed bytes for {panels} panels of {kp} inputs",
+                weights.len()
+            ))
+        })?;
+    out.try_reserve(bytes).map_err(|_| Error::OutOfMemory {
+        what: "the weights repacked for i8mm",
+        bytes: bytes as u64,
+    })?;
+    for p in 0..panels {
+        push_smmla(
+            &weights[panel_span(kp, interleave, p).weights],
+            kp,
+            interleave,
+            out,
+        );
+    }
+    Ok(())
+}
+
+/// One panel of the file's layouts (`kp` inputs) appended to `out` as [`repack_smmla`] lays
+/// it out: `kp · NR` bytes. Panics if the panel is shorter than `kp` inputs.
+pub fn repack_smmla_panel(panel: &Panel<'_>, kp: usize, out: &mut Vec<i8>) {
+    assert!(panel.layout == crate::kernels::WeightLayout::Group4 && kp.is_multiple_of(QBLOCK));
+    push_smmla(panel.w, kp, panel.interleave, out);
+}
+
+/// See [`repack_smmla_panel`]: `w` from the panel's first group on.
+fn push_smmla(w: &[i8], kp: usize, interleave: usize, out: &mut Vec<i8>) {
+    let step = NR * GROUP * interleave;
+    for s in 0..kp / SMMLA_K {
+        for j in 0..NR {
+            // Groups 2s and 2s + 1 hold output j's inputs 8s..8s + 4 and 8s + 4..8s + 8.
+            let g = 2 * s * step + j * GROUP;
+            out.extend_from_slice(&w[g..g + GROUP]);
+            out.extend_from_slice(&w[g + step..g + step + GROUP]);
+        }
+    }
+}
+
+/// Panel `p` of weights repacked by [`repack_smmla`] (`kp` inputs), as the i8mm kernels read
+/// it; `None` past the end.
+pub fn smmla_panel(repacked: &[i8], kp: usize, p: usize) -> Option<Panel<'_>> {
+    let at = p.checked_mul(kp * NR)?;
+    Some(Panel {
+        w: repacked.get(at..at.checked_add(kp * NR)?)?,
+        sums: &[],
+        interleave: 1,
+        layout: crate::kernels::WeightLayout::Smmla,
+    })
 }
 
 #[cfg(test)]

@@ -133,9 +133,23 @@ impl Isa {
     }
 }
 
+/// How a [`Panel`]'s weights are laid out, and which layout a tier's GEMM kernels read
+/// ([`Kernels::weights`]). A kernel handed a layout it does not read panics (a bug, not input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// The file's layouts (`format::Layout::I8Panel8x4` / `I8Panel16x4`): groups of four
+    /// inputs, each output's four bytes contiguous.
+    Group4,
+    /// The i8mm tier's repacked copy (`format::pack::repack_smmla`): per eight inputs, each
+    /// output's eight bytes contiguous, output-major (64 bytes), so that one 16-byte load is
+    /// `smmla`'s 8 × 2 operand for two outputs. No interleave (1), no block sums (empty).
+    Smmla,
+}
+
 /// One packed panel of [`NR`] outputs as the int8 GEMM kernels read it, in either packed
-/// layout (`format::Layout::I8Panel8x4`: `interleave` 1; `I8Panel16x4`: 2, the panel and its
-/// neighbour alternate group by group so that one 64-byte load holds both).
+/// layout of the file (`format::Layout::I8Panel8x4`: `interleave` 1; `I8Panel16x4`: 2, the
+/// panel and its neighbour alternate group by group so that one 64-byte load holds both), or
+/// repacked for `smmla` ([`WeightLayout::Smmla`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Panel<'a> {
     /// From the panel's first group on: group `g` (`NR · 4` bytes) starts at
@@ -146,6 +160,8 @@ pub struct Panel<'a> {
     pub sums: &'a [i32],
     /// How many panels alternate group by group: 1 or 2.
     pub interleave: usize,
+    /// How `w` is laid out.
+    pub layout: WeightLayout,
 }
 
 impl Panel<'_> {
@@ -350,12 +366,38 @@ pub(crate) fn check_gemm_args(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel:
 pub(crate) fn check_gemm_operands(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
     let il = panel.interleave;
     assert!(
+        panel.layout == WeightLayout::Group4,
+        "int8 GEMM: weights in the wrong layout"
+    );
+    assert!(
         kp.is_multiple_of(QBLOCK)
             && (il == 1 || il == 2)
             && xq.len() >= m * kp
             && xs.len() >= m * (kp / QBLOCK)
             && panel.w.len() >= Panel::weight_span(kp, il)
             && panel.sums.len() >= Panel::sums_span(kp, il)
+    );
+}
+
+/// [`check_gemm_operands`] for a kernel that reads [`WeightLayout::Smmla`]: `kp · NR` bytes of
+/// weights, no block sums.
+#[allow(dead_code)] // used by the i8mm tier only
+pub(crate) fn check_gemm_operands_smmla(
+    xq: &[i8],
+    xs: &[f32],
+    m: usize,
+    kp: usize,
+    panel: &Panel<'_>,
+) {
+    assert!(
+        panel.layout == WeightLayout::Smmla,
+        "int8 GEMM: weights in the wrong layout"
+    );
+    assert!(
+        kp.is_multiple_of(QBLOCK)
+            && xq.len() >= m * kp
+            && xs.len() >= m * (kp / QBLOCK)
+            && panel.w.len() >= kp * NR
     );
 }
 
@@ -415,6 +457,9 @@ pub struct Kernels {
     pub isa: Isa,
     /// The activation codes `quantize_blocks` writes and the GEMM kernels read.
     pub codes: Codes,
+    /// The weight layout the GEMM kernels read: the file's, or the repacked copy the model
+    /// builds once for the tiers that want one.
+    pub weights: WeightLayout,
     pub gemm_i8_panel: GemmI8Panel,
     pub gemm_i8_panel4: Option<GemmI8Panel4>,
     pub panel_epilogue: PanelEpilogue,
@@ -442,6 +487,7 @@ impl Kernels {
         let mut k = Kernels {
             isa,
             codes: Codes::Signed,
+            weights: WeightLayout::Group4,
             gemm_i8_panel: scalar::gemm_i8_panel,
             gemm_i8_panel4: None,
             panel_epilogue: scalar::panel_epilogue,
@@ -509,7 +555,10 @@ impl Kernels {
                     isa,
                     ..Self::for_isa(Isa::NeonDotprod)?
                 };
+                // Both GEMMs read the repacked weights: one panel (the tails), four (the rest).
+                k.weights = WeightLayout::Smmla;
                 k.gemm_i8_panel = aarch64::gemm_i8_panel_i8mm;
+                k.gemm_i8_panel4 = Some(aarch64::gemm_i8_panel4_i8mm);
             }
             // available() admits only this architecture's tiers.
             #[allow(unreachable_patterns)]

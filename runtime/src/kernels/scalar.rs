@@ -302,6 +302,10 @@ fn gemm_i8_panel_body(
     panel: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
+    assert!(
+        panel.layout == super::WeightLayout::Group4,
+        "int8 GEMM: weights in the wrong layout"
+    );
     let nb = kp / QBLOCK;
     let step = 4 * NR * panel.interleave;
     for (r, out) in acc.iter_mut().enumerate().take(m) {
@@ -628,6 +632,7 @@ mod tests {
             w: &panel,
             sums: &sums,
             interleave: 1,
+            layout: super::super::WeightLayout::Group4,
         };
         gemm_i8_panel(&q, &s, m, kp, p, &mut acc);
         for (r, acc_r) in acc.iter().enumerate().take(m) {

@@ -1,6 +1,7 @@
 //! The execution context of a forward pass.
 
 use super::config::Config;
+use super::weights::SmmlaWeights;
 use crate::kernels::Kernels;
 use crate::pool::Pool;
 
@@ -12,5 +13,7 @@ pub(crate) struct Exec<'a> {
     pub kernels: Kernels,
     pub pool: &'a Pool,
     pub bytes: &'a [u8],
+    /// The i8mm repack of the packed weights, when the kernels read it.
+    pub smmla: Option<&'a SmmlaWeights>,
     pub config: &'a Config,
 }

@@ -6,7 +6,7 @@ use super::config::Activation;
 use super::exec::Exec;
 use super::scratch::LinearScratch;
 use super::tensors::Tensors;
-use super::weights::{MatRef, PackedRef, VecRef};
+use super::weights::{MatRef, PackedRef, Panels, VecRef};
 use crate::error::Result;
 use crate::kernels::{self, scalar, Epilogue4, Kernels, MR, NR, QBLOCK};
 use crate::pool::{share, SharedMut};
@@ -161,7 +161,7 @@ impl Linear {
         Int8Run {
             n_out: self.rows,
             packed,
-            bytes: ex.bytes,
+            panels: packed.panels(ex.bytes, ex.smmla),
             bias: self.b.map(|b| b.view(ex.bytes)),
             scales: packed.scales.view(ex.bytes),
             xq,
@@ -178,7 +178,8 @@ impl Linear {
 struct Int8Run<'a> {
     n_out: usize,
     packed: PackedRef,
-    bytes: &'a [u8],
+    /// The packed weights' panels, in the layout the kernels read.
+    panels: Panels<'a>,
     bias: Option<&'a [f32]>,
     /// Per output channel.
     scales: &'a [f32],
@@ -215,7 +216,7 @@ impl Int8Run<'_> {
             let gemm4 = k.gemm_i8_panel4;
             if let Some(gemm4) = gemm4.filter(|_| panel + 4 <= mine.end && fused && o.end <= n_out)
             {
-                let pw = [0, 1, 2, 3].map(|i| p.panel(self.bytes, panel + i));
+                let pw = [0, 1, 2, 3].map(|i| self.panels.panel(panel + i));
                 let epi = Epilogue4 {
                     scales: self.scales[o.clone()].try_into().expect("4·NR scales"),
                     bias: self
@@ -226,7 +227,7 @@ impl Int8Run<'_> {
                 // The next four panels' weights (12-48 kB, first read from memory) while
                 // these run over every row.
                 if panel + 8 <= mine.end {
-                    let next = p.panel(self.bytes, panel + 4).w;
+                    let next = self.panels.panel(panel + 4).w;
                     for line in next[..(kp * NR * 4).min(next.len())].chunks(64) {
                         kernels::prefetch(line.as_ptr().cast());
                     }
@@ -236,7 +237,7 @@ impl Int8Run<'_> {
                 gemm4(xq, xs, kp, pw, Some(epi), tile);
                 panel += 4;
             } else {
-                let pw = p.panel(self.bytes, panel);
+                let pw = self.panels.panel(panel);
                 for r0 in (0..t).step_by(MR) {
                     let m = MR.min(t - r0);
                     (k.gemm_i8_panel)(&xq[r0 * kp..], &xs[r0 * nb..], m, kp, pw, &mut acc);

@@ -59,6 +59,10 @@ pub struct Model {
     pub(crate) network: Network,
     /// The accelerators' device models attached for this model, shared by its sessions.
     pub(crate) devices: crate::offload::DeviceCache,
+    /// The packed weights repacked for the i8mm tier, built by its first session.
+    smmla: std::sync::OnceLock<weights::SmmlaWeights>,
+    /// Held while they are built: one build, however many sessions start at once.
+    smmla_build: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Model {
@@ -121,6 +125,8 @@ impl Model {
             tokenizer,
             network,
             devices: Default::default(),
+            smmla: Default::default(),
+            smmla_build: Default::default(),
         })
     }
 
@@ -178,6 +184,32 @@ impl Model {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         self.file.bytes()
+    }
+
+    /// The weights the session's kernels read besides the file: the i8mm repack for kernels
+    /// that read [`WeightLayout::Smmla`](crate::kernels::WeightLayout::Smmla), built the first
+    /// time (an error if its memory is not there), else nothing.
+    pub(crate) fn prepare_weights(&self, k: &crate::kernels::Kernels) -> Result<()> {
+        if k.weights != crate::kernels::WeightLayout::Smmla || self.smmla.get().is_some() {
+            return Ok(());
+        }
+        let _one = self.smmla_build.lock().unwrap_or_else(|e| e.into_inner());
+        if self.smmla.get().is_none() {
+            let w = weights::SmmlaWeights::build(&self.file)?;
+            let _ = self.smmla.set(w);
+        }
+        Ok(())
+    }
+
+    /// The i8mm repack when `k` reads it ([`Model::prepare_weights`] built it).
+    pub(crate) fn smmla_weights(
+        &self,
+        k: &crate::kernels::Kernels,
+    ) -> Option<&weights::SmmlaWeights> {
+        match k.weights {
+            crate::kernels::WeightLayout::Smmla => self.smmla.get(),
+            crate::kernels::WeightLayout::Group4 => None,
+        }
     }
 }
 

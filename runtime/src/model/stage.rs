@@ -129,6 +129,7 @@ impl<'a> ForwardPass<'a> {
                 kernels,
                 pool,
                 bytes: model.bytes(),
+                smmla: model.smmla_weights(&kernels),
                 config: model.config(),
             },
             scratch,

@@ -5,7 +5,7 @@ use half::{bf16, f16};
 
 use crate::error::{Error, Result};
 use crate::format::{pack, DType, Layout, ModelFile, TensorView};
-use crate::kernels::{Panel, NR, QBLOCK};
+use crate::kernels::{Panel, WeightLayout, NR, QBLOCK};
 
 /// A row-major `[rows, cols]` matrix of f32, f16, bf16, or int8 / int4 with one scale per row.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +156,130 @@ impl PackedRef {
             w: bytemuck::cast_slice(&bytes[w + span.weights.start..w + span.weights.end]),
             sums: bytemuck::cast_slice(&bytes[s + 4 * span.sums.start..s + 4 * span.sums.end]),
             interleave: self.interleave,
+            layout: WeightLayout::Group4,
         }
+    }
+
+    /// The panels as the session's kernels read them: from the i8mm repack when the session
+    /// has one (`smmla`), else from the file.
+    #[inline]
+    pub fn panels<'a>(&self, bytes: &'a [u8], smmla: Option<&'a SmmlaWeights>) -> Panels<'a> {
+        Panels {
+            packed: *self,
+            bytes,
+            smmla: smmla.map(|s| s.tensor((self.offset, self.interleave, self.kp, self.panels))),
+        }
+    }
+}
+
+/// A packed weight's panels, in the layout the session's GEMM kernels read.
+#[derive(Clone, Copy)]
+pub(crate) struct Panels<'a> {
+    packed: PackedRef,
+    bytes: &'a [u8],
+    /// The weight's bytes in [`SmmlaWeights`], for the i8mm tier.
+    smmla: Option<&'a [i8]>,
+}
+
+impl<'a> Panels<'a> {
+    /// Panel `p` (`p < packed.panels`).
+    #[inline]
+    pub fn panel(&self, p: usize) -> Panel<'a> {
+        match self.smmla {
+            // From the panel on: the kernels read `kp · NR` bytes, a prefetch may look ahead.
+            Some(w) => Panel {
+                w: &w[p * self.packed.kp * NR..],
+                sums: &[],
+                interleave: 1,
+                layout: WeightLayout::Smmla,
+            },
+            None => self.packed.panel(self.bytes, p),
+        }
+    }
+}
+
+/// A packed tensor: its offset in the file, interleave, inputs (`kp`) and panels.
+type Key = (usize, usize, usize, usize);
+
+/// Every packed int8 weight of a file, repacked once for the i8mm tier
+/// ([`pack::repack_smmla`]): built by the first session that runs `smmla` kernels, kept by the
+/// model and shared by its sessions. As many bytes as the file's packed weights.
+#[derive(Debug)]
+pub(crate) struct SmmlaWeights {
+    w: Vec<i8>,
+    /// Per packed tensor, by its offset in the file, interleave, inputs and panels: where its
+    /// repacked bytes start in `w` (`kp · NR · panels` of them).
+    at: Vec<(Key, usize)>,
+}
+
+impl SmmlaWeights {
+    /// Repacks every packed tensor of `file`; an error (not an abort) when the memory is not
+    /// there.
+    pub fn build(file: &ModelFile) -> Result<SmmlaWeights> {
+        let start = std::time::Instant::now();
+        // (offset, interleave, kp, panels) of each packed `[rows, cols]` tensor.
+        let mut tensors = Vec::new();
+        for r in file.records() {
+            let (Some(il), [rows, cols]) = (pack::interleave(r.layout), &r.shape[..]) else {
+                continue;
+            };
+            let (rows, cols) = (usize::try_from(*rows), usize::try_from(*cols));
+            let (Ok(rows), Ok(cols)) = (rows, cols) else {
+                continue;
+            };
+            let kp = pack::padded_cols(cols);
+            let panels = rows.div_ceil(NR * il) * il;
+            tensors.push((r.offset as usize, il, kp, panels));
+        }
+        tensors.sort_unstable();
+        // As many bytes as the file's packed tensors (checked at open): no overflow, but a
+        // crafted file gets an error here rather than a wrapped size.
+        let bytes = tensors
+            .iter()
+            .try_fold(0usize, |n, t| {
+                n.checked_add(t.2.checked_mul(NR)?.checked_mul(t.3)?)
+            })
+            .ok_or_else(|| Error::InvalidArgument("packed tensors larger than memory".into()))?;
+        let mut w = Vec::new();
+        w.try_reserve_exact(bytes).map_err(|_| Error::OutOfMemory {
+            what: "the weights repacked for i8mm",
+            bytes: bytes as u64,
+        })?;
+        let mut at = Vec::new();
+        at.try_reserve_exact(tensors.len())
+            .map_err(|_| Error::OutOfMemory {
+                what: "the weights repacked for i8mm",
+                bytes: bytes as u64,
+            })?;
+        let all = file.bytes();
+        for (offset, il, kp, panels) in tensors {
+            let n = kp * NR * panels;
+            let src = offset
+                .checked_add(n)
+                .and_then(|end| all.get(offset..end))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("packed tensor at {offset}: truncated"))
+                })?;
+            let from = w.len();
+            pack::repack_smmla(bytemuck::cast_slice(src), kp, il, panels, &mut w)?;
+            at.push(((offset, il, kp, panels), from));
+        }
+        log::info!(
+            "dbrt: {} packed weights repacked for i8mm: {bytes} bytes in {:.1} ms",
+            at.len(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(SmmlaWeights { w, at })
+    }
+
+    /// The repacked bytes of a tensor (`kp · NR · panels`): every packed tensor has them.
+    fn tensor(&self, key: Key) -> &[i8] {
+        let i = self
+            .at
+            .binary_search_by_key(&key, |a| a.0)
+            .expect("every packed tensor is repacked");
+        let from = self.at[i].1;
+        &self.w[from..from + key.2 * NR * key.3]
     }
 }
 

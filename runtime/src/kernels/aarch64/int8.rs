@@ -7,17 +7,6 @@ use std::arch::aarch64::*;
 use crate::kernels::lanes::{F32Lanes, Pair};
 use crate::kernels::{f32_bodies, Epilogue4, Tile, MR, NR, QBLOCK};
 
-/// Scales one block's i32 sums into the f32 sums: one fused multiply-add, as the scalar kernel.
-#[inline(always)]
-pub(super) unsafe fn scale_block(f: &mut [float32x4_t; 2], lo: int32x4_t, hi: int32x4_t, s: f32) {
-    // SAFETY: register arithmetic; the caller runs with NEON.
-    unsafe {
-        let s = vdupq_n_f32(s);
-        f[0] = vfmaq_f32(f[0], vcvtq_f32_s32(lo), s);
-        f[1] = vfmaq_f32(f[1], vcvtq_f32_s32(hi), s);
-    }
-}
-
 #[inline(always)]
 pub(super) fn store<const M: usize>(f: &[[float32x4_t; 2]; M], acc: &mut [[f32; NR]; MR]) {
     for (r, fr) in f.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::int8_scores::{Int8HeadScratch, RelWindow};
 use super::{rows_of, transpose_rows, HeadJob, HeadScratch};
 use crate::kernels::{Epilogue4, Kernels, Tile, MR, NR, QBLOCK};
-use crate::model::weights::PackedRef;
+use crate::model::weights::{PackedRef, SmmlaWeights};
 
 /// Rows (queries or keys) per block of c2p / p2c products when the relative rows are
 /// consecutive.
@@ -119,6 +119,7 @@ fn products(
     let products = RelProducts {
         k,
         bytes: job.ex.bytes,
+        smmla: job.ex.smmla,
         kp,
         base: head * rel.rows / NR + rel.first,
         panels: rel.panels,
@@ -166,6 +167,8 @@ fn products(
 struct RelProducts<'a> {
     k: &'a Kernels,
     bytes: &'a [u8],
+    /// The i8mm repack, when the kernels read it.
+    smmla: Option<&'a SmmlaWeights>,
     kp: usize,
     base: usize,
     panels: usize,
@@ -196,7 +199,8 @@ impl RelProducts<'_> {
             None => (0, self.panels),
         };
         let scales = &proj.scales.view(self.bytes)[(self.base + first) * NR..];
-        let panel = |p| proj.panel(self.bytes, self.base + first + p);
+        let weights = proj.panels(self.bytes, self.smmla);
+        let panel = |p| weights.panel(self.base + first + p);
         let (xq, xs, m) = (&x[r0 * kp..], &xs[r0 * nb..], r1 - r0);
         let out = &mut out[r0 * ld + first * NR..];
         let k = self.k;
