@@ -535,6 +535,43 @@ fn row_panel4_matches_scalar_bit_for_bit() {
     }
 }
 
+/// Every row count, the depths around the four-step unroll (0 to 70) and the widths around
+/// each tile the tiers use (4, 16 and 32 columns, and the scalar columns after them), with
+/// strides past the width: the same bits as scalar, and nothing written past the output.
+#[test]
+fn row_panel_tiles_match_scalar_bit_for_bit() {
+    let mut next = rng(67);
+    let widths = [
+        0usize, 1, 3, 4, 5, 7, 12, 15, 16, 17, 19, 20, 31, 32, 33, 36, 47, 48, 51, 64, 67,
+    ];
+    for k in tiers() {
+        for kn in (0usize..=9).chain([15, 16, 17, 31, 32, 33, 63, 64, 70]) {
+            for &w in &widths {
+                let stride = w + (next() % 6) as usize;
+                let mut val = || (next() % 2001) as f32 / 1000.0 - 1.0;
+                let rows: Vec<Vec<f32>> =
+                    (0..4).map(|_| (0..kn).map(|_| val()).collect()).collect();
+                let b: Vec<f32> = (0..kn.saturating_sub(1) * stride + w)
+                    .map(|_| val())
+                    .collect();
+                let a = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+                for m in 1..=4 {
+                    let (mut want, mut got) = (vec![7f32; m * w + 5], vec![7f32; m * w + 5]);
+                    scalar::row_panel4(a, m, &b, stride, &mut want, w);
+                    (k.row_panel4_f32)(a, m, &b, stride, &mut got, w);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "{:?} m={m} kn={kn} w={w}", k.isa);
+                }
+                let (mut want, mut got) = (vec![7f32; w], vec![-7f32; w]);
+                scalar::row_panel(a[0], &b, stride, &mut want);
+                (k.row_panel_f32)(a[0], &b, stride, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&want), bits(&got), "{:?} one row kn={kn} w={w}", k.isa);
+            }
+        }
+    }
+}
+
 #[test]
 fn row_panel_matches_scalar_bit_for_bit() {
     let mut next = rng(17);

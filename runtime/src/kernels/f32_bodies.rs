@@ -251,6 +251,7 @@ pub(super) unsafe fn dot<V: F32Lanes>(a: &[f32], b: &[f32]) -> f32 {
 /// Columns `c..c + N·LANES` of `out[c] = Σ_k a[k] · b[k·stride + c]`, N accumulators in
 /// registers, one fused multiply-add per step in `k` order ([`super::scalar::row_panel`]).
 /// `b` holds `(a.len() - 1)·stride + c + N·LANES` floats, `out` `c + N·LANES`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 unsafe fn row_panel_cols<V: F32Lanes, const N: usize>(
     a: &[f32],
@@ -277,6 +278,7 @@ unsafe fn row_panel_cols<V: F32Lanes, const N: usize>(
 /// A row panel's columns from `c` on, `N·LANES` at a time while they fit: the first column
 /// left. `b` holds `(a.len() - 1)·stride + w` floats (none read when `a` is empty), `out`
 /// `w`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel_run<V: F32Lanes, const N: usize>(
     a: &[f32],
@@ -298,6 +300,7 @@ pub(super) unsafe fn row_panel_run<V: F32Lanes, const N: usize>(
 /// Columns `c..c + N·LANES` of `M` row panels at once: each `b` vector loaded once for all
 /// rows, each `a` value broadcast once for N vectors; every output summed as
 /// [`super::scalar::row_panel`]. Rows `r < M` hold `kn` floats; `out` holds `M·w`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_panel4_cols<V: F32Lanes, const M: usize, const N: usize>(
@@ -336,6 +339,7 @@ unsafe fn row_panel4_cols<V: F32Lanes, const M: usize, const N: usize>(
 /// with `one_row_from` (the tier's one-row kernel from column `c`): the last columns after
 /// [`row_panel4_run`], summed as the one-row kernel sums them. The caller's CPU runs
 /// `one_row_from`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel4_rest<const M: usize>(
     a: &[&[f32]; 4],
@@ -355,6 +359,7 @@ pub(super) unsafe fn row_panel4_rest<const M: usize>(
 
 /// [`row_panel_run`] for the first `M` of four rows (`out` rows `w` apart): the first column
 /// left. The wrapper checked the shapes (`super::check_row_panel4_args`).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel4_run<V: F32Lanes, const M: usize, const N: usize>(
     a: &[&[f32]; 4],
