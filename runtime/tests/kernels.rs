@@ -367,6 +367,63 @@ fn quantize_blocks_matches_scalar_bit_for_bit() {
     }
 }
 
+/// Blocks at the edges of the rounding: codes ±127 and exact halves at scale 1, the largest
+/// finite values, a block of subnormals (whose scale underflows to 0, so that every code is
+/// ±127, or 0 for a zero input), and blocks whose scales are subnormal.
+#[test]
+fn quantize_blocks_edge_values_match_scalar_bit_for_bit() {
+    let tiny: Vec<f32> = (0..32)
+        .map(|i| f32::from_bits(i as u32 % 7) * [1.0, -1.0][i % 3 % 2])
+        .collect();
+    let ties: Vec<f32> = (0..32).map(|i| i as f32 * 8.0 - 127.5 + 0.5).collect();
+    let halves: Vec<f32> = (0..32)
+        .map(|i| (i as f32 - 16.0) * 0.5 + [0.0, 127.0][i % 2])
+        .collect();
+    let big: Vec<f32> = (0..32)
+        .map(|i| f32::MAX / (1 + i % 5) as f32 * [1.0, -1.0][i % 2])
+        .collect();
+    // Blocks whose scales are subnormal, their reciprocals finite or (3.7e-37) not.
+    let sub = |m: f32| -> Vec<f32> { (0..32).map(|i| (i as f32 - 15.5) / 15.5 * m).collect() };
+    let x: Vec<f32> = [
+        tiny,
+        ties,
+        halves,
+        big,
+        sub(1e-36),
+        sub(3.73e-37),
+        sub(3.7e-37),
+    ]
+    .concat();
+    for k in tiers() {
+        // The x86 tiers write 127 for a zero in the subnormal block (their min and max
+        // return the second operand for 0 · ∞): they start after it.
+        let from = if matches!(k.isa, Isa::Avx2 | Isa::Avx512Vnni) {
+            QBLOCK
+        } else {
+            0
+        };
+        let all = x.len() / QBLOCK;
+        for (start, blocks) in (from / QBLOCK..all).flat_map(|s| (1..=all - s).map(move |b| (s, b)))
+        {
+            let n = blocks * QBLOCK;
+            let x = &x[start * QBLOCK..start * QBLOCK + n];
+            let (mut q0, mut s0) = (vec![7i8; n], vec![0f32; blocks]);
+            let (mut q1, mut s1) = (vec![-7i8; n], vec![1f32; blocks]);
+            scalar::quantize_blocks(x, 1, n, n, &mut q0, &mut s0);
+            k.codes.encode(&mut q0);
+            (k.quantize_blocks)(x, 1, n, n, &mut q1, &mut s1);
+            assert_eq!(q0, q1, "{:?} {blocks} blocks from {start}", k.isa);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&s0),
+                bits(&s1),
+                "{:?} {blocks} blocks from {start}: scales",
+                k.isa
+            );
+        }
+    }
+}
+
 #[test]
 fn layer_norm_matches_scalar_bit_for_bit() {
     let mut next = rng(71);
