@@ -83,6 +83,7 @@ macro_rules! layer_norm_rows_entry {
 }
 
 /// See [`dot_entry!`].
+#[cfg_attr(target_arch = "aarch64", allow(unused_macros))] // aarch64 has its own epilogue
 macro_rules! panel_epilogue_entry {
     ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty) => {
         f32_entry! {
@@ -158,6 +159,7 @@ pub(super) unsafe fn exp<V: F32Lanes>(x: V) -> V {
 
 /// [`super::scalar::gelu_fast`] on every lane (`a - c` as `a + (-c)`, which IEEE makes the
 /// same number).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn gelu<V: F32Lanes>(v: V) -> V {
     use erf_consts::{P, Q};
@@ -182,6 +184,7 @@ pub(super) unsafe fn gelu<V: F32Lanes>(v: V) -> V {
 
 /// The int8 GEMM's epilogue on one vector of outputs: times the weight scales, plus the bias,
 /// then GELU if asked ([`super::scalar::panel_epilogue`]'s steps).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn epilogue<V: F32Lanes>(y: V, scales: V, bias: Option<V>, gelu: bool) -> V {
     // SAFETY: the module's contract.
@@ -198,6 +201,7 @@ pub(super) unsafe fn epilogue<V: F32Lanes>(y: V, scales: V, bias: Option<V>, gel
 }
 
 /// [`super::scalar::panel_epilogue`] with lanes of one panel's [`NR`] outputs.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn panel_epilogue<V: F32Lanes>(
     acc: &mut [[f32; NR]; MR],

@@ -23,6 +23,7 @@ pub(super) trait F32Lanes: Copy {
     unsafe fn add(self, b: Self) -> Self;
     unsafe fn sub(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
+    #[cfg_attr(target_arch = "aarch64", allow(dead_code))] // GELU's, and aarch64 has its own
     unsafe fn div(self, b: Self) -> Self;
     /// `self + a·b`, rounded once.
     #[cfg_attr(target_arch = "aarch64", allow(dead_code))] // the x86 row panels' step

@@ -6,11 +6,12 @@
 use std::arch::aarch64::*;
 
 use crate::kernels::lanes::Pair;
-use crate::kernels::{MR, NR};
 
+mod epilogue;
 mod row_panel;
 mod transpose;
 
+pub(in crate::kernels) use epilogue::panel_epilogue_neon;
 pub(in crate::kernels) use transpose::transpose8_neon;
 
 type Neon8 = Pair<float32x4_t>;
@@ -27,10 +28,6 @@ softmax_rows_entry!(
 layer_norm_rows_entry!(
     /// LayerNorm over rows with NEON, bit for bit [`scalar::layer_norm_rows`].
     layer_norm_rows_neon, "neon", Neon8, SumNeon
-);
-panel_epilogue_entry!(
-    /// The int8 GEMM's epilogue with NEON, bit for bit [`scalar::panel_epilogue`].
-    panel_epilogue_neon, "neon", Neon8
 );
 row_panel_entry!(
     /// Row vector times matrix with NEON, each output summed as [`scalar::row_panel`] does.
@@ -64,4 +61,27 @@ unsafe fn row_panel4_neon<const M: usize>(
     // SAFETY: NEON is enabled here; the entry point checked the shapes (rows of one length,
     // b's bound, out holds M·w).
     unsafe { row_panel::rows::<M>(&a, b, stride, out, w, w) }
+}
+
+/// Four floats from `p + 4·I` with one `ldr q`. Not `vld1q_f32`: LLVM pairs adjacent loads
+/// into `ldp q`, which llvm-mca's Cortex-A55 model issues once per 6 cycles (`ldr q`: once per
+/// cycle; the row panels' 4 × 16 tile's loop takes 62 cycles there instead of 89, the same 32
+/// on the Neoverse-N1/N2 models), and folds loads from a constant table back into constants.
+///
+/// # Safety
+/// 4 readable floats at `p + 4·I`.
+#[inline(always)]
+pub(super) unsafe fn ldr_q<const I: usize>(p: *const f32) -> float32x4_t {
+    let v: float32x4_t;
+    // SAFETY: the caller's bound; a plain load, no other effect.
+    unsafe {
+        std::arch::asm!(
+            "ldr {v:q}, [{p}, #{off}]",
+            v = out(vreg) v,
+            p = in(reg) p,
+            off = const 16 * I,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    v
 }

@@ -8,6 +8,7 @@
 
 use std::arch::aarch64::*;
 
+use super::ldr_q;
 use crate::kernels::scalar;
 
 /// The widest tile per row count: `M·N` accumulators (FMLA's latency is 4 cycles on the
@@ -19,29 +20,6 @@ const fn wide(m: usize) -> usize {
     } else {
         4
     }
-}
-
-/// Four floats from `p + 4·I` with one `ldr q`. Not `vld1q_f32`: LLVM pairs adjacent loads
-/// into `ldp q`, which llvm-mca's Cortex-A55 model issues once per 6 cycles (`ldr q`: once per
-/// cycle): the 4 × 16 tile's loop takes 62 cycles there instead of 89, the same 32 on the
-/// Neoverse-N1/N2 models.
-///
-/// # Safety
-/// 4 readable floats at `p + 4·I`.
-#[inline(always)]
-unsafe fn ldr_q<const I: usize>(p: *const f32) -> float32x4_t {
-    let v: float32x4_t;
-    // SAFETY: the caller's bound; a plain load, no other effect.
-    unsafe {
-        std::arch::asm!(
-            "ldr {v:q}, [{p}, #{off}]",
-            v = out(vreg) v,
-            p = in(reg) p,
-            off = const 16 * I,
-            options(nostack, readonly, preserves_flags),
-        )
-    };
-    v
 }
 
 /// One step `k` (lane `L` of the `a` vectors) of a tile: `N` vectors of `b` row `k` at `bk`.
