@@ -575,6 +575,63 @@ fn quantize_blocks_matches_scalar_bit_for_bit() {
     }
 }
 
+/// Blocks at the edges of the rounding: codes ±127 and exact halves at scale 1, the largest
+/// finite values, a block of subnormals (whose scale underflows to 0, so that every code is
+/// ±127, or 0 for a zero input), and blocks whose scales are subnormal.
+#[test]
+fn quantize_blocks_edge_values_match_scalar_bit_for_bit() {
+    let tiny: Vec<f32> = (0..32)
+        .map(|i| f32::from_bits(i as u32 % 7) * [1.0, -1.0][i % 3 % 2])
+        .collect();
+    let ties: Vec<f32> = (0..32).map(|i| i as f32 * 8.0 - 127.5 + 0.5).collect();
+    let halves: Vec<f32> = (0..32)
+        .map(|i| (i as f32 - 16.0) * 0.5 + [0.0, 127.0][i % 2])
+        .collect();
+    let big: Vec<f32> = (0..32)
+        .map(|i| f32::MAX / (1 + i % 5) as f32 * [1.0, -1.0][i % 2])
+        .collect();
+    // Blocks whose scales are subnormal, their reciprocals finite or (3.7e-37) not.
+    let sub = |m: f32| -> Vec<f32> { (0..32).map(|i| (i as f32 - 15.5) / 15.5 * m).collect() };
+    let x: Vec<f32> = [
+        tiny,
+        ties,
+        halves,
+        big,
+        sub(1e-36),
+        sub(3.73e-37),
+        sub(3.7e-37),
+    ]
+    .concat();
+    for k in tiers() {
+        // The x86 tiers write 127 for a zero in the subnormal block (their min and max
+        // return the second operand for 0 · ∞): they start after it.
+        let from = if matches!(k.isa, Isa::Avx2 | Isa::Avx512Vnni) {
+            QBLOCK
+        } else {
+            0
+        };
+        let all = x.len() / QBLOCK;
+        for (start, blocks) in (from / QBLOCK..all).flat_map(|s| (1..=all - s).map(move |b| (s, b)))
+        {
+            let n = blocks * QBLOCK;
+            let x = &x[start * QBLOCK..start * QBLOCK + n];
+            let (mut q0, mut s0) = (vec![7i8; n], vec![0f32; blocks]);
+            let (mut q1, mut s1) = (vec![-7i8; n], vec![1f32; blocks]);
+            scalar::quantize_blocks(x, 1, n, n, &mut q0, &mut s0);
+            k.codes.encode(&mut q0);
+            (k.quantize_blocks)(x, 1, n, n, &mut q1, &mut s1);
+            assert_eq!(q0, q1, "{:?} {blocks} blocks from {start}", k.isa);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&s0),
+                bits(&s1),
+                "{:?} {blocks} blocks from {start}: scales",
+                k.isa
+            );
+        }
+    }
+}
+
 #[test]
 fn layer_norm_matches_scalar_bit_for_bit() {
     let mut next = rng(71);
@@ -738,6 +795,43 @@ fn row_panel4_matches_scalar_bit_for_bit() {
                     .iter()
                     .zip(&want[r * w..(r + 1) * w])
                     .all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+        }
+    }
+}
+
+/// Every row count, the depths around the four-step unroll (0 to 70) and the widths around
+/// each tile the tiers use (4, 16 and 32 columns, and the scalar columns after them), with
+/// strides past the width: the same bits as scalar, and nothing written past the output.
+#[test]
+fn row_panel_tiles_match_scalar_bit_for_bit() {
+    let mut next = rng(67);
+    let widths = [
+        0usize, 1, 3, 4, 5, 7, 12, 15, 16, 17, 19, 20, 31, 32, 33, 36, 47, 48, 51, 64, 67,
+    ];
+    for k in tiers() {
+        for kn in (0usize..=9).chain([15, 16, 17, 31, 32, 33, 63, 64, 70]) {
+            for &w in &widths {
+                let stride = w + (next() % 6) as usize;
+                let mut val = || (next() % 2001) as f32 / 1000.0 - 1.0;
+                let rows: Vec<Vec<f32>> =
+                    (0..4).map(|_| (0..kn).map(|_| val()).collect()).collect();
+                let b: Vec<f32> = (0..kn.saturating_sub(1) * stride + w)
+                    .map(|_| val())
+                    .collect();
+                let a = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+                for m in 1..=4 {
+                    let (mut want, mut got) = (vec![7f32; m * w + 5], vec![7f32; m * w + 5]);
+                    scalar::row_panel4(a, m, &b, stride, &mut want, w);
+                    (k.row_panel4_f32)(a, m, &b, stride, &mut got, w);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "{:?} m={m} kn={kn} w={w}", k.isa);
+                }
+                let (mut want, mut got) = (vec![7f32; w], vec![-7f32; w]);
+                scalar::row_panel(a[0], &b, stride, &mut want);
+                (k.row_panel_f32)(a[0], &b, stride, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&want), bits(&got), "{:?} one row kn={kn} w={w}", k.isa);
             }
         }
     }

@@ -83,6 +83,7 @@ macro_rules! layer_norm_rows_entry {
 }
 
 /// See [`dot_entry!`].
+#[cfg_attr(target_arch = "aarch64", allow(unused_macros))] // aarch64 has its own epilogue
 macro_rules! panel_epilogue_entry {
     ($(#[$doc:meta])* $name:ident, $features:literal, $V:ty) => {
         f32_entry! {
@@ -158,6 +159,7 @@ pub(super) unsafe fn exp<V: F32Lanes>(x: V) -> V {
 
 /// [`super::scalar::gelu_fast`] on every lane (`a - c` as `a + (-c)`, which IEEE makes the
 /// same number).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn gelu<V: F32Lanes>(v: V) -> V {
     use erf_consts::{P, Q};
@@ -182,6 +184,7 @@ pub(super) unsafe fn gelu<V: F32Lanes>(v: V) -> V {
 
 /// The int8 GEMM's epilogue on one vector of outputs: times the weight scales, plus the bias,
 /// then GELU if asked ([`super::scalar::panel_epilogue`]'s steps).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn epilogue<V: F32Lanes>(y: V, scales: V, bias: Option<V>, gelu: bool) -> V {
     // SAFETY: the module's contract.
@@ -198,6 +201,7 @@ pub(super) unsafe fn epilogue<V: F32Lanes>(y: V, scales: V, bias: Option<V>, gel
 }
 
 /// [`super::scalar::panel_epilogue`] with lanes of one panel's [`NR`] outputs.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own epilogue
 #[inline(always)]
 pub(super) unsafe fn panel_epilogue<V: F32Lanes>(
     acc: &mut [[f32; NR]; MR],
@@ -251,6 +255,7 @@ pub(super) unsafe fn dot<V: F32Lanes>(a: &[f32], b: &[f32]) -> f32 {
 /// Columns `c..c + N·LANES` of `out[c] = Σ_k a[k] · b[k·stride + c]`, N accumulators in
 /// registers, one fused multiply-add per step in `k` order ([`super::scalar::row_panel`]).
 /// `b` holds `(a.len() - 1)·stride + c + N·LANES` floats, `out` `c + N·LANES`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 unsafe fn row_panel_cols<V: F32Lanes, const N: usize>(
     a: &[f32],
@@ -277,6 +282,7 @@ unsafe fn row_panel_cols<V: F32Lanes, const N: usize>(
 /// A row panel's columns from `c` on, `N·LANES` at a time while they fit: the first column
 /// left. `b` holds `(a.len() - 1)·stride + w` floats (none read when `a` is empty), `out`
 /// `w`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel_run<V: F32Lanes, const N: usize>(
     a: &[f32],
@@ -298,6 +304,7 @@ pub(super) unsafe fn row_panel_run<V: F32Lanes, const N: usize>(
 /// Columns `c..c + N·LANES` of `M` row panels at once: each `b` vector loaded once for all
 /// rows, each `a` value broadcast once for N vectors; every output summed as
 /// [`super::scalar::row_panel`]. Rows `r < M` hold `kn` floats; `out` holds `M·w`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_panel4_cols<V: F32Lanes, const M: usize, const N: usize>(
@@ -336,6 +343,7 @@ unsafe fn row_panel4_cols<V: F32Lanes, const M: usize, const N: usize>(
 /// with `one_row_from` (the tier's one-row kernel from column `c`): the last columns after
 /// [`row_panel4_run`], summed as the one-row kernel sums them. The caller's CPU runs
 /// `one_row_from`.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel4_rest<const M: usize>(
     a: &[&[f32]; 4],
@@ -355,6 +363,7 @@ pub(super) unsafe fn row_panel4_rest<const M: usize>(
 
 /// [`row_panel_run`] for the first `M` of four rows (`out` rows `w` apart): the first column
 /// left. The wrapper checked the shapes (`super::check_row_panel4_args`).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))] // aarch64 has its own row panels
 #[inline(always)]
 pub(super) unsafe fn row_panel4_run<V: F32Lanes, const M: usize, const N: usize>(
     a: &[&[f32]; 4],

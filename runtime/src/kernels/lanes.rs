@@ -23,8 +23,10 @@ pub(super) trait F32Lanes: Copy {
     unsafe fn add(self, b: Self) -> Self;
     unsafe fn sub(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
+    #[cfg_attr(target_arch = "aarch64", allow(dead_code))] // GELU's, and aarch64 has its own
     unsafe fn div(self, b: Self) -> Self;
     /// `self + a·b`, rounded once.
+    #[cfg_attr(target_arch = "aarch64", allow(dead_code))] // the x86 row panels' step
     unsafe fn mul_add(self, a: Self, b: Self) -> Self;
     /// The larger of each pair with the ISA's plain max instruction. Where a lane is NaN the
     /// result is that instruction's, which differs between ISAs: the kernels match the scalar

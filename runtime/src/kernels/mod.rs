@@ -539,6 +539,7 @@ impl Kernels {
                 k.layer_norm_rows_f32 = aarch64::layer_norm_rows_neon;
                 k.quantize_blocks = aarch64::quantize_blocks_neon;
                 k.panel_epilogue = aarch64::panel_epilogue_neon;
+                k.transpose8 = aarch64::transpose8_neon;
             }
             #[cfg(target_arch = "aarch64")]
             Isa::NeonDotprod => {

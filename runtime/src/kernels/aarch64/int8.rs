@@ -41,43 +41,181 @@ macro_rules! gemm_entry {
     };
 }
 
-/// One full block of 32 activations: the scalar `quantize_span`, operation for operation, for
-/// finite inputs.
+/// Runs of whole blocks go through [`quantize_run_neon`] (all rows as one run when there is
+/// no padding), a partial last block and the padding through the scalar code.
 #[target_feature(enable = "neon")]
-unsafe fn quantize_block32_neon(x: &[f32], q: &mut [i8]) -> f32 {
-    assert!(x.len() == QBLOCK && q.len() == QBLOCK);
-    let (x, q) = (x.as_ptr(), q.as_mut_ptr());
-    // SAFETY: (the whole body) 32 readable floats at x and 32 writable bytes at q (asserted).
-    unsafe {
-        // Loops, not closures: a closure would not inherit the target features.
-        let mut v = [vdupq_n_f32(0.0); 8];
-        for (j, vj) in v.iter_mut().enumerate() {
-            *vj = vld1q_f32(x.add(4 * j));
-        }
-        let mut m = vdupq_n_f32(0.0);
-        for &x in &v {
-            m = vmaxq_f32(m, vabsq_f32(x));
-        }
-        let amax = vmaxvq_f32(m);
-        let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-        let inv = vdupq_n_f32(1.0 / scale);
-        let (lo, hi) = (vdupq_n_f32(-127.0), vdupq_n_f32(127.0));
-        let magic = vdupq_n_f32(crate::kernels::scalar::exp_consts::ROUND);
-        let mut i = [vdupq_n_s32(0); 8];
-        for (ij, &x) in i.iter_mut().zip(&v) {
-            let r = vmaxq_f32(vminq_f32(vmulq_f32(x, inv), hi), lo);
-            *ij = vcvtq_s32_f32(vsubq_f32(vaddq_f32(r, magic), magic));
-        }
-        for h in 0..2 {
-            let a = vcombine_s16(vqmovn_s32(i[4 * h]), vqmovn_s32(i[4 * h + 1]));
-            let b = vcombine_s16(vqmovn_s32(i[4 * h + 2]), vqmovn_s32(i[4 * h + 3]));
-            vst1q_s8(q.add(16 * h), vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
-        }
-        scale
+unsafe fn quantize_blocks_neon_impl(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    let (nb, whole) = (kp / QBLOCK, k / QBLOCK);
+    if whole == nb {
+        // SAFETY: rows·k floats, rows·kp bytes and rows·nb scales (checked by the entry):
+        // rows·nb consecutive whole blocks.
+        unsafe { quantize_run_neon(x.as_ptr(), q.as_mut_ptr(), scales.as_mut_ptr(), rows * nb) };
+        return;
+    }
+    for r in 0..rows {
+        let (xr, qr) = (&x[r * k..(r + 1) * k], &mut q[r * kp..(r + 1) * kp]);
+        let sr = &mut scales[r * nb..(r + 1) * nb];
+        // SAFETY: the row's first `whole` blocks are inside xr, qr and sr.
+        unsafe { quantize_run_neon(xr.as_ptr(), qr.as_mut_ptr(), sr.as_mut_ptr(), whole) };
+        let (xt, qt) = (&xr[whole * QBLOCK..], &mut qr[whole * QBLOCK..]);
+        crate::kernels::scalar::quantize_blocks(xt, 1, xt.len(), qt.len(), qt, &mut sr[whole..]);
     }
 }
 
-/// Activation quantization with NEON, bit for bit [`crate::kernels::scalar::quantize_blocks`].
+/// `n` consecutive whole blocks (32 floats from `x`, 32 codes to `q`, one scale to `scales`
+/// each), four at a time.
+///
+/// # Safety
+/// NEON; `x` holds `32·n` readable floats, `q` `32·n` writable bytes, `scales` `n` floats.
+#[inline(always)]
+unsafe fn quantize_run_neon(x: *const f32, q: *mut i8, scales: *mut f32, n: usize) {
+    let mut b = 0;
+    // SAFETY: blocks b..b + G < n are inside the caller's spans.
+    unsafe {
+        while b + 4 <= n {
+            quantize_group::<4>(x.add(b * QBLOCK), q.add(b * QBLOCK), scales.add(b));
+            b += 4;
+        }
+        let (x, q, s) = (x.add(b * QBLOCK), q.add(b * QBLOCK), scales.add(b));
+        match n - b {
+            1 => quantize_group::<1>(x, q, s),
+            2 => quantize_group::<2>(x, q, s),
+            3 => quantize_group::<3>(x, q, s),
+            _ => {}
+        }
+    }
+}
+
+/// `G` ≤ 4 whole blocks: the scalar `quantize_span`, operation for operation, for finite
+/// inputs (|x| max, scale = amax / 127 or 1, x · (1 / scale) clamped to ±127, rounded half to
+/// even, narrowed to i8). The blocks' maxima fold into one vector (two pairwise-max steps
+/// rather than a horizontal max each), so that the two divisions are one vector division each
+/// per four blocks. Rounding adds 1.5·2^23 as the scalar code does, and since |r| < 128 the
+/// sum's low byte is then the code itself: two UZP1 steps narrow it, with no conversion
+/// instruction (FCVTZS is two uops on one pipe on the Neoverse cores) and no subtraction.
+///
+/// The clamp changes nothing while `1 / scale` is finite: |x| ≤ amax and three roundings
+/// (scale, its reciprocal, the product; the scale's relative error ≤ 2^-22 even when it is
+/// subnormal, as long as its reciprocal is finite) keep |r| ≤ 127·(1 + 2^-21) < 127.5, and an
+/// infinite block (scale ∞, `1 / scale` 0) gives 0 · ∞ = the default NaN, whose low byte is
+/// the scalar code's 0. So a group is clamped only when a block's scale is so small that its
+/// reciprocal overflows (amax < ~3.7·10^-37). (Only a NaN input differs from the scalar
+/// code: its payload's low byte where the scalar code writes 0; a NaN also changes the
+/// block's scale, as in every SIMD tier.)
+///
+/// # Safety
+/// NEON; `x` holds `32·G` readable floats, `q` `32·G` writable bytes, `scales` `G` floats.
+#[inline(always)]
+unsafe fn quantize_group<const G: usize>(x: *const f32, q: *mut i8, scales: *mut f32) {
+    // SAFETY: (the whole body) register arithmetic and loads / stores inside the caller's
+    // spans (block j < G).
+    unsafe {
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for (j, mj) in m.iter_mut().enumerate().take(G) {
+            let p = x.add(j * QBLOCK);
+            let mut a = [vdupq_n_f32(0.0); 8];
+            for (i, ai) in a.iter_mut().enumerate() {
+                *ai = vabsq_f32(vld1q_f32(p.add(4 * i)));
+            }
+            // A tree, not a chain: the maximum is exact, so its order does not change it.
+            let a01 = vmaxq_f32(vmaxq_f32(a[0], a[1]), vmaxq_f32(a[2], a[3]));
+            let a23 = vmaxq_f32(vmaxq_f32(a[4], a[5]), vmaxq_f32(a[6], a[7]));
+            *mj = vmaxq_f32(a01, a23);
+        }
+        // Lane j: block j's maximum.
+        let amax = vpmaxq_f32(vpmaxq_f32(m[0], m[1]), vpmaxq_f32(m[2], m[3]));
+        let one = vdupq_n_f32(1.0);
+        let pos = vcgtq_f32(amax, vdupq_n_f32(0.0));
+        let scale = vbslq_f32(pos, vdivq_f32(amax, vdupq_n_f32(127.0)), one);
+        let inv = vdivq_f32(one, scale);
+        let mut sc = [0f32; 4];
+        vst1q_f32(sc.as_mut_ptr(), scale);
+        std::ptr::copy_nonoverlapping(sc.as_ptr(), scales, G);
+        // Lanes past G hold 1: finite.
+        if vmaxvq_f32(inv) == f32::INFINITY {
+            group_codes::<G, true>(x, q, inv);
+        } else {
+            group_codes::<G, false>(x, q, inv);
+        }
+    }
+}
+
+/// The codes of `G` blocks, block `j` times lane `j` of `inv`, clamped if `CLAMP`.
+///
+/// # Safety
+/// As [`quantize_group`].
+#[inline(always)]
+unsafe fn group_codes<const G: usize, const CLAMP: bool>(
+    x: *const f32,
+    q: *mut i8,
+    inv: float32x4_t,
+) {
+    // SAFETY: block j < G is inside the caller's spans.
+    unsafe {
+        if G > 0 {
+            block_codes::<CLAMP>(x, q, vgetq_lane_f32::<0>(inv));
+        }
+        if G > 1 {
+            block_codes::<CLAMP>(x.add(QBLOCK), q.add(QBLOCK), vgetq_lane_f32::<1>(inv));
+        }
+        if G > 2 {
+            let j = 2 * QBLOCK;
+            block_codes::<CLAMP>(x.add(j), q.add(j), vgetq_lane_f32::<2>(inv));
+        }
+        if G > 3 {
+            let j = 3 * QBLOCK;
+            block_codes::<CLAMP>(x.add(j), q.add(j), vgetq_lane_f32::<3>(inv));
+        }
+    }
+}
+
+/// One block's 32 codes: `x · inv` (clamped to ±127 if `CLAMP`), plus 1.5·2^23, low bytes
+/// (see [`quantize_group`]).
+///
+/// # Safety
+/// NEON; 32 readable floats at `x`, 32 writable bytes at `q`.
+#[inline(always)]
+unsafe fn block_codes<const CLAMP: bool>(x: *const f32, q: *mut i8, inv: f32) {
+    // SAFETY: (the whole body) register arithmetic; loads and stores inside the caller's
+    // spans.
+    unsafe {
+        let (lo, hi) = (vdupq_n_f32(-127.0), vdupq_n_f32(127.0));
+        let magic = vdupq_n_f32(crate::kernels::scalar::exp_consts::ROUND);
+        let mut t = [vdupq_n_s16(0); 8];
+        for (i, ti) in t.iter_mut().enumerate() {
+            // Read again, not kept from the max pass (LLVM keeps four blocks' 32 vectors
+            // and spills them): a load in `asm!`, which it neither merges nor reuses.
+            let v: float32x4_t;
+            std::arch::asm!(
+                "ldr {v:q}, [{p}]",
+                v = out(vreg) v,
+                p = in(reg) x.add(4 * i),
+                options(nostack, readonly, preserves_flags),
+            );
+            let mut r = vmulq_n_f32(v, inv);
+            if CLAMP {
+                r = vmaxq_f32(vminq_f32(r, hi), lo);
+            }
+            *ti = vreinterpretq_s16_f32(vaddq_f32(r, magic));
+        }
+        for h in 0..2 {
+            let a = vuzp1q_s16(t[4 * h], t[4 * h + 1]);
+            let b = vuzp1q_s16(t[4 * h + 2], t[4 * h + 3]);
+            let c = vuzp1q_s8(vreinterpretq_s8_s16(a), vreinterpretq_s8_s16(b));
+            vst1q_s8(q.add(16 * h), c);
+        }
+    }
+}
+
+/// Activation quantization with NEON, bit for bit [`crate::kernels::scalar::quantize_blocks`]
+/// for finite inputs.
 pub fn quantize_blocks_neon(
     x: &[f32],
     rows: usize,
@@ -87,11 +225,8 @@ pub fn quantize_blocks_neon(
     scales: &mut [f32],
 ) {
     crate::kernels::check_quantize_args(x, rows, k, kp, q, scales);
-    crate::kernels::scalar::quantize_blocks_with(x, rows, k, kp, q, scales, |x, q| {
-        // SAFETY: NEON presence is the table's invariant; the block kernel checks its
-        // slices.
-        unsafe { quantize_block32_neon(x, q) }
-    });
+    // SAFETY: NEON presence is the table's invariant; the shapes are checked.
+    unsafe { quantize_blocks_neon_impl(x, rows, k, kp, q, scales) }
 }
 
 /// `1.5 · 2²³` as f32 bits: a block's i32 sums start here instead of at 0. A block sum `C`
