@@ -449,8 +449,22 @@ unsafe fn quantize_run_avx2<const OFFSET: bool>(
             std::ptr::copy_nonoverlapping(sc.as_ptr(), scales.add(b0), g);
             let qb = q.add(b0 * QBLOCK);
             for (j, &s) in inv.iter().enumerate().take(g) {
-                let s = _mm256_set1_ps(s);
                 let p = xb.add(j * QBLOCK);
+                if s.is_infinite() {
+                    // A block of tiny subnormals (its scale underflows): 0 · ∞ is NaN, which
+                    // the scalar code turns into 0 and `min`/`max` here into 127. Rare: the
+                    // scalar code does the block.
+                    let (xs, qs) = (
+                        std::slice::from_raw_parts(p, QBLOCK),
+                        std::slice::from_raw_parts_mut(qb.add(j * QBLOCK), QBLOCK),
+                    );
+                    crate::kernels::scalar::quantize_span(xs, qs);
+                    if OFFSET {
+                        crate::kernels::Codes::Offset.encode(qs);
+                    }
+                    continue;
+                }
+                let s = _mm256_set1_ps(s);
                 let mut i = [_mm256_setzero_si256(); 4];
                 for (h, ih) in i.iter_mut().enumerate() {
                     let v = _mm256_loadu_ps(p.add(8 * h));
