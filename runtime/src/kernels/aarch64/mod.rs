@@ -1,8 +1,11 @@
-//! aarch64 kernels: Advanced SIMD, `sdot` (dotprod) and `smmla` (i8mm). The f32 kernels are
-//! the bodies of [`super::f32_bodies`] on a [`Pair`] of `float32x4_t` (8 lanes, as the
-//! scalar reference's sums are laid out), under `#[target_feature]` wrappers ([`f32`]); the
-//! int8 GEMMs and quantization are written per ISA ([`int8`]). The module is private: its safe
-//! entry points are reached only through a [`super::Kernels`] table, built after
+//! aarch64 kernels: Advanced SIMD, `sdot` (dotprod) and `smmla` (i8mm). Softmax, LayerNorm and
+//! the dot product are the bodies of [`super::f32_bodies`] on a [`Pair`] of `float32x4_t` (8
+//! lanes, as the scalar reference's sums are laid out), under `#[target_feature]` wrappers
+//! ([`f32`]); the row panels, the GEMM epilogue and the transpose have aarch64 bodies of their
+//! own (`f32/`: FMLA by element, constants loaded once); the int8 GEMMs are written per ISA
+//! ([`gemm_neon`], [`gemm_dotprod`], [`gemm_i8mm`]) around what they share ([`int8`]: the exact
+//! block step, the four-panel driver, quantization). The module is private: its safe entry
+//! points are reached only through a [`super::Kernels`] table, built after
 //! [`super::Isa::available`] found the features.
 
 use std::arch::aarch64::*;
