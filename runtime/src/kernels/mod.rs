@@ -356,6 +356,7 @@ pub type RowPanelF32 = fn(a: &[f32], b: &[f32], stride: usize, out: &mut [f32]);
 
 /// The bounds every int8 GEMM entry point checks before its unsafe body reads raw pointers.
 #[allow(dead_code)] // used by the SIMD tiers only
+#[inline]
 pub(crate) fn check_gemm_args(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
     assert!(m <= MR);
     check_gemm_operands(xq, xs, m, kp, panel);
@@ -363,6 +364,7 @@ pub(crate) fn check_gemm_args(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel:
 
 /// [`check_gemm_args`] for any number of rows.
 #[allow(dead_code)] // used by the SIMD tiers only
+#[inline]
 pub(crate) fn check_gemm_operands(xq: &[i8], xs: &[f32], m: usize, kp: usize, panel: &Panel<'_>) {
     let il = panel.interleave;
     assert!(
@@ -382,6 +384,7 @@ pub(crate) fn check_gemm_operands(xq: &[i8], xs: &[f32], m: usize, kp: usize, pa
 /// [`check_gemm_operands`] for a kernel that reads [`WeightLayout::Smmla`]: `kp · NR` bytes of
 /// weights, no block sums.
 #[allow(dead_code)] // used by the i8mm tier only
+#[inline]
 pub(crate) fn check_gemm_operands_smmla(
     xq: &[i8],
     xs: &[f32],

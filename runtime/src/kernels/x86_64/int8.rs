@@ -443,27 +443,19 @@ unsafe fn quantize_run_avx2<const OFFSET: bool>(
             let one = _mm256_set1_ps(1.0);
             let scale = _mm256_blendv_ps(one, _mm256_div_ps(amax, _mm256_set1_ps(127.0)), pos);
             let mut inv = [0f32; 8];
-            _mm256_storeu_ps(inv.as_mut_ptr(), _mm256_div_ps(one, scale));
+            let invv = _mm256_div_ps(one, scale);
+            _mm256_storeu_ps(inv.as_mut_ptr(), invv);
+            // Blocks whose 1/scale overflows (one test per eight blocks: they are rare).
+            let infinite = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(
+                invv,
+                _mm256_set1_ps(f32::INFINITY),
+            ));
             let mut sc = [0f32; 8];
             _mm256_storeu_ps(sc.as_mut_ptr(), scale);
             std::ptr::copy_nonoverlapping(sc.as_ptr(), scales.add(b0), g);
             let qb = q.add(b0 * QBLOCK);
             for (j, &s) in inv.iter().enumerate().take(g) {
                 let p = xb.add(j * QBLOCK);
-                if s.is_infinite() {
-                    // A block of tiny subnormals (its scale underflows): 0 · ∞ is NaN, which
-                    // the scalar code turns into 0 and `min`/`max` here into 127. Rare: the
-                    // scalar code does the block.
-                    let (xs, qs) = (
-                        std::slice::from_raw_parts(p, QBLOCK),
-                        std::slice::from_raw_parts_mut(qb.add(j * QBLOCK), QBLOCK),
-                    );
-                    crate::kernels::scalar::quantize_span(xs, qs);
-                    if OFFSET {
-                        crate::kernels::Codes::Offset.encode(qs);
-                    }
-                    continue;
-                }
                 let s = _mm256_set1_ps(s);
                 let mut i = [_mm256_setzero_si256(); 4];
                 for (h, ih) in i.iter_mut().enumerate() {
@@ -483,8 +475,29 @@ unsafe fn quantize_run_avx2<const OFFSET: bool>(
                 }
                 _mm256_storeu_si256(qb.add(j * QBLOCK).cast(), b);
             }
+            if infinite & ((1 << g) - 1) != 0 {
+                // Blocks of tiny subnormals (their scales underflow): 0 · ∞ is NaN, which the
+                // scalar code turns into 0 and `min`/`max` above into 127. Done again by it.
+                for j in (0..g).filter(|j| infinite >> j & 1 != 0) {
+                    quantize_block_scalar::<OFFSET>(
+                        std::slice::from_raw_parts(xb.add(j * QBLOCK), QBLOCK),
+                        std::slice::from_raw_parts_mut(qb.add(j * QBLOCK), QBLOCK),
+                    );
+                }
+            }
         }
         b0 += g;
+    }
+}
+
+/// One block through the scalar code (then as offset codes with `OFFSET`): the rare blocks
+/// [`quantize_run_avx2`] cannot do exactly, kept out of its loop.
+#[cold]
+#[inline(never)]
+fn quantize_block_scalar<const OFFSET: bool>(x: &[f32], q: &mut [i8]) {
+    crate::kernels::scalar::quantize_span(x, q);
+    if OFFSET {
+        crate::kernels::Codes::Offset.encode(q);
     }
 }
 
