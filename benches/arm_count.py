@@ -51,8 +51,10 @@ def read_tb(path, base):
 def per_inference(work, run):
     base = int(open(os.path.join(work, run + ".base")).read().split()[0], 0)
     k = int(open(os.path.join(work, run + ".k")).read())
-    files = sorted(glob.glob(os.path.join(work, run + "-*.tb")),
-                   key=lambda p: int(re.search(r"-(\d+)\.tb$", p).group(1)))
+    pat = re.compile(re.escape(run) + r"-(\d+)\.tb$")
+    files = sorted((p for p in glob.glob(os.path.join(work, run + "-*.tb"))
+                    if pat.fullmatch(os.path.basename(p))),
+                   key=lambda p: int(pat.fullmatch(os.path.basename(p)).group(1)))
     (c1, t1), (c2, t2) = read_tb(files[0], base), read_tb(files[-1], base)
     return {a: (c2.get(a, 0) - c1.get(a, 0)) / k for a in c2}, (t2 - t1) / k
 
@@ -74,7 +76,8 @@ def hot_loops(dis, cnt, total):
             n = e - h + 1
             if it * n >= HOT * total:
                 ins = body[h:e + 1]
-                out.append({"func": name, "off": body[h][0] - start, "iters": it, "n": n,
+                out.append({"func": name, "start": start, "off": body[h][0] - start,
+                            "iters": it, "n": n,
                             "w": am.loop_work(ins), "asm": am.asm_text(ins)})
     return out, funcs
 
@@ -113,6 +116,47 @@ def group_shares(cnt, funcs, total):
     return {k: v / total for k, v in share.items()}
 
 
+def group_of(l, is_ort, pats):
+    if is_ort:
+        return ("MLAS int8 loops" if l["w"]["int8"] else "MLAS fp loops" if l["w"]["fp"]
+                else None)
+    return next((lbl for lbl, p in pats if p.search(l["func"])), None)
+
+
+def weighted(rows, cyc, peak):
+    """Per run and kernel: work / cycles summed over the kernel's hot loops, weighted by their
+    iterations in the run: what an inference gets, not the best instance."""
+    pats = [(lbl, re.compile(p)) for lbl, p in ar.KERNELS]
+    print("Run-weighted rate per kernel: Σ(iterations x work) / Σ(iterations x llvm-mca cycles) "
+          "over the kernel's hot loops; int8 kernels as MACs/cycle and % of the core's SDOT peak, "
+          "fp kernels as lane-ops/cycle and % of its FMLA peak.\n")
+    print("| run | kernel | share of insns | " + " | ".join(c[0] for c in am.CORES) + " |")
+    print("|---|---|---|" + "---|" * len(am.CORES))
+    for run, loops, total in rows:
+        groups = defaultdict(list)
+        for l in loops:
+            g = group_of(l, run.startswith("ort"), pats)
+            if g:
+                groups[g].append(l)
+        for g, ls in sorted(groups.items(), key=lambda kv: -sum(l["iters"] * l["n"] for l in kv[1])):
+            share = sum(l["iters"] * l["n"] for l in ls) / total
+            if share < 0.01:
+                continue
+            int8 = any(l["w"]["int8"] for l in ls)
+            key, pk = ("int8", "dot") if int8 else ("fp", "fp")
+            cells = []
+            for c in am.CORES:
+                cy = [cyc.get((id(l), c[1])) for l in ls]
+                if any(x is None for x in cy):
+                    cells.append("n/a")
+                    continue
+                rate = (sum(l["iters"] * l["w"][key] for l in ls)
+                        / sum(l["iters"] * x for l, x in zip(ls, cy)))
+                cells.append(f"{rate:.1f} ({100 * rate / peak[(pk, c[1])]:.0f}%)")
+            print(f"| {run} | {g} | {100 * share:.0f}% | " + " | ".join(cells) + " |")
+    print()
+
+
 def main(work, binary, lib=None):
     runs = sorted({re.sub(r"-\d+\.tb$", "", os.path.basename(p))
                    for p in glob.glob(os.path.join(work, "*-*.tb"))})
@@ -127,6 +171,9 @@ def main(work, binary, lib=None):
         loops, funcs = hot_loops(dis, cnt, total)
         if not is_ort:
             shares[run] = group_shares(cnt, funcs, total)
+        if is_ort:  # stripped to its exports: name loops by address
+            for l in loops:
+                l["func"], l["off"] = "libonnxruntime.so", l["start"] + l["off"]
         tops[run] = sorted(loops, key=lambda l: -l["iters"] * l["n"])[:4]
         loops_all += loops
         rows.append((run, loops, total))
@@ -140,6 +187,7 @@ def main(work, binary, lib=None):
     for run, loops, total in rows:
         print(project(run, loops, total, cyc))
     print()
+    weighted(rows, cyc, am.peaks())
     if shares:
         labels = [lbl for lbl, _ in ar.KERNELS if any(lbl in s for s in shares.values())]
         print("Share of an inference's executed instructions per kernel (dbrt runs):\n")

@@ -13,6 +13,7 @@ Work is counted from the instructions themselves, so nothing here knows a kernel
 A loop's class is the work it has most of (int8 first); a core's peak for a class is what the
 same llvm-mca reports for a stream of 24 independent instructions of that class.
 """
+import bisect
 import os
 import re
 import subprocess
@@ -139,8 +140,20 @@ def innermost_loops(body):
             hi = index[h]
             ends[hi] = max(ends.get(hi, hi), i)
     loops = sorted(ends.items())
-    return [(h, e) for h, e in loops
-            if not any(h <= h2 and e2 <= e and h2 != h for h2, e2 in loops)]
+    heads = [h for h, _ in loops]
+    out = []
+    for h, e in loops:
+        # Another loop inside this one starts after its head and no later than its end.
+        j = bisect.bisect_right(heads, h)
+        inner = False
+        while j < len(loops) and loops[j][0] <= e:
+            if loops[j][1] <= e:
+                inner = True
+                break
+            j += 1
+        if not inner:
+            out.append((h, e))
+    return out
 
 
 def loop_work(insns):

@@ -50,7 +50,7 @@ def collect(dis, keep, has=None):
         for h, e in am.innermost_loops(body):
             insns = body[h:e + 1]
             out.append({"func": name, "head": body[h][0], "off": body[h][0] - start,
-                        "n": len(insns), "w": am.loop_work(insns), "asm": am.asm_text(insns)})
+                        "n": len(insns), "w": am.loop_work(insns), "ins": insns})
     return out
 
 
@@ -80,7 +80,7 @@ def mlas_rows(lib, work):
         fam = l["w"]["family"]
         if l["w"]["int8"] and fam in ("dot", "mmla"):
             key = fam
-        elif not l["w"]["int8"] and l["w"]["fp"] and "fmla" in l["asm"]:
+        elif not l["w"]["int8"] and any(m == "fmla" for _, m, _ in l["ins"]):
             key = "fp"
         else:
             continue
@@ -88,6 +88,10 @@ def mlas_rows(lib, work):
         score = (l["w"]["int8"] or l["w"]["fp"], -l["n"])
         if cur is None or score > (cur["w"]["int8"] or cur["w"]["fp"], -cur["n"]):
             best[key] = l
+    for l in best.values():
+        l["asm"] = am.asm_text(l.pop("ins"))
+        # The wheel's library is stripped to its exports: name the loop by its address.
+        l["func"], l["off"] = "libonnxruntime.so", l["head"]
     rows = [(f"MLAS {lbl}", best.get(k)) for k, lbl in
             (("dot", "densest SDOT/UDOT loop"), ("mmla", "densest SMMLA/UMMLA loop"),
              ("fp", "densest FMLA loop (SGEMM)"))]
@@ -101,6 +105,9 @@ def static(binary, work, lib=None):
     if lib:
         rows += mlas_rows(lib, work)
     found = [(lbl, l) for lbl, l in rows if l]
+    for _, l in found:
+        if "asm" not in l:
+            l["asm"] = am.asm_text(l.pop("ins"))
     cyc = am.mca_all([(i, l["asm"]) for i, (_, l) in enumerate(found)])
     peak = am.peaks()
     am.print_peaks(peak)
