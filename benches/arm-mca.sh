@@ -65,41 +65,51 @@ for isa in scalar neon neon-dotprod neon-i8mm; do
   count_dbrt "dbrt-$isa" "$isa" 128 1
   count_dbrt "dbrt-$isa" "$isa" 128 3
 done
-# onnxruntime's graph has a fixed length of 160: dbrt's best tier at 160 too, for the side by side.
-count_dbrt dbrt-neon-i8mm-s160 neon-i8mm 160 1
-count_dbrt dbrt-neon-i8mm-s160 neon-i8mm 160 3
+# onnxruntime's graph has a fixed length of 160: dbrt's dotprod and i8mm tiers at 160 too, for
+# the side by side.
+for isa in neon-dotprod neon-i8mm; do
+  count_dbrt "dbrt-$isa-s160" "$isa" 160 1
+  count_dbrt "dbrt-$isa-s160" "$isa" 160 3
+done
 
 # onnxruntime: a C driver, cross-compiled, under qemu. Its counts depend only on the wheel, so
-# they are kept in .cache/arm-mca-ort and reused (a session takes minutes to open under qemu).
+# they are kept in .cache/arm-mca-ort and reused (a session takes many minutes to open under
+# qemu). Two CPUs: qemu's -cpu max has SVE and SME, and onnxruntime 1.32 then runs SME
+# (FMOPA/SMOPA) kernels that none of the modelled cores has; so "max,sve=off,sme=off" (NEON,
+# dotprod, i8mm: MLAS's SMMLA path) and "neoverse-n1" (NEON, dotprod: its SDOT path).
 if [ -f "$ORT_LIB" ]; then
   OC=.cache/arm-mca-ort
   mkdir -p "$OC"
-  if [ ! -f "$OC/ort-max-s160-3.tb" ]; then
-    aarch64-linux-gnu-gcc -O2 -o "$OC/ort_count" benches/qemu/ort_count.c -ldl
-    # onnxruntime's cpuinfo reads /proc/cpuinfo and crashes on the host's x86 one; qemu's -L
-    # prefix is looked up first for every absolute path, so a sysroot with an aarch64
-    # /proc/cpuinfo (a Neoverse-N2: dotprod and i8mm, like -cpu max) and one CPU fixes that.
-    SR=$OC/sysroot
-    mkdir -p "$SR/proc" "$SR/sys/devices/system/cpu"
-    ln -sfn /usr/aarch64-linux-gnu/lib "$SR/lib"
-    printf 'processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 asimddp sha512 asimdfhm dit uscat ilrcpc flagm ssbs sb dcpodp flagm2 frint i8mm bf16\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd49\nCPU revision\t: 0\n\n' > "$SR/proc/cpuinfo"
-    for f in possible present online; do echo 0 > "$SR/sys/devices/system/cpu/$f"; done
-    # One process, three inferences; the driver snapshots the counts after the first and the
-    # third (see tbcount.c), so the session is opened once.
-    echo "+ ort_count (3 inferences of 160 tokens) under qemu with tbcount (slow: ~30 min)" >&2
-    qemu-aarch64 -cpu max -L "$SR" -plugin "$WORK/tbcount.so,out=$OC/ort-max-s160.tb" \
-      "$OC/ort_count" "$ORT_LIB" "$ORT_MODEL" 160 3 > "$OC/ort-max-s160.log"
-    mv "$OC/ort-max-s160.tb.1" "$OC/ort-max-s160-1.tb"
-    mv "$OC/ort-max-s160.tb.3" "$OC/ort-max-s160-3.tb"
-    rm -f "$OC/ort-max-s160.tb" "$OC/ort-max-s160.tb.2"
-    awk '/^ort_base/ {print $2}' "$OC/ort-max-s160.log" > "$OC/ort-max-s160.base"
-    echo 2 > "$OC/ort-max-s160.k"
-  fi
-  cp "$OC"/ort-max-s160-[13].tb "$OC"/ort-max-s160.base "$OC"/ort-max-s160.k "$WORK"/
+  aarch64-linux-gnu-gcc -O2 -o "$OC/ort_count" benches/qemu/ort_count.c -ldl
+  # onnxruntime's cpuinfo reads /proc/cpuinfo and crashes on the host's x86 one; qemu's -L
+  # prefix is looked up first for every absolute path, so a sysroot with an aarch64
+  # /proc/cpuinfo and one CPU fixes that (the instruction set MLAS uses comes from the
+  # hardware capabilities qemu reports for -cpu, not from this file).
+  SR=$OC/sysroot
+  mkdir -p "$SR/proc" "$SR/sys/devices/system/cpu"
+  ln -sfn /usr/aarch64-linux-gnu/lib "$SR/lib"
+  printf 'processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 asimddp sha512 asimdfhm dit uscat ilrcpc flagm ssbs sb dcpodp flagm2 frint i8mm bf16\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd49\nCPU revision\t: 0\n\n' > "$SR/proc/cpuinfo"
+  for f in possible present online; do echo 0 > "$SR/sys/devices/system/cpu/$f"; done
+  for cfg in "ort-i8mm-s160 max,sve=off,sme=off" "ort-dotprod-s160 neoverse-n1"; do
+    set -- $cfg
+    if [ ! -f "$OC/$1-3.tb" ]; then
+      # One process, three inferences; the driver snapshots the counts after the first and
+      # the third (see tbcount.c), so the session is opened once.
+      echo "+ ort_count -cpu $2 (3 inferences of 160 tokens) under qemu with tbcount (~30 min)" >&2
+      qemu-aarch64 -cpu "$2" -L "$SR" -plugin "$WORK/tbcount.so,out=$OC/$1.tb" \
+        "$OC/ort_count" "$ORT_LIB" "$ORT_MODEL" 160 3 > "$OC/$1.log"
+      mv "$OC/$1.tb.1" "$OC/$1-1.tb"
+      mv "$OC/$1.tb.3" "$OC/$1-3.tb"
+      rm -f "$OC/$1.tb" "$OC/$1.tb.2"
+      awk '/^ort_base/ {print $2}' "$OC/$1.log" > "$OC/$1.base"
+      echo 2 > "$OC/$1.k"
+    fi
+    cp "$OC/$1-1.tb" "$OC/$1-3.tb" "$OC/$1.base" "$OC/$1.k" "$WORK"/
+  done
 fi
 
 echo "## Instruction counts under qemu and the projection"
 echo
-echo "\`benches/arm-mca.sh --count\`: qemu-user $(qemu-aarch64 --version | head -1 | grep -o '[0-9][0-9.]*' | head -1) -cpu max with benches/qemu/tbcount.c; dbrt: \`dbrt bench --seq 128|160 --threads 1 --batch 1 --isa T\`; ort: benches/qemu/ort_count.c, one thread, 160 tokens."
+echo "\`benches/arm-mca.sh --count\`: qemu-user $(qemu-aarch64 --version | head -1 | grep -o '[0-9][0-9.]*' | head -1) -cpu max with benches/qemu/tbcount.c; dbrt: \`dbrt bench --seq 128|160 --threads 1 --batch 1 --isa T\`; ort: benches/qemu/ort_count.c, one thread, 160 tokens, -cpu max,sve=off,sme=off (i8mm) and neoverse-n1 (dotprod)."
 echo
 python3 benches/arm_count.py "$WORK" "$BIN" "${LIB_ARG[@]}"
