@@ -110,6 +110,6 @@ fi
 
 echo "## Instruction counts under qemu and the projection"
 echo
-echo "\`benches/arm-mca.sh --count\`: qemu-user $(qemu-aarch64 --version | head -1 | grep -o '[0-9][0-9.]*' | head -1) -cpu max with benches/qemu/tbcount.c; dbrt: \`dbrt bench --seq 128|160 --threads 1 --batch 1 --isa T\`; ort: benches/qemu/ort_count.c, one thread, 160 tokens, -cpu max,sve=off,sme=off (i8mm) and neoverse-n1 (dotprod)."
+echo "\`benches/arm-mca.sh --count\`: qemu-user $(qemu-aarch64 --version | head -1 | grep -o 'version [0-9.]*' | cut -d' ' -f2) -cpu max with benches/qemu/tbcount.c; dbrt: \`dbrt bench --seq 128|160 --threads 1 --batch 1 --isa T\`; ort: benches/qemu/ort_count.c, one thread, 160 tokens, -cpu max,sve=off,sme=off (i8mm) and neoverse-n1 (dotprod)."
 echo
 python3 benches/arm_count.py "$WORK" "$BIN" "${LIB_ARG[@]}"
