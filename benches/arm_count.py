@@ -74,16 +74,27 @@ def hot_loops(dis, cnt, total):
         for h, e in am.innermost_loops(body):
             it = cnt.get(body[h][0], 0)
             n = e - h + 1
-            if it * n >= HOT * total:
+            # Instructions the loop really executed: a body with branches (an epilogue with
+            # and without GELU, say) runs only part of itself per iteration.
+            exe = sum(cnt.get(body[i][0], 0) for i in range(h, e + 1))
+            if exe >= HOT * total:
                 ins = body[h:e + 1]
                 out.append({"func": name, "start": start, "off": body[h][0] - start,
-                            "iters": it, "n": n,
+                            "iters": it, "n": n, "exe": exe,
                             "w": am.loop_work(ins), "asm": am.asm_text(ins)})
     return out, funcs
 
 
+def runs(l):
+    """Whole-body iterations of a loop: its iterations, scaled down by the share of its body
+    an iteration executed (1 for a body without branches). A loop's cycles and work are
+    counted per whole-body iteration, so a branchy body is charged for what it ran (an
+    approximation: its cycles taken as proportional to its instructions)."""
+    return l["exe"] / l["n"]
+
+
 def project(label, loops, total, cyc):
-    in_loops = sum(l["iters"] * l["n"] for l in loops)
+    in_loops = sum(l["exe"] for l in loops)
     rest = max(total - in_loops, 0)
     cells = []
     for c in am.CORES:
@@ -91,7 +102,7 @@ def project(label, loops, total, cyc):
         if any(x is None for x in cy):
             cells.append("n/a")
             continue
-        mc = sum(l["iters"] * x for l, x in zip(loops, cy)) + rest / REST_IPC[c[1]]
+        mc = sum(runs(l) * x for l, x in zip(loops, cy)) + rest / REST_IPC[c[1]]
         cells.append(f"{mc / 1e6:.0f}")
     return (f"| {label} | {total / 1e6:.0f} | {100 * in_loops / total:.0f}% | "
             + " | ".join(cells) + " |")
@@ -138,8 +149,8 @@ def weighted(rows, cyc, peak):
             g = group_of(l, run.startswith("ort"), pats)
             if g:
                 groups[g].append(l)
-        for g, ls in sorted(groups.items(), key=lambda kv: -sum(l["iters"] * l["n"] for l in kv[1])):
-            share = sum(l["iters"] * l["n"] for l in ls) / total
+        for g, ls in sorted(groups.items(), key=lambda kv: -sum(l["exe"] for l in kv[1])):
+            share = sum(l["exe"] for l in ls) / total
             if share < 0.01:
                 continue
             int8 = any(l["w"]["int8"] for l in ls)
@@ -150,8 +161,8 @@ def weighted(rows, cyc, peak):
                 if any(x is None for x in cy):
                     cells.append("n/a")
                     continue
-                rate = (sum(l["iters"] * l["w"][key] for l in ls)
-                        / sum(l["iters"] * x for l, x in zip(ls, cy)))
+                rate = (sum(runs(l) * l["w"][key] for l in ls)
+                        / sum(runs(l) * x for l, x in zip(ls, cy)))
                 cells.append(f"{rate:.1f} ({100 * rate / peak[(pk, c[1])]:.0f}%)")
             print(f"| {run} | {g} | {100 * share:.0f}% | " + " | ".join(cells) + " |")
     print()
@@ -174,7 +185,7 @@ def main(work, binary, lib=None):
         if is_ort:  # stripped to its exports: name loops by address
             for l in loops:
                 l["func"], l["off"] = "libonnxruntime.so", l["start"] + l["off"]
-        tops[run] = sorted(loops, key=lambda l: -l["iters"] * l["n"])[:4]
+        tops[run] = sorted(loops, key=lambda l: -l["exe"])[:4]
         loops_all += loops
         rows.append((run, loops, total))
     cyc = am.mca_all([(id(l), l["asm"]) for l in loops_all])
@@ -203,7 +214,7 @@ def main(work, binary, lib=None):
             tot = next(t for r, _, t in rows if r == run)
             c = cyc.get((id(l), "neoverse-n1"))
             print(f"- {run}: `{ar.short(l['func'])[:70]}+{l['off']:#x}` {l['n']} insns, "
-                  f"{l['iters'] / 1e3:.0f} k iterations, {100 * l['iters'] * l['n'] / tot:.0f}%, "
+                  f"{l['iters'] / 1e3:.0f} k iterations, {100 * l['exe'] / tot:.0f}%, "
                   f"{am.fmt(c)} c/iter")
     print()
 

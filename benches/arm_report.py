@@ -27,6 +27,7 @@ KERNELS = [
     ("LayerNorm", r"kernels::aarch64::.*layer_norm"),
     ("panel epilogue", r"kernels::aarch64::.*epilogue"),
     ("quantize (f32 -> int8 blocks)", r"kernels::aarch64::.*quantize"),
+    ("transpose8", r"kernels::aarch64::.*transpose"),
     ("int8 GEMM · scalar (reference)", r"kernels::scalar::gemm_i8"),
 ]
 
