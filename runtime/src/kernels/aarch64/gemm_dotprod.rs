@@ -12,7 +12,7 @@
 
 use std::arch::aarch64::*;
 
-use super::int8::{block_bias, block_start, block_step, ldr_q, ldr_q_at, store, store_panel};
+use super::int8::{block_bias, block_start, block_step, ldr_q, ldr_q_at, row_starts};
 use crate::kernels::{Epilogue4, Panel, Tile, MR, NR, QBLOCK};
 
 /// `c += Σ₄ w·x.4b[I]`: four signed byte products per lane, `x`'s group `I` for every lane.
@@ -51,12 +51,7 @@ unsafe fn panel_dotprod<const M: usize, const STEP: usize>(
 ) -> [[float32x4_t; 2]; M] {
     let nb = kp / QBLOCK;
     let mut f = [[vdupq_n_f32(0.0); 2]; M];
-    // Row r's activations (each half of a block) and block scales: one offset each for all
-    // rows, `32b` and `4b` bytes in block b.
-    // (Wrapping: with kp = 0 the second half's start is past the end, and never read.)
-    let x: [[*const i8; 2]; M] =
-        core::array::from_fn(|r| [xq.wrapping_add(r * kp), xq.wrapping_add(r * kp + 16)]);
-    let s: [*const f32; M] = core::array::from_fn(|r| xs.wrapping_add(r * nb));
+    let (x, s) = row_starts::<M>(xq, xs, kp);
     let mut wb = w;
     // SAFETY: a static's 16 bytes.
     let bias = unsafe { block_bias() };
@@ -128,56 +123,12 @@ unsafe fn panel_dotprod_step<const M: usize>(
     }
 }
 
-/// The single-panel kernel's body: [`panel_dotprod`] into `acc`.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn gemm_i8_panel_dotprod_impl<const M: usize>(
-    xq: *const i8,
-    xs: *const f32,
-    kp: usize,
-    panel: *const i8,
-    step: usize,
-    acc: &mut [[f32; NR]; MR],
-) {
-    // SAFETY: the entry's checks are panel_dotprod's contract.
-    store(
-        &unsafe { panel_dotprod_step::<M>(xq, xs, kp, panel, step) },
-        acc,
-    );
-}
-
-gemm_entry!(
+panel_gemms!(
+    "neon,dotprod", panel_dotprod_step, crate::kernels::Isa::NeonDotprod,
     /// The int8 panel GEMM with `sdot`.
-    gemm_i8_panel_dotprod,
-    gemm_i8_panel_dotprod_impl,
-    crate::kernels::Isa::NeonDotprod
-);
-
-/// The four-panel kernel's body for `M` rows: each panel's tile in turn, its epilogue, its
-/// stores.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn gemm_i8_panel4_dotprod_tile<const M: usize>(
-    xq: *const i8,
-    xs: *const f32,
-    kp: usize,
-    panels: [(*const i8, usize); 4],
-    epilogue: Option<Epilogue4<'_>>,
-    out: &mut Tile<'_>,
-    r0: usize,
-) {
-    for (p, (w, step)) in panels.into_iter().enumerate() {
-        // SAFETY: the entry checked every panel for these rows; dotprod is enabled here.
-        unsafe {
-            let f = panel_dotprod_step::<M>(xq, xs, kp, w, step);
-            store_panel(&f, epilogue, p, out, r0);
-        }
-    }
-}
-
-gemm4_entry!(
+    gemm_i8_panel_dotprod / gemm_i8_panel_dotprod_impl,
     /// The four-panel int8 GEMM with `sdot`: each of `out`'s rows gets the four panels'
     /// outputs exactly as [`crate::kernels::scalar::gemm_i8_panel`] (then the epilogue)
     /// gives them.
-    gemm_i8_panel4_dotprod,
-    gemm_i8_panel4_dotprod_tile,
-    crate::kernels::Isa::NeonDotprod
+    gemm_i8_panel4_dotprod / gemm_i8_panel4_dotprod_tile,
 );

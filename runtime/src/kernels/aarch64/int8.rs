@@ -415,3 +415,69 @@ macro_rules! gemm4_entry {
         }
     };
 }
+
+/// Row r's activations (each half of a block) and block scales for a tile of `M` rows: one
+/// offset each serves all rows, `32b` and `4b` bytes in block b. Wrapping arithmetic: with
+/// `kp = 0` the second half's start is past the end, and never read.
+#[inline(always)]
+pub(super) fn row_starts<const M: usize>(
+    xq: *const i8,
+    xs: *const f32,
+    kp: usize,
+) -> ([[*const i8; 2]; M], [*const f32; M]) {
+    let nb = kp / QBLOCK;
+    (
+        core::array::from_fn(|r| [xq.wrapping_add(r * kp), xq.wrapping_add(r * kp + 16)]),
+        core::array::from_fn(|r| xs.wrapping_add(r * nb)),
+    )
+}
+
+/// A tier's two int8 GEMMs from its tile body `$rows::<M>(xq, xs, kp, w, step)` (`M ≤ MR` rows
+/// of one panel, the f32 sums): the single-panel kernel (`$one`, into the accumulators) and
+/// the four-panel one (`$four`, each panel's tile in turn, its epilogue, its stores), each a
+/// thin `#[target_feature]` body (`$one_body`, `$four_body`) under a checked safe entry.
+macro_rules! panel_gemms {
+    (
+        $features:literal, $rows:ident, $isa:expr,
+        $(#[$doc_one:meta])* $one:ident / $one_body:ident,
+        $(#[$doc_four:meta])* $four:ident / $four_body:ident $(,)?
+    ) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $one_body<const M: usize>(
+            xq: *const i8,
+            xs: *const f32,
+            kp: usize,
+            panel: *const i8,
+            step: usize,
+            acc: &mut [[f32; NR]; MR],
+        ) {
+            // SAFETY: the entry's checks are the tile body's contract.
+            let f = unsafe { $rows::<M>(xq, xs, kp, panel, step) };
+            $crate::kernels::aarch64::int8::store(&f, acc);
+        }
+
+        gemm_entry!($(#[$doc_one])* $one, $one_body, $isa);
+
+        #[target_feature(enable = $features)]
+        unsafe fn $four_body<const M: usize>(
+            xq: *const i8,
+            xs: *const f32,
+            kp: usize,
+            panels: [(*const i8, usize); 4],
+            epilogue: Option<Epilogue4<'_>>,
+            out: &mut Tile<'_>,
+            r0: usize,
+        ) {
+            for (p, (w, step)) in panels.into_iter().enumerate() {
+                // SAFETY: the entry checked every panel for these rows; the tier's features
+                // are enabled here.
+                unsafe {
+                    let f = $rows::<M>(xq, xs, kp, w, step);
+                    $crate::kernels::aarch64::int8::store_panel(&f, epilogue, p, out, r0);
+                }
+            }
+        }
+
+        gemm4_entry!($(#[$doc_four])* $four, $four_body, $isa);
+    };
+}
