@@ -10,8 +10,9 @@
 # `eval "$(scripts/npu-env.sh)"` sets both): without them they say so and pass, unless
 # DBRT_REQUIRE_ONNXRUNTIME=1 (CI), where they fail.
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
-# runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests and the C tests
-# under qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists
+# runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests, every tier
+# against scalar on DBRT_REAL_TIER_ROWS (24) real pairs, and the C tests under
+# qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists
 # phone targets whose static library must build. DBRT_EXPECT_ISA (x86_64) and
 # DBRT_EXPECT_ISA_AARCH64 name kernel tiers that must be available, so that a tier that never
 # ran fails the run.
