@@ -140,7 +140,6 @@ impl Session {
             )));
         }
         let kernels = Kernels::select(options.isa)?;
-        model.prepare_weights(&kernels)?;
         let max_word = options.max_word_bytes.unwrap_or(DEFAULT_MAX_WORD_BYTES);
         if max_word == 0 || max_word > MAX_WORD_BYTES_LIMIT {
             return Err(Error::InvalidArgument(format!(
@@ -160,6 +159,9 @@ impl Session {
                 bytes,
             });
         }
+        // The i8mm tier's repack of the weights (once per model): after every check that can
+        // refuse the session.
+        model.prepare_weights(&kernels)?;
         let mut buf = Buffers::allocating();
         let scratch =
             ForwardScratch::new(model.config(), &model.network, max_len, threads, &mut buf)?;

@@ -195,3 +195,27 @@ fn panels_of_a_packed_matrix_in_memory_are_those_of_the_file() {
         assert!(packed.panel(packed.panels()).is_none());
     }
 }
+
+/// Sizes the packed bytes cannot hold are errors, not panics: too few bytes, an odd count of
+/// interleaved panels (they come in pairs), inputs not in whole blocks, a size that overflows.
+#[test]
+fn the_smmla_repack_refuses_what_it_cannot_hold() {
+    let kp = 2 * QBLOCK;
+    let w = vec![1i8; 3 * kp * NR];
+    let mut out = Vec::new();
+    assert!(pack::repack_smmla(&w, kp, 1, 3, &mut out).is_ok());
+    for (kp, il, panels) in [
+        (2 * QBLOCK, 1, 4),
+        (2 * QBLOCK, 2, 3),
+        (QBLOCK + 1, 1, 1),
+        (2 * QBLOCK, 3, 1),
+        (usize::MAX / 2, 1, 1),
+        (2 * QBLOCK, 1, usize::MAX),
+    ] {
+        let mut out = Vec::new();
+        assert!(
+            pack::repack_smmla(&w, kp, il, panels, &mut out).is_err(),
+            "kp {kp} interleave {il} panels {panels}"
+        );
+    }
+}

@@ -200,10 +200,14 @@ pub fn repack_smmla(
     panels: usize,
     out: &mut Vec<i8>,
 ) -> Result<()> {
-    let bytes = panels
-        .checked_mul(kp * NR)
+    // Interleaved panels come in pairs: an odd count would read past the last pair.
+    let bytes = kp
+        .checked_mul(NR)
+        .and_then(|k| panels.checked_mul(k))
         .filter(|&n| {
-            kp.is_multiple_of(QBLOCK) && (interleave == 1 || interleave == 2) && n <= weights.len()
+            kp.is_multiple_of(QBLOCK)
+                && (interleave == 1 || (interleave == 2 && panels.is_multiple_of(2)))
+                && n <= weights.len()
         })
         .ok_or_else(|| {
             Error::InvalidArgument(format!(

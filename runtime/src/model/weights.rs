@@ -231,15 +231,23 @@ impl SmmlaWeights {
             let panels = rows.div_ceil(NR * il) * il;
             tensors.push((r.offset as usize, il, kp, panels));
         }
+        // Records that alias one tensor are repacked once.
         tensors.sort_unstable();
-        // As many bytes as the file's packed tensors (checked at open): no overflow, but a
-        // crafted file gets an error here rather than a wrapped size.
+        tensors.dedup();
         let bytes = tensors
             .iter()
             .try_fold(0usize, |n, t| {
                 n.checked_add(t.2.checked_mul(NR)?.checked_mul(t.3)?)
             })
             .ok_or_else(|| Error::InvalidArgument("packed tensors larger than memory".into()))?;
+        // Each tensor lies inside the file (checked at open), so tensors that do not overlap
+        // take at most the file's size: more means a crafted file, refused before allocating.
+        if bytes > file.bytes().len() {
+            return Err(Error::CorruptHeader(format!(
+                "packed tensors take {bytes} bytes, more than the file's {}: their records overlap",
+                file.bytes().len()
+            )));
+        }
         let mut w = Vec::new();
         w.try_reserve_exact(bytes).map_err(|_| Error::OutOfMemory {
             what: "the weights repacked for i8mm",

@@ -74,7 +74,8 @@ unsafe fn tile<const M: usize, const N: usize>(
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); N]; M];
         let mut x = [vdupq_n_f32(0.0); M];
-        let mut bk = b.add(c);
+        // Wrapping: after the last step `bk` points past `b`, where nothing is read.
+        let mut bk = b.wrapping_add(c);
         let mut k = 0;
         while k + 4 <= kn {
             for (r, xr) in x.iter_mut().enumerate() {
@@ -84,7 +85,7 @@ unsafe fn tile<const M: usize, const N: usize>(
             step::<M, N, 1>(&mut acc, &x, bk.add(stride));
             step::<M, N, 2>(&mut acc, &x, bk.add(2 * stride));
             step::<M, N, 3>(&mut acc, &x, bk.add(3 * stride));
-            bk = bk.add(4 * stride);
+            bk = bk.wrapping_add(4 * stride);
             k += 4;
         }
         while k < kn {
@@ -92,7 +93,7 @@ unsafe fn tile<const M: usize, const N: usize>(
                 *xr = vld1q_dup_f32(a[r].add(k));
             }
             step::<M, N, 0>(&mut acc, &x, bk);
-            bk = bk.add(stride);
+            bk = bk.wrapping_add(stride);
             k += 1;
         }
         for (r, accr) in acc.iter().enumerate() {
