@@ -2,7 +2,9 @@
 //! tails, one row, empty input. The int8 GEMM must match bit for bit.
 
 use dbrt::format::pack;
-use dbrt::kernels::{scalar, Epilogue4, Isa, Kernels, Panel, Tile, WeightLayout, MR, NR, QBLOCK};
+use dbrt::kernels::{
+    scalar, Epilogue4, GemmI8Panel4, Isa, Kernels, Panel, Tile, WeightLayout, MR, NR, QBLOCK,
+};
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -153,6 +155,37 @@ fn as_tier<'a>(k: &Kernels, panel: Panel<'a>, kp: usize, buf: &'a mut Vec<i8>) -
     }
 }
 
+/// Four panels as tier `k` reads them ([`as_tier`] each, into `bufs`).
+fn as_tier4<'a>(
+    k: &Kernels,
+    panels: [Panel<'a>; 4],
+    kp: usize,
+    bufs: &'a mut [Vec<i8>; 4],
+) -> [Panel<'a>; 4] {
+    let mut it = bufs
+        .iter_mut()
+        .zip(panels)
+        .map(|(b, p)| as_tier(k, p, kp, b));
+    [(); 4].map(|_| it.next().unwrap())
+}
+
+/// A four-panel GEMM over `m` rows without an epilogue: each panel's `m` rows of outputs.
+fn four_panels(
+    gemm4: GemmI8Panel4,
+    (xq, xs): (&[i8], &[f32]),
+    kp: usize,
+    panels: [Panel<'_>; 4],
+    m: usize,
+) -> [Vec<[f32; NR]>; 4] {
+    let mut out = vec![1f32; m * Tile::COLS];
+    gemm4(xq, xs, kp, panels, None, Tile::new(&mut out, m, Tile::COLS));
+    [0, 1, 2, 3].map(|p| {
+        (0..m)
+            .map(|r| out[r * Tile::COLS + p * NR..][..NR].try_into().unwrap())
+            .collect()
+    })
+}
+
 fn assert_same(want: &[[f32; NR]], got: &[[f32; NR]], m: usize, what: &str) {
     for r in 0..m {
         let bits = |v: &[f32; NR]| v.map(f32::to_bits);
@@ -219,11 +252,7 @@ fn gemm_i8_panel4_matches_four_scalar_panels_bit_for_bit() {
             ];
             for (layout, panels) in [("8x4", alone), ("16x4", both), ("mixed", mixed)] {
                 let mut bufs = [(); 4].map(|_| Vec::new());
-                let mut it = bufs
-                    .iter_mut()
-                    .zip(panels)
-                    .map(|(b, p)| as_tier(&k, p, kp, b));
-                let panels = [(); 4].map(|_| it.next().unwrap());
+                let panels = as_tier4(&k, panels, kp, &mut bufs);
                 for epi in epilogues {
                     // A tile narrower than its rows' stride, with a sentinel around it.
                     let ld = Tile::COLS + 3;
@@ -309,11 +338,7 @@ fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
                     let nb = kp / QBLOCK;
                     for (layout, panels) in [("8x4", alone), ("16x4", both)] {
                         let mut bufs = [(); 4].map(|_| Vec::new());
-                        let mut it = bufs
-                            .iter_mut()
-                            .zip(panels)
-                            .map(|(b, p)| as_tier(&k, p, kp, b));
-                        let panels = [(); 4].map(|_| it.next().unwrap());
+                        let panels = as_tier4(&k, panels, kp, &mut bufs);
                         let what = format!("{:?} {name} {layout} m={m} kp={kp}", k.isa);
                         for (p, panel) in panels.into_iter().enumerate() {
                             let want = case.want(p);
@@ -329,24 +354,10 @@ fn gemm_long_rows_and_extreme_codes_match_scalar_bit_for_bit() {
                         let Some(gemm4) = k.gemm_i8_panel4 else {
                             continue;
                         };
-                        let mut out = vec![1f32; m * Tile::COLS];
-                        gemm4(
-                            &xq,
-                            &case.xs,
-                            kp,
-                            panels,
-                            None,
-                            Tile::new(&mut out, m, Tile::COLS),
-                        );
-                        for p in 0..4 {
-                            let got: Vec<[f32; NR]> = (0..m)
-                                .map(|r| {
-                                    let o = r * Tile::COLS + p * NR;
-                                    out[o..o + NR].try_into().unwrap()
-                                })
-                                .collect();
+                        let got = four_panels(gemm4, (&xq, &case.xs), kp, panels, m);
+                        for (p, got) in got.iter().enumerate() {
                             let what = format!("{what} four-panel {p}");
-                            assert_same(&case.want(p), &got, m, &what);
+                            assert_same(&case.want(p), got, m, &what);
                         }
                     }
                 }
@@ -382,26 +393,12 @@ fn gemm_i8_panel4_on_wide_inputs_matches_scalar_bit_for_bit() {
                 .map(|p| scalar::panel_block_sums(p, kp))
                 .collect();
             let mut bufs = [(); 4].map(|_| Vec::new());
-            let mut it = bufs
-                .iter_mut()
-                .zip([0, 1, 2, 3].map(|i| case.alone(i)))
-                .map(|(b, p)| as_tier(&k, p, kp, b));
-            let panels = [(); 4].map(|_| it.next().unwrap());
-            let mut out = vec![0f32; m * Tile::COLS];
-            gemm4(
-                &case.xq_for(&k),
-                &case.xs,
-                kp,
-                panels,
-                None,
-                Tile::new(&mut out, m, Tile::COLS),
-            );
-            for p in 0..4 {
-                let got: Vec<[f32; NR]> = (0..m)
-                    .map(|r| out[r * Tile::COLS + p * NR..][..NR].try_into().unwrap())
-                    .collect();
+            let panels = as_tier4(&k, [0, 1, 2, 3].map(|i| case.alone(i)), kp, &mut bufs);
+            let xq = case.xq_for(&k);
+            let got = four_panels(gemm4, (&xq, &case.xs), kp, panels, m);
+            for (p, got) in got.iter().enumerate() {
                 let what = format!("{:?} m={m} kp={kp} panel {p}", k.isa);
-                assert_same(&case.want(p), &got, m, &what);
+                assert_same(&case.want(p), got, m, &what);
             }
         }
     }
