@@ -113,6 +113,7 @@ impl OffloadArgs {
             },
             onnxruntime_library: self.onnxruntime_lib.clone(),
             qnn_library: self.qnn_lib.clone(),
+            ..Default::default()
         })
     }
 }

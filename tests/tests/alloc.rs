@@ -83,6 +83,7 @@ fn check_offloaded() {
             fallback: FallbackPolicy::Always,
             onnxruntime_library: Some(lib),
             qnn_library: None,
+            ..Default::default()
         },
         ..Default::default()
     };

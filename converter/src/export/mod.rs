@@ -103,6 +103,7 @@ pub fn export_onnx(model: &Path, out_dir: &Path, options: &ExportOptions) -> Res
         hidden_size: c.hidden_size,
         precision: options.precision,
         graphs,
+        ascend: None,
     };
     // The runtime reads what it is given back: a manifest it would refuse is never written.
     Manifest::parse(&manifest.to_text())?;

@@ -19,6 +19,22 @@
 //! the tokenizer, so another model (or the same model converted to another dtype) differs.
 //! `graph` is the bucket (sequence length), a file name in the same directory, its length in
 //! bytes and its CRC-32. Lines starting with `#` are comments.
+//!
+//! An export for Huawei's Ascend (`--target ascend`) holds one graph with a dynamic sequence
+//! dimension instead of one per bucket; its `graph` line's bucket is the longest sequence the
+//! graph's constants cover, and three more lines say how ATC compiles it and what it made:
+//!
+//! ```text
+//! target ascend
+//! gears 64 128 256 512
+//! graph 512 encoder-ascend.onnx 85123456 0badc0de
+//! om encoder.om 61234567 89abcdef Ascend310B1
+//! ```
+//!
+//! `gears` are the sequence lengths ATC compiles (`--dynamic_dims`), ascending, the last the
+//! graph's bucket. `om` (written by `dbrt-convert register-om` after ATC ran, absent before)
+//! is the compiled offline model: file name, length, CRC-32, and the `--soc_version` it was
+//! compiled for.
 
 use std::fmt::Write as _;
 
@@ -92,14 +108,38 @@ pub struct Graph {
     pub crc32: u32,
 }
 
+/// The offline model ATC compiled from an Ascend export's graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineModel {
+    /// A file name in the artifact directory (no directory part).
+    pub file: String,
+    pub bytes: u64,
+    pub crc32: u32,
+    /// The `--soc_version` it was compiled for (`Ascend310B1`, `Ascend310P3`, ...).
+    pub soc_version: String,
+}
+
+/// What an Ascend export adds: the gears ATC compiles and, once compiled, the offline model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AscendPart {
+    /// Ascending, the last equal to the one graph's bucket.
+    pub gears: Vec<usize>,
+    pub om: Option<OfflineModel>,
+}
+
+/// The most gears ATC takes.
+pub const MAX_GEARS: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub model: ModelIdentity,
     pub layers: usize,
     pub hidden_size: usize,
     pub precision: Precision,
-    /// By bucket, ascending, no two alike.
+    /// By bucket, ascending, no two alike. An Ascend export has one.
     pub graphs: Vec<Graph>,
+    /// `Some` for an Ascend export (`target ascend`).
+    pub ascend: Option<AscendPart>,
 }
 
 fn bad(line: usize, what: impl std::fmt::Display) -> Error {
@@ -154,6 +194,7 @@ impl Manifest {
         }
         let (mut model, mut layers, mut hidden, mut precision) = (None, None, None, None);
         let mut graphs: Vec<Graph> = Vec::new();
+        let (mut target, mut gears, mut om) = (None, None::<Vec<usize>>, None);
         for (n, line) in lines {
             let mut f = line.split_ascii_whitespace();
             let key = f.next().unwrap_or_default();
@@ -216,6 +257,56 @@ impl Manifest {
                         crc32,
                     });
                 }
+                "target" => {
+                    once(target.is_some())?;
+                    match f.next().unwrap_or_default() {
+                        "ascend" => target = Some(()),
+                        _ => return Err(bad(n, "the only target is 'ascend'")),
+                    }
+                }
+                "gears" => {
+                    once(gears.is_some())?;
+                    let mut g: Vec<usize> = Vec::new();
+                    for v in f.by_ref() {
+                        if g.len() == MAX_GEARS {
+                            return Err(bad(n, format_args!("more than {MAX_GEARS} gears")));
+                        }
+                        let v: usize = number(n, "a gear", Some(v))?;
+                        if v == 0 || v > 1 << 16 || g.last().is_some_and(|&l| l >= v) {
+                            return Err(bad(n, "gears must ascend, in 1..=65536"));
+                        }
+                        g.push(v);
+                    }
+                    if g.is_empty() {
+                        return Err(bad(n, "no gears"));
+                    }
+                    gears = Some(g);
+                }
+                "om" => {
+                    once(om.is_some())?;
+                    let file = f.next().unwrap_or_default();
+                    if !valid_file_name(file) {
+                        return Err(bad(n, "the offline model is not a plain file name"));
+                    }
+                    let bytes: u64 = number(n, "the offline model's length", f.next())?;
+                    let crc32 = hex32(n, "the offline model's checksum", f.next())?;
+                    if bytes == 0 || bytes > MAX_GRAPH_BYTES {
+                        return Err(bad(
+                            n,
+                            format_args!("offline model length not in 1..={MAX_GRAPH_BYTES}"),
+                        ));
+                    }
+                    let soc = f.next().unwrap_or_default();
+                    if soc.is_empty() || !valid_file_name(soc) || soc.len() > 64 {
+                        return Err(bad(n, "no SoC version after the offline model"));
+                    }
+                    om = Some(OfflineModel {
+                        file: file.to_owned(),
+                        bytes,
+                        crc32,
+                        soc_version: soc.to_owned(),
+                    });
+                }
                 _ => return Err(bad(n, format_args!("unknown key '{key}'"))),
             }
             if f.next().is_some() {
@@ -226,12 +317,31 @@ impl Manifest {
         if graphs.is_empty() {
             return Err(missing("graph"));
         }
+        let ascend = match (target, gears) {
+            (None, None) if om.is_none() => None,
+            (None, _) => {
+                return Err(Error::InvalidArtifacts(format!(
+                    "{MANIFEST_FILE} has 'gears' or 'om' without 'target ascend'"
+                )))
+            }
+            (Some(()), None) => return Err(missing("gears")),
+            (Some(()), Some(gears)) => {
+                if graphs.len() != 1 || gears.last() != Some(&graphs[0].bucket) {
+                    return Err(Error::InvalidArtifacts(format!(
+                        "{MANIFEST_FILE}: an Ascend export has one graph, whose bucket is the \
+                         largest gear"
+                    )));
+                }
+                Some(AscendPart { gears, om })
+            }
+        };
         Ok(Manifest {
             model: model.ok_or_else(|| missing("model"))?,
             layers: layers.ok_or_else(|| missing("layers"))?,
             hidden_size: hidden.ok_or_else(|| missing("hidden_size"))?,
             precision: precision.ok_or_else(|| missing("precision"))?,
             graphs,
+            ascend,
         })
     }
 
@@ -247,11 +357,25 @@ impl Manifest {
         let _ = writeln!(s, "layers {}", self.layers);
         let _ = writeln!(s, "hidden_size {}", self.hidden_size);
         let _ = writeln!(s, "precision {}", self.precision.as_str());
+        if let Some(a) = &self.ascend {
+            s.push_str("target ascend\ngears");
+            for g in &a.gears {
+                let _ = write!(s, " {g}");
+            }
+            s.push('\n');
+        }
         for g in &self.graphs {
             let _ = writeln!(
                 s,
                 "graph {} {} {} {:08x}",
                 g.bucket, g.file, g.bytes, g.crc32
+            );
+        }
+        if let Some(om) = self.ascend.as_ref().and_then(|a| a.om.as_ref()) {
+            let _ = writeln!(
+                s,
+                "om {} {} {:08x} {}",
+                om.file, om.bytes, om.crc32, om.soc_version
             );
         }
         s
@@ -309,6 +433,51 @@ mod tests {
                     crc32: 0xffffffff,
                 },
             ],
+            ascend: None,
+        }
+    }
+
+    fn ascend_sample() -> Manifest {
+        let mut m = sample();
+        m.graphs.truncate(1);
+        m.graphs[0].bucket = 512;
+        m.ascend = Some(AscendPart {
+            gears: vec![64, 128, 512],
+            om: Some(OfflineModel {
+                file: "encoder.om".into(),
+                bytes: 4096,
+                crc32: 0x12345678,
+                soc_version: "Ascend310B1".into(),
+            }),
+        });
+        m
+    }
+
+    #[test]
+    fn an_ascend_export_round_trips_and_is_checked() {
+        let m = ascend_sample();
+        assert_eq!(Manifest::parse(&m.to_text()).unwrap(), m);
+        let mut uncompiled = m.clone();
+        uncompiled.ascend.as_mut().unwrap().om = None;
+        assert_eq!(Manifest::parse(&uncompiled.to_text()).unwrap(), uncompiled);
+        let good = m.to_text();
+        let cases = [
+            (good.replace("gears 64 128 512", "gears 64 128 256"), "largest gear"),
+            (good.replace("gears 64 128 512", "gears 128 64 512"), "ascend"),
+            (good.replace("gears 64 128 512", "gears"), "no gears"),
+            (good.replace("gears 64 128 512\n", ""), "no 'gears'"),
+            (good.replace("target ascend\n", ""), "without 'target ascend'"),
+            (good.replace("target ascend", "target gpu"), "only target"),
+            (good.replace(" Ascend310B1", ""), "SoC version"),
+            (good.replace("encoder.om", "../encoder.om"), "plain file name"),
+            (
+                good.clone() + "graph 1024 encoder-1024.onnx 10 00000001\n",
+                "one graph",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Manifest::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should say {want:?}");
         }
     }
 

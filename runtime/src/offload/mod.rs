@@ -27,9 +27,10 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// The backends a session can name, besides `auto`: dbrt's own CPU encoder, Qualcomm's NPU
-/// through onnxruntime's QNN execution provider (HTP backend), and onnxruntime's CPU
-/// provider (a reference backend, for checking exported graphs).
-pub const BACKENDS: &[&str] = &["cpu", "qnn", "ort-cpu"];
+/// through onnxruntime's QNN execution provider (HTP backend), onnxruntime's CPU provider (a
+/// reference backend, for checking exported graphs), and Huawei's Ascend NPU through
+/// AscendCL (an ATC-compiled offline model).
+pub const BACKENDS: &[&str] = &["cpu", "qnn", "ort-cpu", "ascend"];
 
 /// Which encoder a session runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +38,7 @@ pub enum BackendChoice {
     /// dbrt's CPU encoder (the default).
     #[default]
     Cpu,
-    /// The first accelerator that attaches (`qnn`), else the CPU (whatever the
+    /// The first accelerator that attaches (`qnn`, then `ascend`), else the CPU (whatever the
     /// [`FallbackPolicy`]: landing on the CPU is what `auto` means; it is still recorded).
     Auto,
     /// One backend by name (one of [`BACKENDS`]).
@@ -98,6 +99,11 @@ pub struct OffloadOptions {
     /// The QNN execution provider's library (`libonnxruntime_providers_qnn.so`, next to
     /// `libQnnHtp.so`); `None` means `DBRT_QNN_EP_LIB`.
     pub qnn_library: Option<PathBuf>,
+    /// AscendCL's library (`libascendcl.so`); `None` means the environment variable
+    /// `DBRT_ASCENDCL_LIB`, then the system's search path.
+    pub ascendcl_library: Option<PathBuf>,
+    /// The Ascend device (`aclrtSetDevice`'s id); 0 by default.
+    pub ascend_device: i32,
 }
 
 /// Why a call ran on the CPU instead of the session's backend.

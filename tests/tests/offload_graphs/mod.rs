@@ -169,6 +169,7 @@ pub fn write_artifacts(dir: &Path, model: &dbrt::Model, kind: Kind, buckets: &[u
         hidden_size: c.hidden_size,
         precision: Precision::F32,
         graphs,
+        ascend: None,
     };
     write_manifest(dir, &manifest);
     manifest

@@ -48,6 +48,7 @@ pub fn options(
             fallback,
             onnxruntime_library: Some(lib.to_path_buf()),
             qnn_library: qnn_quiet(),
+            ..Default::default()
         },
         ..Default::default()
     }
