@@ -91,6 +91,13 @@ struct OffloadArgs {
     /// onnxruntime's QNN provider library, next to libQnnHtp.so (default: $DBRT_QNN_EP_LIB).
     #[arg(long)]
     qnn_lib: Option<PathBuf>,
+    /// AscendCL's library, libascendcl.so, for --backend ascend (default: $DBRT_ASCENDCL_LIB,
+    /// then the system's).
+    #[arg(long)]
+    ascendcl_lib: Option<PathBuf>,
+    /// The Ascend device id (aclrtSetDevice) for --backend ascend.
+    #[arg(long, default_value_t = 0)]
+    ascend_device: i32,
 }
 
 impl OffloadArgs {
@@ -113,7 +120,8 @@ impl OffloadArgs {
             },
             onnxruntime_library: self.onnxruntime_lib.clone(),
             qnn_library: self.qnn_lib.clone(),
-            ..Default::default()
+            ascendcl_library: self.ascendcl_lib.clone(),
+            ascend_device: self.ascend_device,
         })
     }
 }

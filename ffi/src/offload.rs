@@ -99,8 +99,9 @@ unsafe fn set_path(
 
 /// The encoder's backend by name: "cpu" (the default: dbrt's own kernels), "auto" (an
 /// accelerator that attaches, else the CPU), "qnn" (Qualcomm's NPU through onnxruntime's QNN
-/// execution provider) or "ort-cpu" (onnxruntime's CPU provider, a reference). An accelerator
-/// needs `dbrt_session_options_set_artifacts`. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+/// execution provider), "ort-cpu" (onnxruntime's CPU provider, a reference) or "ascend"
+/// (Huawei's NPU through AscendCL). An accelerator needs `dbrt_session_options_set_artifacts`
+/// ("ascend" not when the model file holds its offline model). Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
 /// DBRT_UNKNOWN_BACKEND.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_options_set_backend(
@@ -180,6 +181,40 @@ pub unsafe extern "C" fn dbrt_session_options_set_qnn_library(
 ) -> dbrt_status {
     // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
     unsafe { set_path(options, path, path_len, |o| &mut o.qnn_library) }
+}
+
+/// The path of AscendCL's library (`libascendcl.so`, from CANN) for the "ascend" backend, as
+/// UTF-8; NULL with length 0 means the environment variable DBRT_ASCENDCL_LIB, then the
+/// system's library search path. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+/// DBRT_INVALID_ARGUMENT (empty).
+#[no_mangle]
+pub unsafe extern "C" fn dbrt_session_options_set_ascendcl_library(
+    options: *mut dbrt_session_options,
+    path: *const c_char,
+    path_len: usize,
+) -> dbrt_status {
+    // SAFETY: `path_len` readable bytes when not NULL, by the header's contract.
+    unsafe { set_path(options, path, path_len, |o| &mut o.ascendcl_library) }
+}
+
+/// The Ascend device (`aclrtSetDevice`'s id, 0 by default) for the "ascend" backend.
+/// Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT (negative).
+#[no_mangle]
+pub unsafe extern "C" fn dbrt_session_options_set_ascend_device(
+    options: *mut dbrt_session_options,
+    device: i32,
+) -> dbrt_status {
+    guard(|| {
+        let o = options_mut(options)?;
+        if device < 0 {
+            return Err(Failure::new(
+                DBRT_INVALID_ARGUMENT,
+                format!("Ascend device {device} is negative"),
+            ));
+        }
+        o.offload.ascend_device = device;
+        Ok(())
+    })
 }
 
 /// Whether backend `name` can run here: its libraries load and it finds a device (found

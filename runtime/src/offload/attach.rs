@@ -2,38 +2,50 @@
 //! model shared through the model's cache), and running each call's encoder on the device or,
 //! recorded and logged, on the CPU.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::device::{Accelerator, DeviceModel, Message, RunFailure};
-use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_BYTES};
+use super::artifacts::{embedded_offline_model, read_graphs, read_manifest, read_offline_model};
+use super::ascend::backend::{AscendModel, AttachError};
+use super::ascend::library as ascend_library;
+use super::device::{Accelerator, DeviceModel, Engine, Message, RunFailure};
 use super::ort::backend::{attach_runtime, CompileError, Libraries, OrtModel, Provider};
 use super::{BackendChoice, Fallback, FallbackKind, FallbackPolicy, OffloadOptions};
 use crate::error::{Error, Result};
 use crate::model::stage::{EncoderStage, ForwardPass, Rows};
 use crate::model::Model;
 
-/// Which device model a cache entry is: backend, artifact directory, threads.
+/// Which device model a cache entry is: backend, artifact directory (`None`: the offline
+/// model inside the `.dbrt` file), threads, device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     backend: &'static str,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     threads: usize,
+    device: i32,
 }
 
 /// The device models attached to one model, shared by its sessions while any holds them.
 #[derive(Default)]
 pub struct DeviceCache(Mutex<Vec<(Key, Weak<DeviceModel>)>>);
 
-fn provider(backend: &'static str) -> Option<Provider> {
+/// What attaches a backend: onnxruntime with a provider, or AscendCL.
+enum Attacher {
+    Ort(Provider),
+    Ascend,
+}
+
+fn attacher(backend: &'static str) -> Option<Attacher> {
     match backend {
-        "qnn" => Some(Provider::Qnn),
-        "ort-cpu" => Some(Provider::Cpu),
+        "qnn" => Some(Attacher::Ort(Provider::Qnn)),
+        "ort-cpu" => Some(Attacher::Ort(Provider::Cpu)),
+        "ascend" => Some(Attacher::Ascend),
         _ => None,
     }
 }
+
+/// The accelerators `auto` tries, in order.
+const AUTO: [&str; 2] = ["qnn", "ascend"];
 
 fn libraries(options: &OffloadOptions) -> Libraries<'_> {
     Libraries {
@@ -47,37 +59,25 @@ fn libraries(options: &OffloadOptions) -> Libraries<'_> {
 pub fn backend_available(name: &str, options: &OffloadOptions) -> std::result::Result<(), String> {
     match name.parse::<BackendChoice>().map_err(|e| e.to_string())? {
         BackendChoice::Cpu | BackendChoice::Auto => Ok(()),
-        BackendChoice::Named(n) => match provider(n) {
+        BackendChoice::Named(n) => match attacher(n) {
             None => Ok(()),
-            Some(p) => attach_runtime(p, &libraries(options)).map(|_| ()),
+            Some(Attacher::Ort(p)) => attach_runtime(p, &libraries(options)).map(|_| ()),
+            Some(Attacher::Ascend) => {
+                ascend_library::library(options.ascendcl_library.as_deref()).map(|_| ())
+            }
         },
     }
 }
 
-/// Attaches `backend` for `model`: the cached device model, or one compiled from the artifacts.
-fn device_model(
+/// A device-model attach failure: the fallback kind it counts as, and the error.
+type AttachFailure = (FallbackKind, Error);
+
+/// The cached device model of `key`, or the one `make` builds (then cached).
+fn cached(
     model: &Model,
-    backend: &'static str,
-    options: &OffloadOptions,
-    threads: usize,
-) -> std::result::Result<Arc<DeviceModel>, (FallbackKind, Error)> {
-    let unavailable = |reason: String| {
-        let e = Error::BackendUnavailable { backend, reason };
-        (FallbackKind::BackendUnavailable, e)
-    };
-    let invalid = |e: Error| (FallbackKind::InvalidArtifacts, e);
-    let p = provider(backend).ok_or_else(|| unavailable("not an accelerator".into()))?;
-    let (rt, device) = attach_runtime(p, &libraries(options)).map_err(unavailable)?;
-    let dir = options.artifacts.as_deref().ok_or_else(|| {
-        invalid(Error::InvalidArtifacts(
-            "no artifact directory given".into(),
-        ))
-    })?;
-    let key = Key {
-        backend,
-        dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
-        threads,
-    };
+    key: Key,
+    make: impl FnOnce() -> std::result::Result<DeviceModel, AttachFailure>,
+) -> std::result::Result<Arc<DeviceModel>, AttachFailure> {
     let mut cache = model.devices.0.lock().unwrap_or_else(|e| e.into_inner());
     cache.retain(|(_, w)| w.strong_count() > 0);
     if let Some(m) = cache
@@ -87,104 +87,139 @@ fn device_model(
     {
         return Ok(m);
     }
-    let (manifest, graphs) = read_artifacts(model, dir).map_err(invalid)?;
-    let ort = OrtModel::new(rt, device.as_ref(), &graphs, manifest.hidden_size, threads).map_err(
-        |e| match e {
-            CompileError::Backend(reason) => unavailable(reason),
-            CompileError::Graph(e) => invalid(Error::InvalidArtifacts(format!(
-                "{backend} cannot load them: {e}"
-            ))),
-        },
-    )?;
-    let m = Arc::new(DeviceModel {
-        backend,
-        buckets: manifest.graphs.iter().map(|g| g.bucket).collect(),
-        hidden_size: manifest.hidden_size,
-        ort,
-    });
+    let m = Arc::new(make()?);
     cache.push((key, Arc::downgrade(&m)));
     Ok(m)
 }
 
-/// Reads at most `limit` bytes of `path` (more is an error).
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    // Reserved up front, fallibly: a graph of a few hundred MB on a small device is an error,
-    // not an abort.
-    bytes
-        .try_reserve_exact(limit as usize + 1)
-        .map_err(|_| Error::OutOfMemory {
-            what: "an encoder graph read from the artifacts",
-            bytes: limit + 1,
-        })?;
-    File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::InvalidArtifacts(format!(
-            "{} is longer than {limit} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
+fn canonical(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// Each bucket's graph bytes.
-type Graphs = Vec<(usize, Vec<u8>)>;
+/// Attaches `backend` for `model`: the cached device model, or one compiled from the artifacts.
+fn device_model(
+    model: &Model,
+    backend: &'static str,
+    options: &OffloadOptions,
+    threads: usize,
+) -> std::result::Result<Arc<DeviceModel>, AttachFailure> {
+    let unavailable = |reason: String| {
+        let e = Error::BackendUnavailable { backend, reason };
+        (FallbackKind::BackendUnavailable, e)
+    };
+    let invalid = |e: Error| (FallbackKind::InvalidArtifacts, e);
+    let p = match attacher(backend) {
+        None => return Err(unavailable("not an accelerator".into())),
+        Some(Attacher::Ascend) => return ascend_device_model(model, options),
+        Some(Attacher::Ort(p)) => p,
+    };
+    let (rt, device) = attach_runtime(p, &libraries(options)).map_err(unavailable)?;
+    let dir = options.artifacts.as_deref().ok_or_else(|| {
+        invalid(Error::InvalidArtifacts(
+            "no artifact directory given".into(),
+        ))
+    })?;
+    let key = Key {
+        backend,
+        dir: Some(canonical(dir)),
+        threads,
+        device: 0,
+    };
+    cached(model, key, || {
+        let manifest = read_manifest(model, dir).map_err(invalid)?;
+        if manifest.ascend.is_some() {
+            return Err(invalid(Error::InvalidArtifacts(format!(
+                "{} holds an Ascend export (one dynamic graph for ATC); {backend} needs one \
+                 graph per bucket: export without --target ascend",
+                dir.display()
+            ))));
+        }
+        let graphs = read_graphs(&manifest, dir).map_err(invalid)?;
+        let ort = OrtModel::new(rt, device.as_ref(), &graphs, manifest.hidden_size, threads)
+            .map_err(|e| match e {
+                CompileError::Backend(reason) => unavailable(reason),
+                CompileError::Graph(e) => invalid(Error::InvalidArtifacts(format!(
+                    "{backend} cannot load them: {e}"
+                ))),
+            })?;
+        Ok(DeviceModel {
+            backend,
+            buckets: manifest.graphs.iter().map(|g| g.bucket).collect(),
+            hidden_size: manifest.hidden_size,
+            engine: Engine::Ort(ort),
+        })
+    })
+}
 
-/// The manifest of `dir`, checked against `model`, and each graph's bytes, checked against it.
-fn read_artifacts(model: &Model, dir: &Path) -> Result<(Manifest, Graphs)> {
-    let path = dir.join(MANIFEST_FILE);
-    if !path.is_file() {
-        return Err(Error::InvalidArtifacts(format!(
-            "no {MANIFEST_FILE} in {} (not an export, or an incomplete one)",
-            dir.display()
-        )));
-    }
-    let text = read_bounded(&path, MAX_MANIFEST_BYTES)?;
-    let text = std::str::from_utf8(&text)
-        .map_err(|_| Error::InvalidArtifacts(format!("{MANIFEST_FILE} is not UTF-8")))?;
-    let manifest = Manifest::parse(text)?;
-    manifest.check_model(model.file().header())?;
-    let c = model.config();
-    if (manifest.layers, manifest.hidden_size) != (c.num_hidden_layers, c.hidden_size) {
-        return Err(Error::InvalidArtifacts(format!(
-            "{} layers of {} in the manifest, the model has {} of {}",
-            manifest.layers, manifest.hidden_size, c.num_hidden_layers, c.hidden_size
-        )));
-    }
-    let mut graphs = Vec::with_capacity(manifest.graphs.len());
-    for g in &manifest.graphs {
-        if g.bucket > model.max_sequence_length() {
-            return Err(Error::InvalidArtifacts(format!(
-                "bucket {} exceeds the model's {} positions",
-                g.bucket,
-                model.max_sequence_length()
-            )));
-        }
-        let path = dir.join(&g.file);
-        let len = path.metadata().map(|m| m.len()).unwrap_or(0);
-        if len != g.bytes {
-            return Err(Error::InvalidArtifacts(format!(
-                "{} has {len} bytes, the manifest says {}",
-                g.file, g.bytes
-            )));
-        }
-        let bytes = read_bounded(&path, g.bytes)?;
-        let crc = crc32fast::hash(&bytes);
-        if bytes.len() as u64 != g.bytes || crc != g.crc32 {
-            return Err(Error::InvalidArtifacts(format!(
-                "{} is corrupt: CRC-32 {crc:08x}, the manifest says {:08x}",
-                g.file, g.crc32
-            )));
-        }
-        graphs.push((g.bucket, bytes));
-    }
-    Ok((manifest, graphs))
+/// The `ascend` device model: AscendCL, the offline model (from the artifact directory, else
+/// the `.dbrt` file's `ascend.om`), the device's context and weight memory.
+fn ascend_device_model(
+    model: &Model,
+    options: &OffloadOptions,
+) -> std::result::Result<Arc<DeviceModel>, AttachFailure> {
+    let backend = "ascend";
+    let unavailable = |reason: String| {
+        let e = Error::BackendUnavailable { backend, reason };
+        (FallbackKind::BackendUnavailable, e)
+    };
+    let invalid = |e: Error| (FallbackKind::InvalidArtifacts, e);
+    let lib = ascend_library::library(options.ascendcl_library.as_deref()).map_err(unavailable)?;
+    let key = Key {
+        backend,
+        dir: options.artifacts.as_deref().map(canonical),
+        threads: 0,
+        device: options.ascend_device,
+    };
+    cached(model, key, || {
+        let (gears, owned) = match options.artifacts.as_deref() {
+            Some(dir) => {
+                let (gears, om) = read_offline_model(model, dir).map_err(invalid)?;
+                (gears, Some(om))
+            }
+            None => {
+                let (gears, _) = embedded_offline_model(model).map_err(invalid)?;
+                (gears, None)
+            }
+        };
+        let om = match &owned {
+            Some(om) => om.as_slice(),
+            None => embedded_offline_model(model).map_err(invalid)?.1,
+        };
+        let h = model.config().hidden_size;
+        let m = AscendModel::new(lib, options.ascend_device, om, gears.clone(), h).map_err(
+            |e| match e {
+                AttachError::Unavailable(reason) => unavailable(reason),
+                AttachError::Invalid(why) => invalid(Error::InvalidArtifacts(format!(
+                    "{backend}: the offline model: {why}"
+                ))),
+            },
+        )?;
+        Ok(DeviceModel {
+            backend,
+            buckets: gears,
+            hidden_size: h,
+            engine: Engine::Ascend(m, owned),
+        })
+    })
+}
+
+/// Attaches `backend` for one session: the device model, then the session's state on it.
+fn attach(
+    model: &Model,
+    backend: &'static str,
+    options: &OffloadOptions,
+    threads: usize,
+) -> std::result::Result<Accelerator, AttachFailure> {
+    let m = device_model(model, backend, options, threads)?;
+    let om = match (&m.engine, options.artifacts.is_none()) {
+        (Engine::Ascend(..), true) => Some(
+            embedded_offline_model(model)
+                .map_err(|e| (FallbackKind::InvalidArtifacts, e))?
+                .1,
+        ),
+        _ => None,
+    };
+    Accelerator::new(m, om)
 }
 
 /// A session's offload state: its accelerator if one attached, its policy, which backend ran
@@ -213,38 +248,52 @@ impl Offload {
             attach_failure: None,
             message: Message::default(),
         };
-        let (backend, may_fall_back) = match options.backend {
+        let (candidates, may_fall_back): (&[&'static str], bool) = match &options.backend {
             BackendChoice::Cpu | BackendChoice::Named("cpu") => return Ok(o),
-            BackendChoice::Auto => ("qnn", true),
-            BackendChoice::Named(n) => (n, options.fallback != FallbackPolicy::Never),
+            BackendChoice::Auto => (&AUTO, true),
+            BackendChoice::Named(n) => (
+                std::slice::from_ref(n),
+                options.fallback != FallbackPolicy::Never,
+            ),
         };
-        let attached = device_model(model, backend, options, threads)
-            .and_then(|m| Accelerator::new(m).map_err(|e| (FallbackKind::BackendUnavailable, e)));
-        match attached {
-            Ok(a) => {
-                log::info!(
-                    "encoder offloaded to {backend} (buckets {:?})",
-                    a.model.buckets
-                );
-                o.backend = backend;
-                o.accel = Some(a);
-            }
-            Err((_, e)) if !may_fall_back => return Err(e),
-            Err((kind, e)) => {
-                // `auto` on a machine without the NPU is expected to land on the CPU.
-                let level = match options.backend {
-                    BackendChoice::Auto => log::Level::Info,
-                    _ => log::Level::Warn,
-                };
-                log::log!(
-                    level,
-                    "backend {backend} did not attach, running on the CPU: {e}"
-                );
-                o.message.set(format_args!("{backend}: {e}"));
-                o.attach_failure = Some(kind);
-                o.fallback = Some(kind);
+        let mut failures: Vec<(&str, AttachFailure)> = Vec::new();
+        for &backend in candidates {
+            match attach(model, backend, options, threads) {
+                Ok(a) => {
+                    log::info!(
+                        "encoder offloaded to {backend} (buckets {:?})",
+                        a.model.buckets
+                    );
+                    o.backend = backend;
+                    o.accel = Some(a);
+                    return Ok(o);
+                }
+                Err(f) => failures.push((backend, f)),
             }
         }
+        if !may_fall_back {
+            if let Some((_, (_, e))) = failures.pop() {
+                return Err(e);
+            }
+        }
+        // `auto` on a machine without an NPU is expected to land on the CPU.
+        let level = match options.backend {
+            BackendChoice::Auto => log::Level::Info,
+            _ => log::Level::Warn,
+        };
+        let mut kind = FallbackKind::BackendUnavailable;
+        o.message.set(format_args!(""));
+        for (i, (backend, (k, e))) in failures.iter().enumerate() {
+            log::log!(
+                level,
+                "backend {backend} did not attach, running on the CPU: {e}"
+            );
+            let sep = if i == 0 { "" } else { "; " };
+            let _ = std::fmt::Write::write_fmt(&mut o.message, format_args!("{sep}{backend}: {e}"));
+            kind = *k;
+        }
+        o.attach_failure = Some(kind);
+        o.fallback = Some(kind);
         Ok(o)
     }
 

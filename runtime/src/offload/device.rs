@@ -6,7 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::ascend::backend::{AscendModel, AscendState, AttachError};
 use super::ort::backend::{OrtModel, OrtState};
+use super::FallbackKind;
 use crate::error::{Error, Result};
 use crate::model::stage::{tokens_of, EncoderStage, Rows};
 
@@ -53,7 +55,21 @@ pub struct DeviceModel {
     /// Ascending.
     pub buckets: Vec<usize>,
     pub hidden_size: usize,
-    pub(super) ort: OrtModel,
+    pub(super) engine: Engine,
+}
+
+/// What runs the graphs: onnxruntime's sessions, or an Ascend offline model.
+pub(super) enum Engine {
+    Ort(OrtModel),
+    /// With the offline model's bytes when they are not in the `.dbrt` file (`None`: its
+    /// `ascend.om` tensor).
+    Ascend(AscendModel, Option<Vec<u8>>),
+}
+
+/// One session's state on the device.
+enum State {
+    Ort(OrtState),
+    Ascend(AscendState),
 }
 
 impl DeviceModel {
@@ -71,20 +87,44 @@ pub enum RunFailure {
 
 /// One session's accelerator: the shared device model and this session's device state.
 pub struct Accelerator {
+    /// Declared before `model`, so dropped first: a session's instance goes before the
+    /// device model (context, weight memory) it was made in.
+    state: State,
     pub model: Arc<DeviceModel>,
-    state: OrtState,
     pub message: Message,
 }
 
 impl Accelerator {
-    pub fn new(model: Arc<DeviceModel>) -> Result<Accelerator> {
-        let state = OrtState::new(&model.ort).map_err(|reason| Error::BackendUnavailable {
-            backend: model.backend,
-            reason,
-        })?;
+    /// This session's state on `model`'s device; `om` is the offline model's bytes when the
+    /// device model does not hold them (an Ascend model embedded in the `.dbrt` file).
+    pub fn new(
+        model: Arc<DeviceModel>,
+        om: Option<&[u8]>,
+    ) -> std::result::Result<Accelerator, (FallbackKind, Error)> {
+        let backend = model.backend;
+        let unavailable = |reason| {
+            let e = Error::BackendUnavailable { backend, reason };
+            (FallbackKind::BackendUnavailable, e)
+        };
+        let state = match &model.engine {
+            Engine::Ort(m) => State::Ort(OrtState::new(m).map_err(unavailable)?),
+            Engine::Ascend(m, owned) => {
+                let om = owned
+                    .as_deref()
+                    .or(om)
+                    .ok_or_else(|| unavailable("the offline model's bytes are gone".into()))?;
+                State::Ascend(AscendState::new(m, om).map_err(|e| match e {
+                    AttachError::Unavailable(reason) => unavailable(reason),
+                    AttachError::Invalid(why) => (
+                        FallbackKind::InvalidArtifacts,
+                        Error::InvalidArtifacts(format!("{backend}: {why}")),
+                    ),
+                })?)
+            }
+        };
         Ok(Accelerator {
-            model,
             state,
+            model,
             message: Message::default(),
         })
     }
@@ -108,10 +148,18 @@ impl Accelerator {
             Rows::All => tokens,
             Rows::First => 1,
         };
-        let m = &self.model;
-        self.state
-            .run(&m.ort, index, hidden, tokens, rows, &mut self.message)
-            .map_err(|()| RunFailure::Device)
+        let message = &mut self.message;
+        match (&mut self.state, &self.model.engine) {
+            (State::Ort(s), Engine::Ort(m)) => s.run(m, index, hidden, tokens, rows, message),
+            (State::Ascend(s), Engine::Ascend(m, _)) => {
+                s.run(m, index, hidden, tokens, rows, message)
+            }
+            _ => {
+                message.set(format_args!("a session state of another backend"));
+                Err(())
+            }
+        }
+        .map_err(|()| RunFailure::Device)
     }
 }
 

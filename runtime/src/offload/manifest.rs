@@ -462,14 +462,26 @@ mod tests {
         assert_eq!(Manifest::parse(&uncompiled.to_text()).unwrap(), uncompiled);
         let good = m.to_text();
         let cases = [
-            (good.replace("gears 64 128 512", "gears 64 128 256"), "largest gear"),
-            (good.replace("gears 64 128 512", "gears 128 64 512"), "ascend"),
+            (
+                good.replace("gears 64 128 512", "gears 64 128 256"),
+                "largest gear",
+            ),
+            (
+                good.replace("gears 64 128 512", "gears 128 64 512"),
+                "ascend",
+            ),
             (good.replace("gears 64 128 512", "gears"), "no gears"),
             (good.replace("gears 64 128 512\n", ""), "no 'gears'"),
-            (good.replace("target ascend\n", ""), "without 'target ascend'"),
+            (
+                good.replace("target ascend\n", ""),
+                "without 'target ascend'",
+            ),
             (good.replace("target ascend", "target gpu"), "only target"),
             (good.replace(" Ascend310B1", ""), "SoC version"),
-            (good.replace("encoder.om", "../encoder.om"), "plain file name"),
+            (
+                good.replace("encoder.om", "../encoder.om"),
+                "plain file name",
+            ),
             (
                 good.clone() + "graph 1024 encoder-1024.onnx 10 00000001\n",
                 "one graph",

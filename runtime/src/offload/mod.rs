@@ -6,6 +6,8 @@
 //! backend ([`OffloadOptions::backend`]); when the backend cannot run a call the session runs
 //! it on the CPU and records why ([`Fallback`]): never silently.
 
+mod artifacts;
+mod ascend;
 mod attach;
 mod device;
 pub mod manifest;
@@ -16,6 +18,7 @@ mod ort;
 #[path = "ort_stub.rs"]
 mod ort;
 
+pub use ascend::library::ASCENDCL_LIB_ENV;
 pub use attach::backend_available;
 pub(crate) use attach::{DeviceCache, Offload};
 pub use ort::library::{ONNXRUNTIME_LIB_ENV, QNN_EP_LIB_ENV};
