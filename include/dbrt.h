@@ -511,8 +511,9 @@ enum dbrt_status dbrt_session_run_hidden(struct dbrt_session *session,
 
 // The encoder's backend by name: "cpu" (the default: dbrt's own kernels), "auto" (an
 // accelerator that attaches, else the CPU), "qnn" (Qualcomm's NPU through onnxruntime's QNN
-// execution provider) or "ort-cpu" (onnxruntime's CPU provider, a reference). An accelerator
-// needs `dbrt_session_options_set_artifacts`. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+// execution provider), "ort-cpu" (onnxruntime's CPU provider, a reference) or "ascend"
+// (Huawei's NPU through AscendCL). An accelerator needs `dbrt_session_options_set_artifacts`
+// ("ascend" not when the model file holds its offline model). Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
 // DBRT_UNKNOWN_BACKEND.
 DBRT_API
 enum dbrt_status dbrt_session_options_set_backend(struct dbrt_session_options *options,
@@ -550,6 +551,21 @@ DBRT_API
 enum dbrt_status dbrt_session_options_set_qnn_library(struct dbrt_session_options *options,
                                                       const char *path,
                                                       size_t path_len);
+
+// The path of AscendCL's library (`libascendcl.so`, from CANN) for the "ascend" backend, as
+// UTF-8; NULL with length 0 means the environment variable DBRT_ASCENDCL_LIB, then the
+// system's library search path. Errors: DBRT_NULL_POINTER, DBRT_INVALID_UTF8,
+// DBRT_INVALID_ARGUMENT (empty).
+DBRT_API
+enum dbrt_status dbrt_session_options_set_ascendcl_library(struct dbrt_session_options *options,
+                                                           const char *path,
+                                                           size_t path_len);
+
+// The Ascend device (`aclrtSetDevice`'s id, 0 by default) for the "ascend" backend.
+// Errors: DBRT_NULL_POINTER, DBRT_INVALID_ARGUMENT (negative).
+DBRT_API
+enum dbrt_status dbrt_session_options_set_ascend_device(struct dbrt_session_options *options,
+                                                        int32_t device);
 
 // Whether backend `name` can run here: its libraries load and it finds a device (found
 // through `options`' library paths, or the environment when `options` is NULL). Artifacts
