@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the stand-in AscendCL library and its self-test, packs the tiny dynamic graph with the
+# fake ATC, and runs the self-test: on the host, or with --target aarch64-unknown-linux-gnu under
+# qemu-aarch64-static with the aarch64 onnxruntime ($DBRT_ONNXRUNTIME_LIB_AARCH64, default
+# .cache/ort-aarch64/libonnxruntime.so.1.32.0). Needs DBRT_ONNXRUNTIME_LIB on the host
+# (eval "$(scripts/npu-env.sh)"). With --valgrind (host only) the self-test runs under valgrind.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/tests/ascend
+target="" valgrind=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --target) target=${2:?--target needs a triple}; shift 2 ;;
+    --valgrind) valgrind=1; shift ;;
+    *) echo "tests/ascend/run.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+lib=$("$here/build.sh" ${target:+--target "$target"})
+out=$(dirname "$lib")
+if [ -n "$target" ]; then
+  cc=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
+  run=(qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gnu)
+  ort=${DBRT_ONNXRUNTIME_LIB_AARCH64:-$root/.cache/ort-aarch64/libonnxruntime.so.1.32.0}
+else
+  cc=${CC:-cc}
+  run=()
+  ort=${DBRT_ONNXRUNTIME_LIB:?set DBRT_ONNXRUNTIME_LIB (eval \"\$(scripts/npu-env.sh)\")}
+  [ "$valgrind" = 1 ] && run=(valgrind --quiet --error-exitcode=3 --leak-check=full
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+fi
+"$cc" -std=c11 -O1 -g -Wall -Wextra -Werror -I "$here/standin" -I "$here" \
+  "$here"/selftest.c "$here"/selftest_misuse.c "$here"/selftest_inject.c \
+  -L"$out" -lascendcl -Wl,-rpath,'$ORIGIN' -lpthread -lm -o "$out/selftest"
+
+# The fake ATC: the tiny graph with three gears; then what ATC refuses is refused, by reason.
+atc_args() { # the good arguments, with any NAME=VALUE given replacing its own
+  local -A a=([framework]=5 [model]=$here/tiny-encoder.onnx [output]=$out/tiny [input_format]=ND
+    [input_shape]="hidden:1,-1,8;mask:1,-1" [dynamic_dims]="4,4;8,8;16,16" [soc_version]=Ascend310B1)
+  local kv; for kv in "$@"; do a[${kv%%=*}]=${kv#*=}; done
+  for k in "${!a[@]}"; do [ -n "${a[$k]}" ] && printf -- '--%s=%s\n' "$k" "${a[$k]}"; done
+}
+mapfile -t args < <(atc_args)
+"$here/atc-standin" "${args[@]}" >/dev/null
+refuses() { # REASON NAME=VALUE...
+  local reason=$1; shift
+  mapfile -t args < <(atc_args output="$out/refused" "$@")
+  if "$here/atc-standin" "${args[@]}" 2>"$out/atc.err" >/dev/null || [ -e "$out/refused.om" ] ||
+    ! grep -q -- "$reason" "$out/atc.err"; then
+    echo "tests/ascend/run.sh: atc-standin $* was not refused for '$reason':" >&2
+    cat "$out/atc.err" >&2
+    exit 1
+  fi
+}
+refuses "one per -1" dynamic_dims="4;8,8"
+refuses "in \[2, 100\]" dynamic_dims="4,4"
+refuses "not what this stand-in takes" framework=3
+refuses "needs --input_format=ND" input_format=NCHW
+refuses "has no input of this name" input_shape="x:1,-1,8;mask:1,-1"
+refuses "has rank 3" input_shape="hidden:1,-1;mask:1,-1" dynamic_dims="4,4;8,8"
+refuses "is required" soc_version=
+refuses "not an ONNX model" model="$here/atc-standin"
+
+log=$out/selftest.log
+rm -f "$log"
+DBRT_ONNXRUNTIME_LIB=$ort DBRT_ACL_STANDIN_LOG=$log "${run[@]}" "$out/selftest" "$out/tiny.om"
+grep -q '^aclmdlExecute(' "$log" || { echo "tests/ascend/run.sh: no execute in $log" >&2; exit 1; }
+DBRT_ONNXRUNTIME_LIB=/nonexistent/libonnxruntime.so "${run[@]}" "$out/selftest" "$out/tiny.om" --no-ort
+echo "tests/ascend/run.sh: ok (${target:-host})"
