@@ -19,7 +19,15 @@ lib=$("$here/build.sh" ${target:+--target "$target"})
 out=$(dirname "$lib")
 if [ -n "$target" ]; then
   cc=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
-  run=(qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gnu)
+  # onnxruntime's cpuinfo reads /proc/cpuinfo and crashes on the host's x86 one; qemu looks up
+  # absolute paths under its -L prefix first, so a sysroot with an aarch64 one (and one CPU)
+  # fixes that (benches/arm-mca.sh does the same).
+  sysroot=$root/target/ascend-standin/$target/sysroot
+  mkdir -p "$sysroot/proc" "$sysroot/sys/devices/system/cpu"
+  ln -sfn /usr/aarch64-linux-gnu/lib "$sysroot/lib"
+  printf 'processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 asimddp sha512 asimdfhm dit uscat ilrcpc flagm ssbs sb dcpodp flagm2 frint i8mm bf16\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' >"$sysroot/proc/cpuinfo"
+  for f in possible present online; do echo 0 >"$sysroot/sys/devices/system/cpu/$f"; done
+  run=(qemu-aarch64-static -cpu max -L "$sysroot")
   ort=${DBRT_ONNXRUNTIME_LIB_AARCH64:-$root/.cache/ort-aarch64/libonnxruntime.so.1.32.0}
 else
   cc=${CC:-cc}

@@ -121,7 +121,20 @@ static void session_violations(struct device *dev, struct session *s) {
     aclmdlIODims dims = {.dimCount = 5, .dims = {1, 5, H, 1, 5}};
     CAUGHT(aclmdlSetInputDynamicDims(s->id, s->in, 2, &dims), ACL_ERROR_INVALID_PARAM,
            "not one of the model's");
-    dims.dims[1] = dims.dims[4] = 8;
+    /* Every dim counts: hidden's and mask's lengths agree, H is the model's, all five given. */
+    const int64_t wrong[][5] = {{1, 8, H, 1, 4}, {1, 4, H, 1, 8}, {1, 8, H + 1, 1, 8},
+                                {2, 8, H, 1, 8}, {1, 8, H, 2, 8}};
+    for (size_t k = 0; k < sizeof wrong / sizeof *wrong; k++) {
+        memcpy(dims.dims, wrong[k], sizeof wrong[k]);
+        CAUGHT(aclmdlSetInputDynamicDims(s->id, s->in, 2, &dims), ACL_ERROR_INVALID_PARAM,
+               "not one of the model's");
+    }
+    int64_t gear8[5] = {1, 8, H, 1, 8};
+    memcpy(dims.dims, gear8, sizeof gear8);
+    dims.dimCount = 3;
+    CAUGHT(aclmdlSetInputDynamicDims(s->id, s->in, 2, &dims), ACL_ERROR_INVALID_PARAM,
+           "not one of the model's");
+    dims.dimCount = 5;
     CAUGHT(aclmdlSetInputDynamicDims(s->id, s->in, 0, &dims), ACL_ERROR_INVALID_PARAM,
            "not the gear input's");
     OK(aclmdlSetInputDynamicDims(s->id, s->in, 2, &dims));
