@@ -34,7 +34,7 @@ else
   run=()
   ort=${DBRT_ONNXRUNTIME_LIB:?set DBRT_ONNXRUNTIME_LIB (eval \"\$(scripts/npu-env.sh)\")}
   [ "$valgrind" = 1 ] && run=(valgrind --quiet --error-exitcode=3 --leak-check=full
-    --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions="$here/valgrind.supp")
 fi
 "$cc" -std=c11 -O1 -g -Wall -Wextra -Werror -I "$here/standin" -I "$here" \
   "$here"/selftest.c "$here"/selftest_misuse.c "$here"/selftest_inject.c \
