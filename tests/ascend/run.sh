@@ -71,6 +71,9 @@ refuses "not an ONNX model" model="$here/atc-standin"
 log=$out/selftest.log
 rm -f "$log"
 DBRT_ONNXRUNTIME_LIB=$ort DBRT_ACL_STANDIN_LOG=$log "${run[@]}" "$out/selftest" "$out/tiny.om"
-grep -q '^aclmdlExecute(' "$log" || { echo "tests/ascend/run.sh: no execute in $log" >&2; exit 1; }
+# The log: calls with their results, violations, injected failures (the last part's, after reset).
+for line in '^aclmdlExecute(.*) = 0$' '^VIOLATION aclrtResetDevice' '^INJECTED aclmdlExecute (207001)$'; do
+  grep -q "$line" "$log" || { echo "tests/ascend/run.sh: no '$line' in $log" >&2; exit 1; }
+done
 DBRT_ONNXRUNTIME_LIB=/nonexistent/libonnxruntime.so "${run[@]}" "$out/selftest" "$out/tiny.om" --no-ort
 echo "tests/ascend/run.sh: ok (${target:-host})"

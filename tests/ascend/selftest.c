@@ -94,7 +94,8 @@ int session_open(struct device *dev, struct session *s) {
 
 void session_close(struct session *s) {
     OK(aclrtSetCurrentContext(s->ctx));
-    OK(aclmdlUnload(s->id));
+    if (s->id) /* 0: unloaded already (ids start at 1) */
+        OK(aclmdlUnload(s->id));
     OK(aclmdlDestroyDesc(s->desc));
     OK(aclmdlDestroyDataset(s->in));
     OK(aclmdlDestroyDataset(s->out));
@@ -276,6 +277,9 @@ int main(int argc, char **argv) {
         test_violations();
         test_injected_failures();
         expect_no_live_objects("at the end");
+        before = violations(); /* one more, for run.sh to find in the log */
+        expect_violation(before, aclrtResetDevice(0), ACL_ERROR_INVALID_PARAM,
+                         "without a matching aclrtSetDevice", "aclrtResetDevice at the end");
     }
     free(om_bytes);
     struct standin_stats st;

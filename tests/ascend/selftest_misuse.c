@@ -100,7 +100,6 @@ static void load_violations(struct device *dev) {
 }
 
 static void session_violations(struct device *dev, struct session *s) {
-    struct session other;
     /* Execute and unload in another context than the load's. */
     OK(aclrtSetCurrentContext(dev->ctx));
     CAUGHT(aclmdlExecute(s->id, s->in, s->out), ACL_ERROR_RT_MODEL_CONTEXT, "was loaded in context");
@@ -161,7 +160,30 @@ static void session_violations(struct device *dev, struct session *s) {
     OK(aclmdlDestroyDataset(in));
     /* The session still runs after all that. */
     CHECK(session_run(s, 6, 7) == 0, "the session runs after the misuses");
-    (void)other;
+}
+
+/* Weight memory is the graph: written while loaded, it is refused to a new instance and
+ * reported when the last instance unloads. */
+static void weight_violations(struct device *dev) {
+    struct session s;
+    void *work = NULL;
+    uint32_t id;
+    unsigned char byte = 0;
+    if (session_open(dev, &s) != ACL_SUCCESS) return;
+    OK(aclrtMemcpy(&byte, 1, dev->weight, 1, ACL_MEMCPY_DEVICE_TO_HOST));
+    byte ^= 0xff;
+    OK(aclrtMemcpy(dev->weight, dev->weight_size, &byte, 1, ACL_MEMCPY_HOST_TO_DEVICE));
+    OK(aclrtMalloc(&work, dev->work_size, ACL_MEM_MALLOC_HUGE_FIRST));
+    CAUGHT(aclmdlLoadFromMemWithMem(om_bytes, om_size, &id, work, dev->work_size, dev->weight,
+                                    dev->weight_size),
+           ACL_ERROR_INVALID_PARAM, "is not the weight memory");
+    OK(aclrtFree(work));
+    CAUGHT(aclmdlUnload(s.id), ACL_ERROR_INVALID_PARAM, "weight memory was written while loaded");
+    s.id = 0;
+    session_close(&s);
+    struct standin_stats st;
+    standin_get_stats(&st);
+    CHECK(st.models == 0 && st.ort_sessions == 0, "the reported unload still unloaded");
 }
 
 void test_violations(void) {
@@ -175,6 +197,7 @@ void test_violations(void) {
         session_violations(&dev, &s);
         session_close(&s);
     }
+    weight_violations(&dev);
     device_close(&dev);
     CAUGHT(aclrtResetDevice(0), ACL_ERROR_INVALID_PARAM, "without a matching aclrtSetDevice");
     struct standin_stats st;
