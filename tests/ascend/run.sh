@@ -3,20 +3,31 @@
 # fake ATC, and runs the self-test: on the host, or with --target aarch64-unknown-linux-gnu under
 # qemu-aarch64-static with the aarch64 onnxruntime ($DBRT_ONNXRUNTIME_LIB_AARCH64, default
 # .cache/ort-aarch64/libonnxruntime.so.1.32.0). Needs DBRT_ONNXRUNTIME_LIB on the host
-# (eval "$(scripts/npu-env.sh)"). With --valgrind (host only) the self-test runs under valgrind.
+# (eval "$(scripts/npu-env.sh)"). With --valgrind (host only) the self-test runs under valgrind;
+# with --sanitize (host only) library and self-test are built with AddressSanitizer and UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/tests/ascend
-target="" valgrind=0
+target="" valgrind=0 sanitize=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) target=${2:?--target needs a triple}; shift 2 ;;
     --valgrind) valgrind=1; shift ;;
+    --sanitize) sanitize=1; shift ;;
     *) echo "tests/ascend/run.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 lib=$("$here/build.sh" ${target:+--target "$target"})
 out=$(dirname "$lib")
+cflags=(-std=c11 -O1 -g -Wall -Wextra -Werror)
+if [ "$sanitize" = 1 ]; then
+  [ -z "$target" ] || { echo "tests/ascend/run.sh: --sanitize is for the host" >&2; exit 2; }
+  cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  out=$out/sanitize
+  mkdir -p "$out"
+  src=$here/standin
+  "${CC:-cc}" "${cflags[@]}" -fPIC -shared -I "$src" "$src"/*.c -ldl -lpthread -o "$out/libascendcl.so"
+fi
 if [ -n "$target" ]; then
   cc=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
   # onnxruntime's cpuinfo reads /proc/cpuinfo and crashes on the host's x86 one; qemu looks up
@@ -36,7 +47,7 @@ else
   [ "$valgrind" = 1 ] && run=(valgrind --quiet --error-exitcode=3 --leak-check=full
     --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions="$here/valgrind.supp")
 fi
-"$cc" -std=c11 -O1 -g -Wall -Wextra -Werror -I "$here/standin" -I "$here" \
+"$cc" "${cflags[@]}" -I "$here/standin" -I "$here" \
   "$here"/selftest.c "$here"/selftest_misuse.c "$here"/selftest_inject.c \
   -L"$out" -lascendcl -Wl,-rpath,'$ORIGIN' -lpthread -lm -o "$out/selftest"
 
