@@ -116,7 +116,10 @@ fn one_graph_with_a_symbolic_length_in_atcs_opset_and_ops() {
         }
         let index = (p.graph.initializer.iter())
             .find(|t| t.data_type == DataType::INT64 as i32 && t.dims.len() == 4);
-        let relative = dbrt::Model::open(&model).unwrap().config().relative_attention;
+        let relative = dbrt::Model::open(&model)
+            .unwrap()
+            .config()
+            .relative_attention;
         if !relative {
             assert!(index.is_none());
             assert_eq!(count("Slice"), 0);

@@ -18,6 +18,7 @@ pub mod embed;
 mod encoder;
 pub mod om;
 mod onnx_builder;
+mod relative;
 
 use std::fs;
 use std::io::Write as _;
