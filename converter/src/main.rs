@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli_export::{EmbedOmArgs, ExportArgs, RegisterOmArgs};
 use dbrt_convert::{ConvertOptions, OnnxOverrides, Packing, Progress, StorageType};
+
+mod cli_export;
 
 #[derive(Parser)]
 #[command(
@@ -34,32 +37,15 @@ enum Command {
     CheckTokenizer(CheckTokenizerArgs),
     /// Export the encoder stage (after the embedding LayerNorm, through the last layer) as one
     /// static-shape ONNX graph per sequence-length bucket, with the manifest that ties them to
-    /// the model, for an accelerator backend (`--backend qnn`).
+    /// the model, for an accelerator backend (`--backend qnn`); with `--target ascend`, one
+    /// graph with a dynamic sequence length for Huawei's ATC, and the `atc` command to run.
     ExportOnnx(ExportArgs),
-}
-
-#[derive(Args)]
-struct ExportArgs {
-    /// The .dbrt model.
-    model: PathBuf,
-    /// The artifact directory (created if absent; a previous export there is replaced once the
-    /// new one is complete).
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Sequence lengths, one graph each (default 64,128,256,512, those above the model's
-    /// maximum dropped).
-    #[arg(long, value_delimiter = ',')]
-    buckets: Option<Vec<usize>>,
-    /// The weights' precision in the graphs (inputs and outputs are f32 either way); f16
-    /// halves the files.
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: ExportPrecision,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportPrecision {
-    F32,
-    F16,
+    /// Record the offline model ATC compiled from an Ascend export in its manifest (length,
+    /// CRC-32, SoC version).
+    RegisterOm(RegisterOmArgs),
+    /// Write a copy of a .dbrt model with an Ascend export's offline model inside (an optional
+    /// part that readers which do not know it skip).
+    EmbedOm(EmbedOmArgs),
 }
 
 #[derive(Args)]
@@ -208,52 +194,6 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn export_onnx(a: ExportArgs) -> Result<(), String> {
-    use dbrt::offload::manifest::Precision;
-    use dbrt_convert::export::{ExportOptions, DEFAULT_BUCKETS};
-    let buckets = match a.buckets {
-        Some(b) => b,
-        None => {
-            // The defaults the model cannot take are dropped, said so; buckets asked for by
-            // name are the library's to refuse.
-            let model =
-                dbrt::Model::open(&a.model).map_err(|e| format!("{}: {e}", a.model.display()))?;
-            let max = model.max_sequence_length();
-            let (keep, drop): (Vec<usize>, Vec<usize>) =
-                DEFAULT_BUCKETS.iter().partition(|&&s| s <= max);
-            if !drop.is_empty() {
-                log::warn!("buckets {drop:?} dropped: longer than the model's {max} positions");
-            }
-            if keep.is_empty() {
-                vec![max]
-            } else {
-                keep
-            }
-        }
-    };
-    let options = ExportOptions {
-        buckets,
-        precision: match a.precision {
-            ExportPrecision::F32 => Precision::F32,
-            ExportPrecision::F16 => Precision::F16,
-        },
-    };
-    let t0 = std::time::Instant::now();
-    let m = dbrt_convert::export::export_onnx(&a.model, &a.output, &options)
-        .map_err(|e| e.to_string())?;
-    for g in &m.graphs {
-        eprintln!("  {} ({:.1} MB)", g.file, g.bytes as f64 / 1e6);
-    }
-    eprintln!(
-        "wrote {} graphs and {} to {} in {:.1} s",
-        m.graphs.len(),
-        dbrt::offload::manifest::MANIFEST_FILE,
-        a.output.display(),
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
     use std::fmt::Write as _;
     let file = dbrt::format::ModelFile::open(&path).map_err(|e| e.to_string())?;
@@ -384,7 +324,9 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Some(Command::Inspect { model, verify }) => inspect(model, verify),
         Some(Command::CheckTokenizer(a)) => check_tokenizer(a),
-        Some(Command::ExportOnnx(a)) => export_onnx(a),
+        Some(Command::ExportOnnx(a)) => cli_export::export_onnx(a),
+        Some(Command::RegisterOm(a)) => cli_export::register_om(a),
+        Some(Command::EmbedOm(a)) => cli_export::embed_om(a),
         None => convert(cli.convert),
     };
     match r {

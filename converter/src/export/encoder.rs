@@ -22,8 +22,9 @@ use dbrt::offload::manifest::Precision;
 use dbrt::Model;
 use onnx_protobuf::ModelProto;
 
-use super::onnx_builder::{Attr, Builder};
-use crate::error::{ConvertError, Result};
+use super::onnx_builder::{Attr, Builder, Dim};
+use super::relative::{RelLayer, Relative};
+use crate::error::Result;
 
 /// The graph's input and output names (fixed: the runtime's backends bind them).
 pub const INPUT_HIDDEN: &str = "hidden";
@@ -68,31 +69,88 @@ pub fn extra_bytes(model: &Model, s: usize) -> u64 {
     heads * s * s * 8 + c.num_hidden_layers as u64 * terms * rows * ah * 4
 }
 
-/// The encoder of `model` over `s` tokens, from its `layers` (all of them, in order).
-pub fn graph(
-    model: &Model,
-    layers: &[LayerWeights],
-    s: usize,
-    precision: Precision,
-) -> Result<ModelProto> {
+/// The sequence lengths a graph takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// Exactly `S` tokens, every shape static (the per-bucket graphs).
+    Static(usize),
+    /// Any length up to `max` (inputs `[1, seq, H]`, `[1, seq]`, `seq` symbolic): the
+    /// relative constants are made for `max` and cut at run time to the length `Shape(hidden)`
+    /// says, reshapes infer the length (−1). The index's top-left `S × S` corner is exactly
+    /// length `S`'s index, as it depends on `i − j` only; c2p/p2c run over all of `max`'s
+    /// projection rows, of which the index reads those of the length.
+    Dynamic { max: usize },
+}
+
+/// The symbolic sequence dim of a [`Length::Dynamic`] graph.
+pub const SEQ_DIM: &str = "seq";
+
+/// How a graph is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Form {
+    pub length: Length,
+    pub precision: Precision,
+    /// The default domain's opset the graph declares.
+    pub opset: i64,
+    /// LayerNormalization (opset 17) as one node, or spelled out with ReduceMean, Sub, Mul,
+    /// Add, Sqrt and Div (any opset from 13: `ReduceMean` takes `axes` as an attribute there).
+    pub fused_layer_norm: bool,
+}
+
+impl Form {
+    /// The static graph of `s` tokens (the QNN export).
+    pub fn fixed(s: usize, precision: Precision) -> Form {
+        Form {
+            length: Length::Static(s),
+            precision,
+            opset: super::onnx_builder::OPSET,
+            fused_layer_norm: true,
+        }
+    }
+
+    /// The longest sequence the graph's constants are made for.
+    fn max_len(&self) -> usize {
+        match self.length {
+            Length::Static(s) | Length::Dynamic { max: s } => s,
+        }
+    }
+
+    /// A sequence-length entry of a shape constant: `s`, or −1 (inferred) when dynamic.
+    fn seq_entry(&self) -> i64 {
+        match self.length {
+            Length::Static(s) => s as i64,
+            Length::Dynamic { .. } => -1,
+        }
+    }
+}
+
+/// The encoder of `model` as `form` says, from its `layers` (all of them, in order).
+pub fn graph(model: &Model, layers: &[LayerWeights], form: &Form) -> Result<ModelProto> {
     let c = model.config();
     let (h, nh, d) = (c.hidden_size, c.num_attention_heads, c.attention_head_size);
     let ah = c.all_head_size();
-    let mut b = Builder::new(precision);
-    let rel = Relative::new(model, &mut b, s)?;
+    let (max, seq) = (form.max_len(), form.seq_entry());
+    let mut b = Builder::new(form.precision).with_opset(form.opset);
+    let rel = Relative::new(model, &mut b, max)?;
+    let index = match (&rel, form.length) {
+        (Some(r), Length::Dynamic { .. }) => Some(cut_index(&mut b, &r.index)),
+        (Some(r), Length::Static(_)) => Some(r.index.clone()),
+        (None, _) => None,
+    };
     // (mask - 1) · 10⁴, as [1, 1, 1, S] over the scores' keys.
     let one = b.constant_f32("one", &[], &[1.0]);
     let bias = b.constant_f32("mask_bias", &[], &[MASK_BIAS]);
     let m = b.op("Sub", &[INPUT_MASK, &one], vec![]);
     let m = b.op("Mul", &[&m, &bias], vec![]);
-    let shape = b.constant_i64("mask_shape", &[4], &[1, 1, 1, s as i64]);
+    let shape = b.constant_i64("mask_shape", &[4], &[1, 1, 1, seq]);
     let mask = b.op("Reshape", &[&m, &shape], vec![]);
-    let split = b.constant_i64("split_heads", &[4], &[1, s as i64, nh as i64, d as i64]);
-    let merged = b.constant_i64("merge_heads", &[3], &[1, s as i64, ah as i64]);
+    let split = b.constant_i64("split_heads", &[4], &[1, seq, nh as i64, d as i64]);
+    let merged = b.constant_i64("merge_heads", &[3], &[1, seq, ah as i64]);
     let scale_factor = c.pos_att.scale_factor();
     let scale = 1.0 / ((d * scale_factor) as f32).sqrt();
     let scale = b.constant_f32("scale", &[], &[scale]);
     let eps = c.layer_norm_eps as f32;
+    let eps_constant = (!form.fused_layer_norm).then(|| b.constant_f32("ln_eps", &[], &[eps]));
     let shared = Shared {
         split,
         merged,
@@ -100,10 +158,14 @@ pub fn graph(
         scale,
         one,
         eps,
+        eps_constant,
     };
     let mut x = INPUT_HIDDEN.to_string();
     for (l, w) in layers.iter().enumerate() {
-        let rel_l = rel.as_ref().map(|r| r.layer(&mut b, w, l)).transpose()?;
+        let rel_l = match (&rel, &index) {
+            (Some(r), Some(index)) => Some(r.layer(&mut b, w, l, index)?),
+            _ => None,
+        };
         x = layer(&mut b, &shared, w, rel_l.as_ref(), &x, c.hidden_act);
     }
     // The last node's output under its fixed name; a model without layers adds zero to its
@@ -112,11 +174,36 @@ pub fn graph(
         let zero = b.constant_f32("zero", &[], &[0.0]);
         b.op_into("Add", &[&x, &zero], vec![], OUTPUT);
     }
-    Ok(b.finish(
-        &format!("dbrt_encoder_{s}"),
-        &[(INPUT_HIDDEN, &[1, s, h]), (INPUT_MASK, &[1, s])],
-        &[(OUTPUT, &[1, s, h])],
-    ))
+    Ok(match form.length {
+        Length::Static(s) => b.finish(
+            &format!("dbrt_encoder_{s}"),
+            &[(INPUT_HIDDEN, &[1, s, h]), (INPUT_MASK, &[1, s])],
+            &[(OUTPUT, &[1, s, h])],
+        ),
+        Length::Dynamic { max } => {
+            let (one, seq, h) = (Dim::Fixed(1), Dim::Named(SEQ_DIM), Dim::Fixed(h));
+            b.finish_dims(
+                &format!("dbrt_encoder_upto_{max}"),
+                &[
+                    (INPUT_HIDDEN.into(), vec![one, seq, h]),
+                    (INPUT_MASK.into(), vec![one, seq]),
+                ],
+                &[(OUTPUT.into(), vec![one, seq, h])],
+            )
+        }
+    })
+}
+
+/// `index[:, :, :S, :S]` with `S` the length of the graph's input, read at run time.
+fn cut_index(b: &mut Builder, index: &str) -> String {
+    let shape = b.op("Shape", &[INPUT_HIDDEN], vec![]);
+    let one = b.constant_i64("one_i64", &[1], &[1]);
+    let two = b.constant_i64("two_i64", &[1], &[2]);
+    let len = b.op("Slice", &[&shape, &one, &two], vec![]); // [S]
+    let ends = b.op("Concat", &[&len, &len], vec![("axis", Attr::Int(0))]);
+    let starts = b.constant_i64("index_starts", &[2], &[0, 0]);
+    let axes = b.constant_i64("index_axes", &[2], &[2, 3]);
+    b.op("Slice", &[index, &starts, &ends, &axes], vec![])
 }
 
 /// Constants every layer reads.
@@ -127,6 +214,8 @@ struct Shared {
     scale: String,
     one: String,
     eps: f32,
+    /// `eps` as a graph constant when LayerNorm is spelled out (`None`: one node each).
+    eps_constant: Option<String>,
 }
 
 /// One `DebertaV2Layer` over `x` (`[1, S, H]`); returns its output's name.
@@ -181,13 +270,13 @@ fn layer(
     // DebertaV2SelfOutput: LayerNorm(dense(context) + x).
     let out = linear(b, &w.attention_output, &context);
     let out = b.op("Add", &[&out, x], vec![]);
-    let attended = layer_norm(b, &w.attention_norm, &out, sh.eps);
+    let attended = layer_norm(b, &w.attention_norm, &out, sh);
     // DebertaV2Intermediate, DebertaV2Output.
     let inter = linear(b, &w.intermediate, &attended);
     let inter = activation(b, act, &inter, &sh.one);
     let out = linear(b, &w.output, &inter);
     let out = b.op("Add", &[&out, &attended], vec![]);
-    layer_norm(b, &w.output_norm, &out, sh.eps)
+    layer_norm(b, &w.output_norm, &out, sh)
 }
 
 /// `x Wᵀ + b`, the weight stored transposed (`[in, out]`) so that MatMul takes it as is.
@@ -205,11 +294,26 @@ fn linear(b: &mut Builder, dense: &Dense, x: &str) -> String {
     b.op("Add", &[&y, &bias], vec![])
 }
 
-fn layer_norm(b: &mut Builder, n: &Norm, x: &str, eps: f32) -> String {
+/// LayerNorm over the last axis: one LayerNormalization node, or (for compilers without it)
+/// `(x - mean) / √(var + eps) · γ + β` with the mean and variance by ReduceMean, as the
+/// runtime computes it.
+fn layer_norm(b: &mut Builder, n: &Norm, x: &str, sh: &Shared) -> String {
     let g = b.weight("ln_weight", &[n.gamma.len()], &n.gamma);
     let beta = b.weight("ln_bias", &[n.beta.len()], &n.beta);
-    let attrs = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))];
-    b.op("LayerNormalization", &[x, &g, &beta], attrs)
+    let Some(eps) = &sh.eps_constant else {
+        let attrs = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(sh.eps))];
+        return b.op("LayerNormalization", &[x, &g, &beta], attrs);
+    };
+    let mean_attrs = || vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+    let mean = b.op("ReduceMean", &[x], mean_attrs());
+    let centered = b.op("Sub", &[x, &mean], vec![]);
+    let squared = b.op("Mul", &[&centered, &centered], vec![]);
+    let var = b.op("ReduceMean", &[&squared], mean_attrs());
+    let var = b.op("Add", &[&var, eps], vec![]);
+    let std = b.op("Sqrt", &[&var], vec![]);
+    let normed = b.op("Div", &[&centered, &std], vec![]);
+    let scaled = b.op("Mul", &[&normed, &g], vec![]);
+    b.op("Add", &[&scaled, &beta], vec![])
 }
 
 fn activation(b: &mut Builder, act: Activation, x: &str, one: &str) -> String {
@@ -241,110 +345,5 @@ fn activation(b: &mut Builder, act: Activation, x: &str, one: &str) -> String {
         }
         Activation::Relu => b.op("Relu", &[x], vec![]),
         Activation::Tanh => b.op("Tanh", &[x], vec![]),
-    }
-}
-
-/// The relative-position constants of one length: which projection rows it reads and the
-/// gather index into them.
-struct Relative {
-    /// The first row read, and how many (consecutive: the index grows with the distance).
-    lo: usize,
-    rows: usize,
-    heads: usize,
-    head_size: usize,
-    /// `[1, heads, S, S]` int64: `row(i - j) - lo` for every head.
-    index: String,
-}
-
-/// One layer's relative constants, laid out per head.
-struct RelLayer {
-    /// c2p: `[1, heads, d, R]`.
-    key_t: Option<String>,
-    /// p2c: `[1, heads, R, d]`.
-    query: Option<String>,
-    index: String,
-}
-
-impl Relative {
-    fn new(model: &Model, b: &mut Builder, s: usize) -> Result<Option<Relative>> {
-        let c = model.config();
-        if !c.relative_attention {
-            return Ok(None);
-        }
-        let rows = dbrt::model::export::relative_rows(model, s)?;
-        let (Some(&lo), Some(&hi)) = (rows.iter().min(), rows.iter().max()) else {
-            return Err(ConvertError::Invalid("no relative rows".into()));
-        };
-        if hi >= 2 * c.att_span() {
-            return Err(ConvertError::Invalid(format!(
-                "relative row {hi} outside the {} projections",
-                2 * c.att_span()
-            )));
-        }
-        let nh = c.num_attention_heads;
-        let mut index = Vec::with_capacity(nh * s * s);
-        for _ in 0..nh {
-            for i in 0..s {
-                index.extend((0..s).map(|j| (rows[i + s - 1 - j] - lo) as i64));
-            }
-        }
-        let index = b.constant_i64("rel_index", &[1, nh, s, s], &index);
-        Ok(Some(Relative {
-            lo,
-            rows: hi - lo + 1,
-            heads: nh,
-            head_size: c.attention_head_size,
-            index,
-        }))
-    }
-
-    /// Layer `l`'s relative projections as constants.
-    fn layer(&self, b: &mut Builder, w: &LayerWeights, l: usize) -> Result<RelLayer> {
-        let mut out = RelLayer {
-            key_t: None,
-            query: None,
-            index: self.index.clone(),
-        };
-        if let Some(k) = &w.rel_key {
-            out.key_t = Some(self.per_head(b, k, l, true)?);
-        }
-        if let Some(q) = &w.rel_query {
-            out.query = Some(self.per_head(b, q, l, false)?);
-        }
-        Ok(out)
-    }
-
-    /// Rows `lo..lo + R` of layer `l`'s `[2 · att_span, heads · d]` projection `m` per head:
-    /// `[1, heads, d, R]` when `transposed`, else `[1, heads, R, d]`.
-    fn per_head(&self, b: &mut Builder, m: &[f32], l: usize, transposed: bool) -> Result<String> {
-        let (lo, r, nh, d) = (self.lo, self.rows, self.heads, self.head_size);
-        let ah = nh * d;
-        if m.len() < (lo + r) * ah {
-            return Err(ConvertError::Invalid(format!(
-                "layer {l}: a relative projection of {} values has no row {}",
-                m.len(),
-                lo + r - 1
-            )));
-        }
-        let mut out = Vec::with_capacity(nh * r * d);
-        for h in 0..nh {
-            match transposed {
-                true => {
-                    for dd in 0..d {
-                        out.extend((lo..lo + r).map(|row| m[row * ah + h * d + dd]));
-                    }
-                }
-                false => {
-                    for row in lo..lo + r {
-                        out.extend_from_slice(&m[row * ah + h * d..row * ah + (h + 1) * d]);
-                    }
-                }
-            }
-        }
-        let (hint, dims) = match transposed {
-            true => ("rel_key_t", [1, nh, d, r]),
-            false => ("rel_query", [1, nh, r, d]),
-        };
-        Ok(b.weight(hint, &dims, &out))
     }
 }

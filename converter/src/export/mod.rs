@@ -8,9 +8,17 @@
 //! previous export as it was. A previous manifest is removed just before the renames, so that
 //! no manifest ever lists graphs other than its own: a directory without a manifest is an
 //! incomplete export. Graphs of a previous export's other buckets stay, unlisted.
+//!
+//! `--target ascend` ([`ascend`]) writes one graph with a dynamic sequence dim for Huawei's
+//! ATC instead; [`om`] records the offline model ATC made from it, [`embed`] puts that model
+//! into a copy of the `.dbrt` file.
 
+pub mod ascend;
+pub mod embed;
 mod encoder;
+pub mod om;
 mod onnx_builder;
+mod relative;
 
 use std::fs;
 use std::io::Write as _;
@@ -23,7 +31,13 @@ use dbrt::offload::manifest::{
 use onnx_protobuf::Message;
 
 use crate::error::{io_err, ConvertError, Result};
-pub use encoder::{INPUT_HIDDEN, INPUT_MASK, OPS, OUTPUT};
+pub use ascend::{
+    atc_args, atc_command, export_ascend, AscendOptions, ASCEND_GRAPH_FILE, ASCEND_OPS,
+    ASCEND_OPSET,
+};
+pub use embed::embed_om;
+pub use encoder::{INPUT_HIDDEN, INPUT_MASK, OPS, OUTPUT, SEQ_DIM};
+pub use om::register_om;
 pub use onnx_builder::{IR_VERSION, OPSET};
 
 /// What to export.
@@ -76,7 +90,7 @@ pub fn export_onnx(model: &Path, out_dir: &Path, options: &ExportOptions) -> Res
     let mut graphs = Vec::with_capacity(buckets.len());
     for &s in &buckets {
         let t0 = Instant::now();
-        let proto = encoder::graph(&m, &layers, s, options.precision)?;
+        let proto = encoder::graph(&m, &layers, &encoder::Form::fixed(s, options.precision))?;
         let nodes = proto.graph.node.len();
         let bytes = proto.write_to_bytes().map_err(|e| {
             ConvertError::Invalid(format!("the graph of {s} tokens does not serialize: {e}"))
@@ -154,7 +168,7 @@ fn check_buckets(m: &dbrt::Model, options: &ExportOptions) -> Result<Vec<usize>>
 }
 
 /// Bytes of the layers' weights in a graph (excluding the relative projections).
-fn weight_bytes(c: &dbrt::Config, precision: Precision) -> u64 {
+pub(crate) fn weight_bytes(c: &dbrt::Config, precision: Precision) -> u64 {
     let (h, ah, i) = (
         c.hidden_size as u64,
         c.all_head_size() as u64,
@@ -171,12 +185,12 @@ fn weight_bytes(c: &dbrt::Config, precision: Precision) -> u64 {
 /// Files written under temporary names, renamed into place by [`Pending::commit`] in the
 /// order written; removed if dropped before that.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     files: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Pending {
-    fn write(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         let (tmp, dst) = (dir.join(format!(".{name}.partial")), dir.join(name));
         let write_err = |source| ConvertError::Write {
             path: tmp.clone(),
@@ -193,7 +207,7 @@ impl Pending {
     /// Renames the files into place, the last one (the manifest) last. A previous manifest
     /// is removed first, so that while the graphs are renamed the directory reads as an
     /// incomplete export rather than an old manifest over new graphs.
-    fn commit(mut self, manifest: &Path) -> Result<()> {
+    pub(crate) fn commit(mut self, manifest: &Path) -> Result<()> {
         match fs::remove_file(manifest) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(ConvertError::Write {

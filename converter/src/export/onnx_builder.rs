@@ -1,6 +1,7 @@
 //! A small ONNX graph builder over `onnx-protobuf`: nodes with generated value names,
 //! initializers (f32 weights stored f32, or f16 with a Cast back to f32), and the model
-//! wrapper (opset 17, IR version 8: what onnxruntime 1.14 and later read).
+//! wrapper (opset 17 by default, IR version 8: what onnxruntime 1.14 and later read). Input and
+//! output dims are static, or symbolic (`dim_param`) for a graph of any sequence length.
 
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
@@ -16,6 +17,14 @@ pub const OPSET: i64 = 17;
 /// IR version 8: onnxruntime ≥ 1.14 reads it.
 pub const IR_VERSION: i64 = 8;
 
+/// One dim of a graph input's or output's shape.
+#[derive(Clone, Copy)]
+pub enum Dim<'a> {
+    Fixed(usize),
+    /// A symbolic dim, e.g. `"seq"`: the graph takes any length there.
+    Named(&'a str),
+}
+
 /// A node attribute.
 pub enum Attr {
     Int(i64),
@@ -28,6 +37,7 @@ pub struct Builder {
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     precision: Precision,
+    opset: i64,
     next: usize,
 }
 
@@ -37,8 +47,15 @@ impl Builder {
             nodes: Vec::new(),
             initializers: Vec::new(),
             precision,
+            opset: OPSET,
             next: 0,
         }
+    }
+
+    /// The default domain's opset the model declares (the caller keeps to its ops).
+    pub fn with_opset(mut self, opset: i64) -> Builder {
+        self.opset = opset;
+        self
     }
 
     /// A fresh value name starting with `hint`.
@@ -139,8 +156,23 @@ impl Builder {
         inputs: &[(&str, &[usize])],
         outputs: &[(&str, &[usize])],
     ) -> ModelProto {
+        let fixed = |io: &[(&str, &[usize])]| -> Vec<(String, Vec<Dim<'static>>)> {
+            let dims = |d: &[usize]| d.iter().map(|&d| Dim::Fixed(d)).collect();
+            io.iter().map(|(n, d)| (n.to_string(), dims(d))).collect()
+        };
+        self.finish_dims(name, &fixed(inputs), &fixed(outputs))
+    }
+
+    /// The model: `inputs` and `outputs` are f32 tensors whose dims may be symbolic.
+    pub fn finish_dims(
+        self,
+        name: &str,
+        inputs: &[(String, Vec<Dim<'_>>)],
+        outputs: &[(String, Vec<Dim<'_>>)],
+    ) -> ModelProto {
         let mut g = GraphProto::new();
         g.name = name.into();
+        let self_opset = self.opset;
         g.node = self.nodes;
         g.initializer = self.initializers;
         g.input = inputs.iter().map(|(n, d)| value_info(n, d)).collect();
@@ -151,7 +183,7 @@ impl Builder {
         m.producer_version = env!("CARGO_PKG_VERSION").into();
         let mut opset = OperatorSetIdProto::new();
         opset.domain = String::new();
-        opset.version = OPSET;
+        opset.version = self_opset;
         m.opset_import = vec![opset];
         m.graph = MessageField::some(g);
         m
@@ -178,14 +210,18 @@ fn attribute(name: &str, v: Attr) -> AttributeProto {
     a
 }
 
-/// An f32 tensor's name, type and static shape.
-fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
+/// An f32 tensor's name, type and shape.
+fn value_info(name: &str, dims: &[Dim<'_>]) -> ValueInfoProto {
+    use tensor_shape_proto::dimension::Value;
     let mut shape = TensorShapeProto::new();
     shape.dim = dims
         .iter()
-        .map(|&d| {
+        .map(|d| {
             let mut dim = tensor_shape_proto::Dimension::new();
-            dim.value = Some(tensor_shape_proto::dimension::Value::DimValue(d as i64));
+            dim.value = Some(match *d {
+                Dim::Fixed(d) => Value::DimValue(d as i64),
+                Dim::Named(p) => Value::DimParam(p.to_string()),
+            });
             dim
         })
         .collect();
