@@ -8,7 +8,9 @@
 # DBRT_FUZZ_SECONDS=0 skips it). The offload tests (tests/tests/npu.rs, offload*.rs, the C
 # offload test) need onnxruntime (DBRT_ONNXRUNTIME_LIB) and its QNN provider (DBRT_QNN_EP_LIB;
 # `eval "$(scripts/npu-env.sh)"` sets both): without them they say so and pass, unless
-# DBRT_REQUIRE_ONNXRUNTIME=1 (CI), where they fail.
+# DBRT_REQUIRE_ONNXRUNTIME=1 (CI), where they fail. The Ascend tests (tests/tests/ascend*.rs,
+# tests/ascend/run.sh, the CLI through scripts/ascend/compile.sh) run AscendCL's stand-in, built
+# here, which runs the graphs in that onnxruntime.
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
 # runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests, every tier
 # against scalar on DBRT_REAL_TIER_ROWS (24) real pairs, and the C tests under
@@ -20,6 +22,25 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/fetch-model.sh
+# The stand-in AscendCL (tests/ascend) for the Ascend backend's tests.
+DBRT_ASCENDCL_STANDIN=$(tests/ascend/build.sh)
+export DBRT_ASCENDCL_STANDIN
+
+# onnxruntime's aarch64 library (from its wheel, the version scripts/npu-env.sh pins), for the
+# stand-in AscendCL under qemu; prints its path.
+ort_aarch64() {
+  local ver=1.32.0 dir=$root/.cache/ort-aarch64
+  local lib=$dir/libonnxruntime.so.$ver
+  if [ ! -f "$lib" ]; then
+    python3 -m pip download -q --only-binary=:all: --platform manylinux_2_28_aarch64 \
+      --python-version 3.11 --no-deps "onnxruntime==$ver" -d "$dir" >&2
+    python3 -c 'import sys, zipfile, glob, shutil
+d, v = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(glob.glob(f"{d}/onnxruntime-{v}-*.whl")[0]) as z, open(f"{d}/libonnxruntime.so.{v}", "wb") as out:
+    shutil.copyfileobj(z.open(f"onnxruntime/capi/libonnxruntime.so.{v}"), out)' "$dir" "$ver"
+  fi
+  echo "$lib"
+}
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 # Clippy with the workspace lints (Cargo.toml: unsafe_op_in_unsafe_fn denied, every unsafe block
@@ -30,6 +51,22 @@ cargo test --release
 cargo bench --quiet -p dbrt-benches --no-run
 tests/c/run.sh
 bindings/java/build.sh
+if [ -n "${DBRT_ONNXRUNTIME_LIB:-}" ]; then
+  # The stand-in's own checks, under valgrind when there is one.
+  tests/ascend/run.sh $(command -v valgrind >/dev/null && echo --valgrind)
+  # README's Ascend commands, the stand-in ATC for CANN's: export, compile, classify.
+  cargo build --release -q -p dbrt-cli -p dbrt-convert
+  art=target/ascend-e2e
+  target/release/dbrt-convert export-onnx models/aegis-nli-xsmall-int8.dbrt -o "$art" \
+    --target ascend --gears 64,128 >/dev/null
+  ATC=tests/ascend/atc-standin scripts/ascend/compile.sh "$art" --soc_version Ascend310B1
+  DBRT_ASCENDCL_LIB=$DBRT_ASCENDCL_STANDIN target/release/dbrt classify \
+    --model models/aegis-nli-xsmall-int8.dbrt --backend ascend --artifacts "$art" --fallback never \
+    --premise "A man plays a guitar." --hypothesis "A person makes music." --json
+elif [ "${DBRT_REQUIRE_ONNXRUNTIME:-0}" = 1 ]; then
+  echo "scripts/test.sh: DBRT_REQUIRE_ONNXRUNTIME=1 but DBRT_ONNXRUNTIME_LIB is unset" >&2
+  exit 1
+fi
 # The example's one-line build, as examples/c/nli.c gives it.
 cc -O2 -I include examples/c/nli.c target/release/libdbrt.a -lpthread -ldl -lm -Wl,--gc-sections \
   -o target/c-tests/nli
@@ -47,6 +84,17 @@ if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
   DBRT_REAL_TIER_ROWS=${DBRT_REAL_TIER_ROWS:-24} DBRT_REAL_INT8_MODEL=$root/models/aegis-nli-xsmall-int8.dbrt \
     cargo test --release --target aarch64-unknown-linux-gnu -p dbrt-tests --test real_tiers -- --nocapture
   DBRT_C_TARGET=aarch64-unknown-linux-gnu tests/c/run.sh
+  # The Ascend backend and the stand-in AscendCL built for aarch64, run under qemu with
+  # onnxruntime's aarch64 library (the tiny models; the real model's pairs run on x86_64). qemu
+  # gets a sysroot with an aarch64 /proc/cpuinfo, which onnxruntime reads (tests/ascend/run.sh).
+  ort_arm=$(ort_aarch64)
+  DBRT_ONNXRUNTIME_LIB_AARCH64=$ort_arm tests/ascend/run.sh --target aarch64-unknown-linux-gnu
+  sysroot=$root/target/ascend-standin/aarch64-unknown-linux-gnu/sysroot
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -cpu max -L $sysroot" \
+    DBRT_ASCENDCL_STANDIN=$root/target/ascend-standin/aarch64-unknown-linux-gnu/libascendcl.so \
+    DBRT_ONNXRUNTIME_LIB=$ort_arm DBRT_REQUIRE_ONNXRUNTIME=1 \
+    cargo test --release --target aarch64-unknown-linux-gnu -p dbrt-tests --test ascend \
+    --test ascend_failures -- --skip real_pairs
 fi
 # libdbrt must build for the phones too (a static library needs no SDK).
 for t in ${DBRT_CHECK_TARGETS:-}; do

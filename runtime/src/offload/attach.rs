@@ -190,7 +190,7 @@ fn ascend_device_model(
             |e| match e {
                 AttachError::Unavailable(reason) => unavailable(reason),
                 AttachError::Invalid(why) => invalid(Error::InvalidArtifacts(format!(
-                    "{backend}: the offline model: {why}"
+                    "{backend} cannot use the offline model: {why}"
                 ))),
             },
         )?;

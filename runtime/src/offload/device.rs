@@ -117,7 +117,9 @@ impl Accelerator {
                     AttachError::Unavailable(reason) => unavailable(reason),
                     AttachError::Invalid(why) => (
                         FallbackKind::InvalidArtifacts,
-                        Error::InvalidArtifacts(format!("{backend}: {why}")),
+                        Error::InvalidArtifacts(format!(
+                            "{backend} cannot use the offline model: {why}"
+                        )),
                     ),
                 })?)
             }

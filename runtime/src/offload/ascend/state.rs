@@ -152,7 +152,7 @@ impl AscendState {
     /// fail (or misread buffers) on every run.
     fn check_interface(&mut self, m: &AscendModel) -> Result<(), AttachError> {
         let acl = &self.lib.acl;
-        let invalid = |what: String| AttachError::Invalid(format!("the offline model {what}"));
+        let invalid = |what: String| AttachError::Invalid(format!("it {what}"));
         // SAFETY: a live desc (all calls below).
         let (inputs, outputs) =
             unsafe { ((acl.num_inputs)(self.desc), (acl.num_outputs)(self.desc)) };
@@ -205,7 +205,7 @@ impl AscendState {
     /// equal as a set).
     fn read_gears(&self, m: &AscendModel) -> Result<Vec<IoDims>, AttachError> {
         let acl = &self.lib.acl;
-        let invalid = |what: String| AttachError::Invalid(format!("the offline model {what}"));
+        let invalid = |what: String| AttachError::Invalid(format!("it {what}"));
         let mut count = 0usize;
         // SAFETY: a live desc; index -1 as documented; writes one count.
         acl.check("aclmdlGetInputDynamicGearCount", unsafe {
