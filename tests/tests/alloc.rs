@@ -4,6 +4,7 @@
 //! CPU provider over stand-in graphs) is counted too: onnxruntime's own C++ allocations are
 //! not ours, but nothing on dbrt's side may allocate per run, falling back included.
 
+mod ascend_standin;
 mod offload_graphs;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -61,6 +62,49 @@ fn tokenize_and_classify_allocate_nothing() {
         check(storage, threads);
     }
     check_offloaded();
+    check_ascend();
+}
+
+/// A session on the `ascend` backend (the stand-in AscendCL): runs in every gear, padded or
+/// not, and a too-long input's recorded fallback allocate nothing on dbrt's side (the
+/// stand-in's and onnxruntime's own allocations are C's, not counted here; the stand-in counts
+/// device allocations, checked in tests/tests/ascend.rs).
+fn check_ascend() {
+    use dbrt::offload::{FallbackKind, FallbackPolicy};
+    let Some(s) = ascend_standin::standin("alloc ascend") else {
+        return;
+    };
+    let _one = ascend_standin::serial();
+    let (_d, path) = convert(
+        &fixtures().join("tiny/v3-style"),
+        dbrt_convert::StorageType::F32,
+    );
+    let artifacts = ascend_standin::compiled(&path, &[8, 16]);
+    let model = open(&path);
+    let opts = ascend_standin::options(s, Some(artifacts.path()), FallbackPolicy::Always);
+    let mut session = dbrt::Session::new(model, opts).unwrap();
+    assert_eq!(session.backend(), "ascend");
+    let ids: Vec<u32> = (1..=40).collect();
+    let run = |session: &mut dbrt::Session, n: usize| {
+        let seq = dbrt::Sequence {
+            ids: &ids[..n],
+            type_ids: None,
+        };
+        session.run_logits(seq).unwrap();
+    };
+    run(&mut session, 5);
+    let n = allocations_during(|| {
+        for len in [1, 5, 8, 9, 16] {
+            run(&mut session, len);
+            assert_eq!(session.last_backend(), Some("ascend"));
+        }
+        run(&mut session, 40);
+        assert_eq!(session.last_backend(), Some("cpu"));
+        let f = session.last_fallback().map(|f| f.kind);
+        assert_eq!(f, Some(FallbackKind::TooLong));
+    });
+    assert_eq!(n, 0, "{n} heap allocations in runs on the ascend backend");
+    s.assert_clean();
 }
 
 fn check_offloaded() {

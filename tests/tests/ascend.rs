@@ -16,11 +16,10 @@ mod ascend_standin;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ascend_standin::{serial, standin, Standin};
-use dbrt::offload::manifest::Precision;
-use dbrt::offload::{BackendChoice, FallbackKind, FallbackPolicy, OffloadOptions};
-use dbrt::{Error, Model, Sequence, Session, SessionOptions};
-use dbrt_convert::export::{atc_args, embed_om, export_ascend, register_om, AscendOptions};
+use ascend_standin::{compiled, options, serial, standin, Standin};
+use dbrt::offload::{FallbackKind, FallbackPolicy};
+use dbrt::{Error, Model, Sequence, Session};
+use dbrt_convert::export::embed_om;
 use dbrt_convert::StorageType;
 use dbrt_tests::*;
 
@@ -28,45 +27,8 @@ use dbrt_tests::*;
 const HIDDEN_TOLERANCE: f32 = 1e-4;
 /// Logits of the real model through the stand-in against dbrt's CPU f32 (the bar).
 const LOGIT_TOLERANCE: f32 = 1e-4;
-const SOC: &str = "Ascend310B1";
 
-/// An Ascend export of `model` for `gears`, compiled by the stand-in ATC and registered.
-fn compiled(model: &Path, gears: &[usize]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let options = AscendOptions {
-        gears: gears.to_vec(),
-        precision: Precision::F32,
-    };
-    let manifest =
-        export_ascend(model, dir.path(), &options).unwrap_or_else(|e| panic!("export: {e}"));
-    let args = atc_args(&manifest, dir.path(), SOC).unwrap();
-    let atc = workspace_root().join("tests/ascend/atc-standin");
-    let out = std::process::Command::new("python3")
-        .arg(&atc)
-        .args(&args)
-        .output()
-        .expect("python3 runs the stand-in ATC");
-    assert!(
-        out.status.success(),
-        "atc-standin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    register_om(dir.path(), None, SOC).unwrap_or_else(|e| panic!("register-om: {e}"));
-    dir
-}
 
-fn options(s: &Standin, artifacts: Option<&Path>, fallback: FallbackPolicy) -> SessionOptions {
-    SessionOptions {
-        offload: OffloadOptions {
-            backend: BackendChoice::Named("ascend"),
-            artifacts: artifacts.map(Path::to_path_buf),
-            fallback,
-            ascendcl_library: Some(s.path.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
 
 fn on_ascend(s: &Standin, model: &Arc<Model>, artifacts: Option<&Path>) -> Session {
     let session = Session::new(model.clone(), options(s, artifacts, FallbackPolicy::Never))

@@ -8,15 +8,13 @@ mod ascend_standin;
 use std::path::Path;
 use std::sync::Arc;
 
-use ascend_standin::{serial, standin, Standin, Stats};
+use ascend_standin::{compiled, serial, standin, Standin, Stats};
 use dbrt::offload::manifest::Precision;
-use dbrt::offload::{BackendChoice, FallbackKind, FallbackPolicy, OffloadOptions};
+use dbrt::offload::{BackendChoice, FallbackKind, FallbackPolicy};
 use dbrt::{Error, Model, Sequence, Session, SessionOptions};
-use dbrt_convert::export::{atc_args, export_ascend, register_om, AscendOptions};
 use dbrt_convert::StorageType;
 use dbrt_tests::*;
 
-const SOC: &str = "Ascend310B1";
 /// AscendCL's codes: a parameter refused, a model that does not parse, memory exhausted, an
 /// execution failure on the device.
 const INVALID_PARAM: i32 = 100000;
@@ -26,39 +24,9 @@ const EXECUTE_FAILED: i32 = 507011;
 /// For the calls that return a pointer (NULL when failed): any code.
 const INTERNAL: i32 = 500000;
 
-fn compiled(model: &Path, gears: &[usize]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let options = AscendOptions {
-        gears: gears.to_vec(),
-        precision: Precision::F32,
-    };
-    let manifest = export_ascend(model, dir.path(), &options).unwrap();
-    let args = atc_args(&manifest, dir.path(), SOC).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg(workspace_root().join("tests/ascend/atc-standin"))
-        .args(&args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    register_om(dir.path(), None, SOC).unwrap();
-    dir
-}
 
 fn options(s: &Standin, artifacts: &Path, fallback: FallbackPolicy) -> SessionOptions {
-    SessionOptions {
-        offload: OffloadOptions {
-            backend: BackendChoice::Named("ascend"),
-            artifacts: Some(artifacts.to_path_buf()),
-            fallback,
-            ascendcl_library: Some(s.path.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    ascend_standin::options(s, Some(artifacts), fallback)
 }
 
 /// The live objects of the stand-in (what must return to where it was).

@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// The stand-in library's path, for `DBRT_ASCENDCL_LIB` / `OffloadOptions::ascendcl_library`.
@@ -175,4 +175,52 @@ pub fn standin(test: &str) -> Option<&'static Standin> {
 pub fn serial() -> MutexGuard<'static, ()> {
     static M: Mutex<()> = Mutex::new(());
     M.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The SoC the stand-in ATC is told.
+pub const SOC: &str = "Ascend310B1";
+
+/// An Ascend export of `model` for `gears` (f32), compiled by the stand-in ATC with the
+/// arguments `atc_args` gives, and registered in its manifest.
+pub fn compiled(model: &Path, gears: &[usize]) -> tempfile::TempDir {
+    use dbrt_convert::export::{atc_args, export_ascend, register_om, AscendOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = AscendOptions {
+        gears: gears.to_vec(),
+        precision: dbrt::offload::manifest::Precision::F32,
+    };
+    let manifest =
+        export_ascend(model, dir.path(), &options).unwrap_or_else(|e| panic!("export: {e}"));
+    let args = atc_args(&manifest, dir.path(), SOC).unwrap();
+    let atc = dbrt_tests::workspace_root().join("tests/ascend/atc-standin");
+    let out = std::process::Command::new("python3")
+        .arg(&atc)
+        .args(&args)
+        .output()
+        .expect("python3 runs the stand-in ATC");
+    assert!(
+        out.status.success(),
+        "atc-standin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    register_om(dir.path(), None, SOC).unwrap_or_else(|e| panic!("register-om: {e}"));
+    dir
+}
+
+/// Session options for backend `ascend` on the stand-in.
+pub fn options(
+    s: &Standin,
+    artifacts: Option<&Path>,
+    fallback: dbrt::offload::FallbackPolicy,
+) -> dbrt::SessionOptions {
+    dbrt::SessionOptions {
+        offload: dbrt::offload::OffloadOptions {
+            backend: dbrt::offload::BackendChoice::Named("ascend"),
+            artifacts: artifacts.map(Path::to_path_buf),
+            fallback,
+            ascendcl_library: Some(s.path.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
