@@ -7,6 +7,11 @@
 //! it on the CPU and records why ([`Fallback`]): never silently.
 
 mod artifacts;
+// AscendCL's backend, or (without the `ascend` feature) a stand-in where none attaches.
+#[cfg(feature = "ascend")]
+mod ascend;
+#[cfg(not(feature = "ascend"))]
+#[path = "ascend_stub.rs"]
 mod ascend;
 mod attach;
 mod device;
