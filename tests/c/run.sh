@@ -8,7 +8,8 @@
 #   offload         backend options, statuses and a recorded fallback; with onnxruntime
 #                   (DBRT_ONNXRUNTIME_LIB) the ort-cpu backend, with its QNN provider
 #                   (DBRT_QNN_EP_LIB) the qnn backend on Qualcomm's HTP emulator, on graphs
-#                   exported from the real f32 model, a few pairs each (host only)
+#                   exported from the real f32 model, a few pairs each, and the ascend
+#                   backend on the stand-in AscendCL (DBRT_ASCENDCL_STANDIN) (host only)
 # With DBRT_C_TARGET=aarch64-unknown-linux-gnu it cross-builds with aarch64-linux-gnu-gcc and
 # runs them (and the CLI they are compared with) under qemu-aarch64-static, on fewer pairs.
 set -euo pipefail
@@ -61,6 +62,15 @@ if [ -z "$target" ]; then
   if [ -n "${DBRT_ONNXRUNTIME_LIB:-}" ]; then
     cargo run --quiet --release -p dbrt-convert -- export-onnx "$f32" -o "$artifacts" --buckets 64,128
     "$out/offload" "$f32" "$out/pairs48.tsv" ort-cpu "$artifacts" 16
+    if [ -n "${DBRT_ASCENDCL_STANDIN:-}" ]; then
+      # The Ascend route through the C API, on the stand-in AscendCL (tests/ascend).
+      ascend=$root/target/npu/aegis-nli-xsmall-f32-ascend
+      cargo run --quiet --release -p dbrt-convert -- export-onnx "$f32" -o "$ascend" \
+        --target ascend --gears 64,128 >/dev/null
+      ATC=$root/tests/ascend/atc-standin "$root/scripts/ascend/compile.sh" "$ascend" \
+        --soc_version Ascend310B1 >/dev/null
+      DBRT_ASCENDCL_LIB=$DBRT_ASCENDCL_STANDIN "$out/offload" "$f32" "$out/pairs48.tsv" ascend "$ascend" 16
+    fi
     if [ -n "${DBRT_QNN_EP_LIB:-}" ]; then
       "$out/offload" "$f32" "$out/pairs48.tsv" qnn "$artifacts" 8
     elif [ "${DBRT_REQUIRE_ONNXRUNTIME:-0}" = 1 ]; then

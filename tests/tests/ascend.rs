@@ -28,8 +28,6 @@ const HIDDEN_TOLERANCE: f32 = 1e-4;
 /// Logits of the real model through the stand-in against dbrt's CPU f32 (the bar).
 const LOGIT_TOLERANCE: f32 = 1e-4;
 
-
-
 fn on_ascend(s: &Standin, model: &Arc<Model>, artifacts: Option<&Path>) -> Session {
     let session = Session::new(model.clone(), options(s, artifacts, FallbackPolicy::Never))
         .unwrap_or_else(|e| panic!("ascend: {e}"));
@@ -191,6 +189,57 @@ fn runs_allocate_nothing_on_the_device_and_copy_device_to_device_on_the_board() 
         s.assert_clean();
     }
     s.set_run_mode(1);
+}
+
+#[test]
+fn sessions_run_at_once_on_their_own_threads_and_move_between_threads() {
+    let Some(s) = standin("ascend threads") else {
+        return;
+    };
+    let _one = serial();
+    let (_d, path) = tiny("v3-style");
+    let artifacts = compiled(&path, &[8, 16]);
+    let model = open(&path);
+    s.reset();
+    // Made on this thread, run on others (each run makes the session's context current there).
+    let sessions: Vec<Session> = (0..3)
+        .map(|_| on_ascend(s, &model, Some(artifacts.path())))
+        .collect();
+    let want: Vec<Vec<f32>> = {
+        let mut cpu = Session::new(model.clone(), Default::default()).unwrap();
+        (1..=16)
+            .map(|len| {
+                let ids = ids_of_length(&model, len, 5);
+                let seq = Sequence {
+                    ids: &ids,
+                    type_ids: None,
+                };
+                cpu.run_logits(seq).unwrap().to_vec()
+            })
+            .collect()
+    };
+    let (model, want) = (&model, &want);
+    std::thread::scope(|scope| {
+        for mut session in sessions {
+            scope.spawn(move || {
+                for round in 0..3 {
+                    for len in 1..=16 {
+                        let ids = ids_of_length(model, len, 5);
+                        let seq = Sequence {
+                            ids: &ids,
+                            type_ids: None,
+                        };
+                        let got = session.run_logits(seq).unwrap().to_vec();
+                        assert_eq!(session.last_backend(), Some("ascend"));
+                        let d = max_abs_diff(&got, &want[len - 1]);
+                        assert!(d <= 1e-4, "round {round}, {len} tokens: {d:e}");
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(s.stats().executes, 3 * 3 * 16);
+    s.assert_clean();
 }
 
 #[test]

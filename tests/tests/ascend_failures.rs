@@ -24,7 +24,6 @@ const EXECUTE_FAILED: i32 = 507011;
 /// For the calls that return a pointer (NULL when failed): any code.
 const INTERNAL: i32 = 500000;
 
-
 fn options(s: &Standin, artifacts: &Path, fallback: FallbackPolicy) -> SessionOptions {
     ascend_standin::options(s, Some(artifacts), fallback)
 }
@@ -269,4 +268,40 @@ fn artifacts_that_are_not_a_compiled_ascend_export_are_refused_by_name() {
     let e = Session::new(f.model.clone(), o).unwrap_err();
     assert!(e.to_string().contains("Ascend export"), "{e}");
     s.assert_clean();
+}
+
+#[test]
+fn a_library_that_is_not_there_is_backend_unavailable_with_the_reason() {
+    let Some(s) = standin("ascend missing library") else {
+        return;
+    };
+    let _one = serial();
+    let f = fixture(&[8, 16]);
+    let mut o = options(s, f.artifacts.path(), FallbackPolicy::Never);
+    o.offload.ascendcl_library = Some("/nonexistent/libascendcl.so".into());
+    let e = Session::new(f.model.clone(), o.clone()).unwrap_err();
+    let Error::BackendUnavailable { backend, reason } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(*backend, "ascend");
+    // Not loadable; or, once the stand-in is this process's AscendCL, not a second library.
+    assert!(reason.contains("/nonexistent/libascendcl.so"), "{reason}");
+    assert!(dbrt::offload::backend_available("ascend", &o.offload).is_err());
+    o.offload.fallback = FallbackPolicy::Always;
+    let mut session = Session::new(f.model.clone(), o).unwrap();
+    assert_eq!(session.backend(), "cpu");
+    let ids = [1u32, 4, 2];
+    session
+        .run_logits(Sequence {
+            ids: &ids,
+            type_ids: None,
+        })
+        .unwrap();
+    let fb = session.last_fallback().unwrap();
+    assert_eq!(fb.kind, FallbackKind::BackendUnavailable);
+    assert!(
+        fb.message.contains("/nonexistent/libascendcl.so"),
+        "{}",
+        fb.message
+    );
 }
