@@ -587,7 +587,7 @@ enum dbrt_status dbrt_session_backend(struct dbrt_session *session,
                                       const char **out_name);
 
 // The backend that ran the session's last call's encoder into `*out_name` (a static
-// NUL-terminated string: "cpu", "qnn", "ort-cpu"), or "none" before the first call.
+// NUL-terminated string: "cpu", "qnn", "ort-cpu", "ascend"), or "none" before the first call.
 // Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 DBRT_API
 enum dbrt_status dbrt_session_last_backend(struct dbrt_session *session,

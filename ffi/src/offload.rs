@@ -50,7 +50,18 @@ fn backend_c_name(name: &str) -> &'static CStr {
     match name {
         "qnn" => c"qnn",
         "ort-cpu" => c"ort-cpu",
+        "ascend" => c"ascend",
         _ => c"cpu",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_backend_has_its_own_c_name() {
+        for &b in super::offload::BACKENDS {
+            assert_eq!(super::backend_c_name(b).to_str(), Ok(b));
+        }
     }
 }
 
@@ -271,7 +282,7 @@ pub unsafe extern "C" fn dbrt_session_backend(
 }
 
 /// The backend that ran the session's last call's encoder into `*out_name` (a static
-/// NUL-terminated string: "cpu", "qnn", "ort-cpu"), or "none" before the first call.
+/// NUL-terminated string: "cpu", "qnn", "ort-cpu", "ascend"), or "none" before the first call.
 /// Errors: DBRT_NULL_POINTER, DBRT_SESSION_CLOSED, DBRT_SESSION_BUSY.
 #[no_mangle]
 pub unsafe extern "C" fn dbrt_session_last_backend(

@@ -41,7 +41,7 @@ public final class SessionOptions {
     return this;
   }
 
-  /** "cpu" (default), "auto", "qnn" or "ort-cpu". */
+  /** "cpu" (default), "auto", "qnn", "ort-cpu" or "ascend" (AscendCL from DBRT_ASCENDCL_LIB). */
   public SessionOptions backend(String name) {
     this.backend = name;
     return this;
