@@ -55,16 +55,6 @@ fn backend_c_name(name: &str) -> &'static CStr {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_backend_has_its_own_c_name() {
-        for &b in super::offload::BACKENDS {
-            assert_eq!(super::backend_c_name(b).to_str(), Ok(b));
-        }
-    }
-}
-
 /// Copies `s` into a caller's buffer of `cap` bytes, NUL-terminated, cut on a character
 /// boundary when it does not fit. A NULL buffer or a capacity of 0 takes nothing.
 ///
@@ -334,4 +324,14 @@ pub unsafe extern "C" fn dbrt_session_last_fallback(
             unsafe { write_message(message, message_len, text) }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_backend_has_its_own_c_name() {
+        for &b in super::offload::BACKENDS {
+            assert_eq!(super::backend_c_name(b).to_str(), Ok(b));
+        }
+    }
 }

@@ -55,39 +55,43 @@ fn symbol(handle: *mut c_void, name: &CStr) -> *mut c_void {
     p
 }
 
+/// The entry `name` of the library `handle` as a function pointer of type `T`.
+///
+/// # Safety
+/// `T` must be the function pointer type of the C function `name`.
+unsafe fn entry<T: Copy>(handle: *mut c_void, name: &CStr) -> T {
+    let p = symbol(handle, name);
+    assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<*mut c_void>());
+    // SAFETY: a non-null symbol of type `T` (the caller's contract), pointer-sized (checked).
+    unsafe { std::mem::transmute_copy(&p) }
+}
+
 impl Standin {
     fn load(path: PathBuf) -> Standin {
         let c = CString::new(path.to_str().expect("UTF-8 path")).unwrap();
         // SAFETY: a NUL-terminated path; the handle is kept for the process.
         let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         assert!(!h.is_null(), "cannot open the stand-in {}", path.display());
-        // SAFETY (each transmute): the stand-in's control entries have these C signatures
-        // (standin_control.h).
-        unsafe {
-            Standin {
-                reset: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
-                    h,
-                    c"standin_reset",
-                )),
-                fail: std::mem::transmute::<
-                    *mut c_void,
-                    unsafe extern "C" fn(*const c_char, u32, i32),
-                >(symbol(h, c"standin_fail")),
-                set_run_mode: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(i32)>(
-                    symbol(h, c"standin_set_run_mode"),
-                ),
-                get_stats: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut Stats)>(
-                    symbol(h, c"standin_get_stats"),
-                ),
-                calls: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*const c_char) -> u64>(
-                    symbol(h, c"standin_calls"),
-                ),
-                last_violation: std::mem::transmute::<
-                    *mut c_void,
-                    unsafe extern "C" fn() -> *const c_char,
-                >(symbol(h, c"standin_last_violation")),
-                path,
-            }
+        // SAFETY: standin_control.h declares this and the entries below with these C signatures.
+        let reset = unsafe { entry(h, c"standin_reset") };
+        // SAFETY: as above.
+        let fail = unsafe { entry(h, c"standin_fail") };
+        // SAFETY: as above.
+        let set_run_mode = unsafe { entry(h, c"standin_set_run_mode") };
+        // SAFETY: as above.
+        let get_stats = unsafe { entry(h, c"standin_get_stats") };
+        // SAFETY: as above.
+        let calls = unsafe { entry(h, c"standin_calls") };
+        // SAFETY: as above.
+        let last_violation = unsafe { entry(h, c"standin_last_violation") };
+        Standin {
+            path,
+            reset,
+            fail,
+            set_run_mode,
+            get_stats,
+            calls,
+            last_violation,
         }
     }
 
