@@ -65,12 +65,11 @@ fn tokenize_and_classify_allocate_nothing() {
     check_ascend();
 }
 
-/// A session on the `ascend` backend (the stand-in AscendCL): runs in every gear, padded or
-/// not, and a too-long input's recorded fallback allocate nothing on dbrt's side (the
-/// stand-in's and onnxruntime's own allocations are C's, not counted here; the stand-in counts
+/// A session on the `ascend` backend (the stand-in AscendCL): see [`offloaded_runs`]. The
+/// stand-in's and onnxruntime's own allocations are C's, not counted here (the stand-in counts
 /// device allocations, checked in tests/tests/ascend.rs).
 fn check_ascend() {
-    use dbrt::offload::{FallbackKind, FallbackPolicy};
+    use dbrt::offload::FallbackPolicy;
     let Some(s) = ascend_standin::standin("alloc ascend") else {
         return;
     };
@@ -80,35 +79,13 @@ fn check_ascend() {
         dbrt_convert::StorageType::F32,
     );
     let artifacts = ascend_standin::compiled(&path, &[8, 16]);
-    let model = open(&path);
     let opts = ascend_standin::options(s, Some(artifacts.path()), FallbackPolicy::Always);
-    let mut session = dbrt::Session::new(model, opts).unwrap();
-    assert_eq!(session.backend(), "ascend");
-    let ids: Vec<u32> = (1..=40).collect();
-    let run = |session: &mut dbrt::Session, n: usize| {
-        let seq = dbrt::Sequence {
-            ids: &ids[..n],
-            type_ids: None,
-        };
-        session.run_logits(seq).unwrap();
-    };
-    run(&mut session, 5);
-    let n = allocations_during(|| {
-        for len in [1, 5, 8, 9, 16] {
-            run(&mut session, len);
-            assert_eq!(session.last_backend(), Some("ascend"));
-        }
-        run(&mut session, 40);
-        assert_eq!(session.last_backend(), Some("cpu"));
-        let f = session.last_fallback().map(|f| f.kind);
-        assert_eq!(f, Some(FallbackKind::TooLong));
-    });
-    assert_eq!(n, 0, "{n} heap allocations in runs on the ascend backend");
+    offloaded_runs(dbrt::Session::new(open(&path), opts).unwrap(), "ascend");
     s.assert_clean();
 }
 
 fn check_offloaded() {
-    use dbrt::offload::{FallbackKind, FallbackPolicy, OffloadOptions};
+    use dbrt::offload::{FallbackPolicy, OffloadOptions};
     let Some(lib) = offload_graphs::onnxruntime() else {
         return;
     };
@@ -131,8 +108,14 @@ fn check_offloaded() {
         },
         ..Default::default()
     };
-    let mut session = dbrt::Session::new(model, opts).unwrap();
-    assert_eq!(session.backend(), "ort-cpu");
+    offloaded_runs(dbrt::Session::new(model, opts).unwrap(), "ort-cpu");
+}
+
+/// A session offloaded to `backend` with buckets 8 and 16: runs in every bucket, padded or
+/// not, and a too-long input's recorded fallback to the CPU allocate nothing.
+fn offloaded_runs(mut session: dbrt::Session, backend: &str) {
+    use dbrt::offload::FallbackKind;
+    assert_eq!(session.backend(), backend);
     let ids: Vec<u32> = (1..=40).collect();
     let run = |session: &mut dbrt::Session, n: usize| {
         let seq = dbrt::Sequence {
@@ -141,20 +124,19 @@ fn check_offloaded() {
         };
         session.run_logits(seq).unwrap();
     };
-    // Once before counting: onnxruntime's first run may set things up.
+    // Once before counting: a backend's first run may set things up.
     run(&mut session, 5);
     let n = allocations_during(|| {
         for len in [1, 5, 8, 9, 16] {
             run(&mut session, len);
-            assert_eq!(session.last_backend(), Some("ort-cpu"));
+            assert_eq!(session.last_backend(), Some(backend));
         }
-        // Longer than the largest bucket: recorded and run on the CPU, still allocating nothing.
         run(&mut session, 40);
         assert_eq!(session.last_backend(), Some("cpu"));
         let f = session.last_fallback().map(|f| f.kind);
         assert_eq!(f, Some(FallbackKind::TooLong));
     });
-    assert_eq!(n, 0, "{n} heap allocations in offloaded runs");
+    assert_eq!(n, 0, "{n} heap allocations in runs on {backend}");
 }
 
 fn check(storage: dbrt_convert::StorageType, threads: usize) {

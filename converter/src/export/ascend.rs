@@ -139,11 +139,7 @@ pub fn export_ascend(model: &Path, out_dir: &Path, options: &AscendOptions) -> R
         }],
         ascend: Some(AscendPart { gears, om: None }),
     };
-    // The runtime reads what it is given back: a manifest it would refuse is never written.
-    Manifest::parse(&manifest.to_text())?;
-    pending.write(out_dir, MANIFEST_FILE, manifest.to_text().as_bytes())?;
-    pending.commit(&out_dir.join(MANIFEST_FILE))?;
-    Ok(manifest)
+    super::finish(pending, out_dir, manifest)
 }
 
 /// The gears sorted and deduplicated, checked against ATC's limits, the model and the size

@@ -119,6 +119,11 @@ pub fn export_onnx(model: &Path, out_dir: &Path, options: &ExportOptions) -> Res
         graphs,
         ascend: None,
     };
+    finish(pending, out_dir, manifest)
+}
+
+/// Writes `manifest` last and renames every pending file into place; returns the manifest.
+pub(crate) fn finish(mut pending: Pending, out_dir: &Path, manifest: Manifest) -> Result<Manifest> {
     // The runtime reads what it is given back: a manifest it would refuse is never written.
     Manifest::parse(&manifest.to_text())?;
     pending.write(out_dir, MANIFEST_FILE, manifest.to_text().as_bytes())?;

@@ -15,6 +15,8 @@ mod ascend;
 mod ascend;
 mod attach;
 mod device;
+#[cfg(any(feature = "onnxruntime", feature = "ascend"))]
+mod dl;
 pub mod manifest;
 // onnxruntime's backends, or (without the `onnxruntime` feature) a stand-in where none attaches.
 #[cfg(feature = "onnxruntime")]

@@ -1,11 +1,11 @@
 //! AscendCL's library, loaded at run time (dlopen, never closed) and initialized once per
 //! process (`aclInit`; never `aclFinalize`, which would pull AscendCL from under the host app).
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use super::api::{Acl, REPEAT_INITIALIZE, SUCCESS};
+use crate::offload::dl;
 
 /// The environment variable naming AscendCL's library when the options do not.
 pub const ASCENDCL_LIB_ENV: &str = "DBRT_ASCENDCL_LIB";
@@ -21,26 +21,13 @@ static LIBRARY: OnceLock<Library> = OnceLock::new();
 /// (correct) path. The first that loads and initializes is the process's.
 static LOADING: Mutex<()> = Mutex::new(());
 
-fn library_path(option: Option<&Path>) -> PathBuf {
-    match option {
-        Some(p) => p.to_path_buf(),
-        None => std::env::var_os(ASCENDCL_LIB_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("libascendcl.so")),
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-}
-
 /// The process's AscendCL, loading and initializing it from `option` (else
 /// `DBRT_ASCENDCL_LIB`, else the loader's search path) the first time.
 pub fn library(option: Option<&Path>) -> Result<&'static Library, String> {
-    let path = library_path(option);
+    let path = dl::library_path(option, ASCENDCL_LIB_ENV, "libascendcl.so");
     let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(lib) = LIBRARY.get() {
-        return match option.is_none() || same_file(&lib.path, &path) {
+        return match option.is_none() || dl::same_file(&lib.path, &path) {
             true => Ok(lib),
             false => Err(format!(
                 "AscendCL is already loaded from {}; this process cannot also load {}",
@@ -54,25 +41,14 @@ pub fn library(option: Option<&Path>) -> Result<&'static Library, String> {
 }
 
 fn load(path: &Path) -> Result<Library, String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("{} holds a NUL byte", path.display()))?;
-    // SAFETY: a NUL-terminated path. The handle is never closed: AscendCL keeps threads and
-    // device state that unloading would pull from under them.
-    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if handle.is_null() {
-        // SAFETY: dlerror returns NULL or a NUL-terminated thread-local string.
-        let e = unsafe { libc::dlerror() };
-        let why = match e.is_null() {
-            true => "unknown error".into(),
-            // SAFETY: non-null and NUL-terminated.
-            false => unsafe { std::ffi::CStr::from_ptr(e) }.to_string_lossy(),
-        };
-        return Err(format!(
+    // The handle is never closed: AscendCL keeps threads and device state that unloading
+    // would pull from under them.
+    let handle = dl::open(path).map_err(|why| {
+        format!(
             "cannot load AscendCL from {}: {why} (install CANN's runtime, or set {ASCENDCL_LIB_ENV})",
             path.display()
-        ));
-    }
+        )
+    })?;
     // SAFETY: a live handle; the names are AscendCL's documented entries with the declared
     // signatures.
     let acl = unsafe { Acl::resolve(handle) }.map_err(|name| {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use super::api::{self, Api, OrtEnv};
+use crate::offload::dl;
 
 /// The environment variable naming onnxruntime's library when the options do not.
 pub const ONNXRUNTIME_LIB_ENV: &str = "DBRT_ONNXRUNTIME_LIB";
@@ -36,12 +37,7 @@ static QNN_REGISTERED: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// The library path: the option, else the environment variable, else the system's name.
 fn onnxruntime_path(option: Option<&Path>) -> PathBuf {
-    match option {
-        Some(p) => p.to_path_buf(),
-        None => std::env::var_os(ONNXRUNTIME_LIB_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("libonnxruntime.so")),
-    }
+    dl::library_path(option, ONNXRUNTIME_LIB_ENV, "libonnxruntime.so")
 }
 
 /// The QNN provider's library: the option, else `DBRT_QNN_EP_LIB`.
@@ -54,19 +50,13 @@ pub fn qnn_path(option: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
-fn c_path(path: &Path) -> Result<CString, String> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("{} holds a NUL byte", path.display()))
-}
-
 /// The process's onnxruntime, loading it from `option` (see [`onnxruntime_path`]) the first
 /// time. Once loaded, asking for another file is an error naming both.
 pub fn runtime(option: Option<&Path>) -> Result<&'static Runtime, String> {
     let path = onnxruntime_path(option);
     let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(rt) = RUNTIME.get() {
-        return match option.is_none() || same_file(&rt.path, &path) {
+        return match option.is_none() || dl::same_file(&rt.path, &path) {
             true => Ok(rt),
             false => Err(format!(
                 "onnxruntime is already loaded from {}; this process cannot also load {}",
@@ -79,28 +69,8 @@ pub fn runtime(option: Option<&Path>) -> Result<&'static Runtime, String> {
     Ok(RUNTIME.get_or_init(|| rt))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-}
-
-fn dlerror() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated thread-local string.
-    let e = unsafe { libc::dlerror() };
-    match e.is_null() {
-        true => "unknown error".into(),
-        // SAFETY: non-null, NUL-terminated (above).
-        false => unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned(),
-    }
-}
-
 fn load(path: &Path) -> Result<Runtime, String> {
-    let c = c_path(path)?;
-    // SAFETY: a NUL-terminated path; the handle is never closed (onnxruntime keeps threads and
-    // static state that unloading would pull from under them).
-    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if handle.is_null() {
-        return Err(format!("cannot load {}: {}", path.display(), dlerror()));
-    }
+    let handle = dl::open(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
     // SAFETY: a live handle and a NUL-terminated symbol name.
     let sym = unsafe { libc::dlsym(handle, c"OrtGetApiBase".as_ptr()) };
     if sym.is_null() {
@@ -193,7 +163,7 @@ pub fn register_qnn(rt: &Runtime, option: Option<&Path>) -> Result<(), String> {
     let path = qnn_path(option)?;
     let mut registered = QNN_REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(done) = registered.as_ref() {
-        return match option.is_none() || same_file(done, &path) {
+        return match option.is_none() || dl::same_file(done, &path) {
             true => Ok(()),
             false => Err(format!(
                 "the QNN provider is already registered from {}; not also from {}",
@@ -207,7 +177,7 @@ pub fn register_qnn(rt: &Runtime, option: Option<&Path>) -> Result<(), String> {
     }
     let name = CString::new(QNN_EP_NAME).map_err(|e| e.to_string())?;
     rt.api
-        .register_execution_provider_library(rt.env, &name, &c_path(&path)?)
+        .register_execution_provider_library(rt.env, &name, &dl::c_path(&path)?)
         .map_err(|e| format!("cannot register {}: {e}", path.display()))?;
     *registered = Some(path);
     Ok(())
