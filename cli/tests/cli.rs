@@ -1,47 +1,9 @@
 //! The `dbrt` binary end to end on a tiny fixture (ids in, logits out).
 
+mod common;
+
+use common::*;
 use std::process::Command;
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/tiny")
-        .join(name)
-}
-
-fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
-    tiny_variant(dir, "v3-style")
-}
-
-/// The tiny fixture `name`, converted into `dir`.
-fn tiny_variant(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let out = dir.join(format!("{name}.dbrt"));
-    dbrt_convert::convert(&fixture(name), &out, &Default::default(), &mut ()).unwrap();
-    out
-}
-
-fn goldens(name: &str) -> Vec<serde_json::Value> {
-    let g: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture(name).join("goldens.json")).unwrap())
-            .unwrap();
-    g["cases"].as_array().unwrap().clone()
-}
-
-fn dbrt(args: &[&str], paths: &[(&str, &std::path::Path)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dbrt"));
-    c.args(args);
-    for (flag, path) in paths {
-        c.arg(flag).arg(path);
-    }
-    c.output().unwrap()
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
-}
 
 #[test]
 fn eval_writes_logits_and_reports_agreement() {
