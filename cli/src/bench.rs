@@ -155,37 +155,40 @@ pub fn bench(a: BenchArgs) -> Result<(), String> {
         .collect();
     // Each configuration opens its model anew (open time is measured): these are closed.
     drop(models);
+    // Samples of what the rows will show, for the table's column widths: every model, and the
+    // longest ISA and backend names a row can have.
     let known: Vec<Value> = contexts
         .iter()
         .map(|c| {
             json!({"model": c.model, "weights": c.weights, "cpu": c.cpu,
-                   "dbrt_version": host::DBRT_VERSION, "isa": "avx512vnni", "backend": "ort-cpu"})
+                   "dbrt_version": host::DBRT_VERSION, "isa": "neon-dotprod", "backend": "ort-cpu"})
         })
         .collect();
     let mut printer = Printer::new(format, &known.iter().collect::<Vec<_>>());
     printer.header();
+    let shapes: Vec<(usize, usize, usize)> = a
+        .seq
+        .iter()
+        .flat_map(|&s| a.batch.iter().map(move |&b| (s, b)))
+        .flat_map(|(s, b)| a.threads.iter().map(move |&t| (s, b, t)))
+        .collect();
     for (path, context) in a.model.iter().zip(&contexts) {
         for &isa in &isas {
-            for &seq in &a.seq {
-                for &batch in &a.batch {
-                    for &threads in &a.threads {
-                        let opts = dbrt::SessionOptions {
-                            max_sequence_length: Some(seq),
-                            max_batch: batch,
-                            threads,
-                            isa,
-                            offload: offload.clone(),
-                            ..Default::default()
-                        };
-                        let row = bench_one(&a, path, context, opts).map_err(|e| {
-                            format!(
-                                "{} seq {seq} batch {batch} threads {threads}: {e}",
-                                context.model
-                            )
-                        })?;
-                        printer.row(row);
-                    }
-                }
+            for &(seq, batch, threads) in &shapes {
+                let opts = dbrt::SessionOptions {
+                    max_sequence_length: Some(seq),
+                    max_batch: batch,
+                    threads,
+                    isa,
+                    offload: offload.clone(),
+                    ..Default::default()
+                };
+                let row = bench_one(&a, path, context, opts).map_err(|e| {
+                    let isa = isa.map_or("", |i| i.name());
+                    let m = &context.model;
+                    format!("{m} {isa} seq {seq} batch {batch} threads {threads}: {e}")
+                })?;
+                printer.row(row);
             }
         }
     }
