@@ -327,3 +327,46 @@ fn bad_arguments_are_errors_naming_the_option_and_value() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&missing.display().to_string()), "{err}");
 }
+
+/// Each record's peak RSS is its own configuration's: the int8 model measured after the f32
+/// one (the real models: their resident sizes differ) does not report the f32 model's peak.
+#[test]
+fn peak_rss_is_each_configurations_own() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let (f32_model, int8_model) = (
+        dir.join("aegis-nli-xsmall.dbrt"),
+        dir.join("aegis-nli-xsmall-int8.dbrt"),
+    );
+    for m in [&f32_model, &int8_model] {
+        assert!(
+            m.is_file(),
+            "{} is missing: run scripts/fetch-model.sh",
+            m.display()
+        );
+    }
+    let models = format!("{},{}", f32_model.display(), int8_model.display());
+    let mut args = vec!["bench", "--model", &models];
+    args.extend_from_slice(&[
+        "--seq",
+        "8",
+        "--threads",
+        "1",
+        "--reps",
+        "1",
+        "--iters",
+        "1",
+        "--json",
+    ]);
+    let o = dbrt(&args, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rss: Vec<f64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["peak_rss_mb"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rss.len(), 2);
+    assert!(rss[1] < 0.8 * rss[0], "int8 after f32: {rss:?} MB");
+}
