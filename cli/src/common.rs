@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use dbrt::kernels::Isa;
 use dbrt::offload::{BackendChoice, FallbackPolicy, OffloadOptions};
 use dbrt::{Model, Session};
 use serde_json::{json, Value};
@@ -16,27 +17,27 @@ pub struct OffloadArgs {
     /// cpu (dbrt's kernels), auto (an accelerator that attaches, else cpu), qnn (Qualcomm's NPU
     /// through onnxruntime's QNN provider), ort-cpu (onnxruntime's CPU provider) or ascend
     /// (Huawei's NPU through AscendCL).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_name = "NAME")]
     pub backend: String,
     /// The directory `dbrt-convert export-onnx` wrote for this model.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
     /// When a call runs on the CPU instead: always (recorded and logged), not-on-device-error
     /// (a device error fails the call), never (the backend must attach and run every call).
-    #[arg(long, default_value = "always")]
+    #[arg(long, default_value = "always", value_name = "WHEN")]
     pub fallback: String,
     /// onnxruntime's shared library (default: $DBRT_ONNXRUNTIME_LIB, then the system's).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,
     /// onnxruntime's QNN provider library, next to libQnnHtp.so (default: $DBRT_QNN_EP_LIB).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub qnn_lib: Option<PathBuf>,
     /// AscendCL's library, libascendcl.so, for --backend ascend (default: $DBRT_ASCENDCL_LIB,
     /// then the system's).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub ascendcl_lib: Option<PathBuf>,
     /// The Ascend device id (aclrtSetDevice) for --backend ascend.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "ID")]
     pub ascend_device: i32,
 }
 
@@ -84,6 +85,19 @@ pub fn open(path: &PathBuf, offload: OffloadOptions) -> Result<(Arc<Model>, Sess
     };
     let session = Session::new(model.clone(), options).map_err(|e| e.to_string())?;
     Ok((model, session))
+}
+
+/// The kernel tier named `name` (`--isa`), which this CPU must run.
+pub fn parse_isa(name: &str) -> Result<Isa, String> {
+    let isa = Isa::parse(name).map_err(|e| format!("--isa {name:?}: {e}"))?;
+    if !isa.available() {
+        let runs: Vec<&str> = Isa::all_available().iter().map(|i| i.name()).collect();
+        return Err(format!(
+            "--isa {name}: this CPU does not run it (it runs {})",
+            runs.join(", ")
+        ));
+    }
+    Ok(isa)
 }
 
 /// Reads JSONL rows, hands each to `f`, writes what it returns.

@@ -12,15 +12,31 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use bench::{bench, BenchArgs};
-use classify::{classify, tokenize};
+use classify::{classify, tokenize, ClassifyArgs, TokenizeArgs};
 use common::OffloadArgs;
 use eval::eval;
+
+const ENVIRONMENT: &str = "\
+Environment variables:
+  RUST_LOG              What is logged to stderr: warn (the default), info (e.g. the kernel
+                        tier chosen), debug, trace; per module: RUST_LOG=dbrt::offload=debug
+  DBRT_FORCE_ISA        The kernel tier to run instead of the best this CPU runs: scalar, avx2,
+                        avx512vnni, neon, neon-dotprod, neon-i8mm (an --isa option wins)
+  DBRT_ONNXRUNTIME_LIB  onnxruntime's shared library for --backend qnn and ort-cpu
+  DBRT_QNN_EP_LIB       onnxruntime's QNN provider library for --backend qnn
+  DBRT_ASCENDCL_LIB     AscendCL's library (libascendcl.so) for --backend ascend
+
+Example:
+  dbrt classify --model models/aegis-nli-xsmall-int8.dbrt \\
+    --premise \"A man is playing a guitar on stage.\" --hypothesis \"Nobody is playing music.\"";
 
 #[derive(Parser)]
 #[command(
     name = "dbrt",
-    version,
-    about = "Run DeBERTa-v3 models from .dbrt files"
+    version = bench::DBRT_VERSION,
+    about = "Run DeBERTa-v3 models from .dbrt files: classify a text or a pair, evaluate a \
+             JSONL file, benchmark",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,34 +45,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify a premise / hypothesis pair; prints every label with its probability.
-    Classify {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        premise: String,
-        #[arg(long)]
-        hypothesis: Option<String>,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        offload: OffloadArgs,
-    },
+    /// Classify a text or a premise / hypothesis pair; prints every label with its probability,
+    /// the predicted label first.
+    Classify(ClassifyArgs),
     /// Tokenize every row of a JSONL file (`premise`, optional `hypothesis`) without running the
     /// model; writes each row back with `input_ids` (and `token_type_ids` where the model has
     /// token types).
-    Tokenize {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Measure latency percentiles, throughput, open time, time to first result and peak RSS
-    /// for every combination of sequence length, batch size and thread count, with one session
-    /// or several running at once.
+    Tokenize(TokenizeArgs),
+    /// Measure latency (mean ± standard deviation, percentiles), throughput, open time, time to
+    /// first result and peak RSS for every combination of model, kernel tier, sequence length,
+    /// batch size and thread count; a table, Markdown, CSV or JSON.
     Bench(BenchArgs),
     /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids` with optional
     /// `token_type_ids`) and write it back with `input_ids` (and `token_type_ids` where the model
@@ -79,15 +77,7 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let r = match Cli::parse().command {
-        Command::Classify {
-            model,
-            premise,
-            hypothesis,
-            json,
-            offload,
-        } => offload
-            .options()
-            .and_then(|o| classify(model, premise, hypothesis, json, o)),
+        Command::Classify(args) => classify(args),
         Command::Eval {
             model,
             data,
@@ -97,7 +87,7 @@ fn main() -> ExitCode {
         } => offload
             .options()
             .and_then(|o| eval(model, data, out, retokenize, o)),
-        Command::Tokenize { model, data, out } => tokenize(model, data, out),
+        Command::Tokenize(args) => tokenize(args),
         Command::Bench(args) => bench(args),
     };
     match r {
