@@ -55,7 +55,7 @@ rm -f "$WORK"/dbrt-*.tb "$WORK"/dbrt-*.base "$WORK"/dbrt-*.k
 count_dbrt() { # name isa seq iters
   qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu -d page -D "$WORK/$1.page" \
     -plugin "$WORK/tbcount.so,out=$WORK/$1-$4.tb" \
-    "$BIN" bench --model "$MODEL" --seq "$3" --threads 1 --batch 1 --iters "$4" --isa "$2" >&2
+    "$BIN" bench --model "$MODEL" --seq "$3" --threads 1 --batch 1 --iters "$4" --reps 1 --warmup 0 --isa "$2" >&2
   # A PIE's first segment is at 0, so its load address is the start of its code.
   awk '/^start_code/ {print $2}' "$WORK/$1.page" > "$WORK/$1.base"
   echo 2 > "$WORK/$1.k"

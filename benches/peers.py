@@ -117,7 +117,7 @@ def main():
         subprocess.check_call(["cargo", "run", "-q", "--release", "-p", "dbrt-convert", "--", ONNX, "-o", DBRT_MODEL, "--dtype", "int8", "-q"], cwd=ROOT)
     # dbrt first, in its own process (its peak RSS is its own).
     cmd = ["cargo", "run", "-q", "--release", "-p", "dbrt-cli", "--", "bench", "--model", DBRT_MODEL,
-           "--seq", a.seq, "--threads", a.threads, "--iters", str(a.iters), "--json"]
+           "--seq", a.seq, "--threads", a.threads, "--iters", str(a.iters), "--reps", "1", "--json"]
     dbrt = {}
     for line in subprocess.check_output(cmd, cwd=ROOT, text=True).splitlines():
         r = json.loads(line)
