@@ -5,15 +5,43 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_export::{EmbedOmArgs, ExportArgs, RegisterOmArgs};
-use dbrt_convert::{ConvertOptions, OnnxOverrides, Packing, Progress, StorageType};
+use cli_labels::RelabelArgs;
+use dbrt_convert::{
+    ConvertOptions, EntailmentLabel, LabelNames, OnnxOverrides, Packing, Progress, StorageType,
+};
 
 mod cli_export;
+mod cli_labels;
+
+/// The environment variables, listed at the end of the main help.
+const ENVIRONMENT: &str = "\
+Environment:
+  RUST_LOG        what is logged to stderr (default warn, and info for the export
+                  subcommands); e.g. RUST_LOG=info shows what the converter inferred
+  DBRT_FORCE_ISA  the kernels `inspect --verify` sizes a session for (scalar, avx2,
+                  avx512, avx512vnni, neon, ...; default: the best this CPU runs)";
+
+const CONVERT_EXAMPLES: &str = "\
+Examples:
+  dbrt-convert path/to/hf-model -o model.dbrt
+  dbrt-convert model.onnx -o model-int8.dbrt --dtype int8 \\
+      --labels contradiction,neutral,entailment --entailment-label entailment
+  dbrt-convert relabel model.dbrt --labels negative,positive --entailment-label none
+  dbrt-convert inspect model.dbrt --verify
+
+Subcommands have their own help: dbrt-convert help relabel";
 
 #[derive(Parser)]
 #[command(
     name = "dbrt-convert",
     version,
-    about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files"
+    about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files",
+    long_about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files.\n\n\
+        INPUT is a Hugging Face model directory (config.json and model.safetensors or \
+        pytorch_model.bin, tokenizer.json or spm.model) or an .onnx file (a config.json \
+        beside it is read; one with only id2label/label2id names the labels, the rest is \
+        read from the graph).",
+    after_help = format!("{CONVERT_EXAMPLES}\n\n{ENVIRONMENT}")
 )]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
@@ -26,7 +54,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a .dbrt file's config, labels, tensors, sizes and provenance.
+    #[command(after_help = "Example:\n  dbrt-convert inspect model.dbrt --verify")]
     Inspect {
+        /// The .dbrt file to describe.
         model: PathBuf,
         /// Also check the CRC-32 of every tensor's data.
         #[arg(long)]
@@ -34,17 +64,37 @@ enum Command {
     },
     /// Compare a model's compiled tokenizer with the `tokenizers` crate on every text of a JSONL
     /// file: each text alone, and each pair in both orders.
+    #[command(
+        after_help = "Example:\n  dbrt-convert check-tokenizer --model model.dbrt \\
+      --tokenizer hf-model/tokenizer.json --data tests/fixtures/real/mnli.goldens.jsonl"
+    )]
     CheckTokenizer(CheckTokenizerArgs),
+    /// Name the labels of a .dbrt file (and which one means entailment), copying everything
+    /// else as stored; the new file is written beside it and renamed into place.
+    #[command(after_help = "Examples:\n  \
+        dbrt-convert relabel model.dbrt --labels neutral,contradiction_or_entailment \\
+      --entailment-label none\n  \
+        dbrt-convert relabel model.dbrt --entailment-label entailment -o named.dbrt")]
+    Relabel(RelabelArgs),
     /// Export the encoder stage (after the embedding LayerNorm, through the last layer) as one
     /// static-shape ONNX graph per sequence-length bucket, with the manifest that ties them to
     /// the model, for an accelerator backend (`--backend qnn`); with `--target ascend`, one
     /// graph with a dynamic sequence length for Huawei's ATC, and the `atc` command to run.
+    #[command(after_help = "Examples:\n  \
+        dbrt-convert export-onnx model.dbrt -o export --buckets 64,128\n  \
+        dbrt-convert export-onnx model.dbrt -o export-ascend --target ascend --gears 64,128")]
     ExportOnnx(ExportArgs),
     /// Record the offline model ATC compiled from an Ascend export in its manifest (length,
     /// CRC-32, SoC version).
+    #[command(
+        after_help = "Example:\n  dbrt-convert register-om export-ascend --soc-version Ascend310B1"
+    )]
     RegisterOm(RegisterOmArgs),
     /// Write a copy of a .dbrt model with an Ascend export's offline model inside (an optional
     /// part that readers which do not know it skip).
+    #[command(
+        after_help = "Example:\n  dbrt-convert embed-om model.dbrt export-ascend -o model-ascend.dbrt"
+    )]
     EmbedOm(EmbedOmArgs),
 }
 
@@ -64,8 +114,11 @@ struct CheckTokenizerArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Dtype {
+    /// As trained: the reference.
     F32,
+    /// Half the bytes.
     F16,
+    /// Linear weights int8 per output channel, the rest f16: a quarter of the bytes, fastest.
     Int8,
 }
 
@@ -79,7 +132,9 @@ enum PackingArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Embeddings {
+    /// As --dtype says.
     Same,
+    /// Row-wise int4, one scale per row.
     Int4,
 }
 
@@ -123,6 +178,14 @@ struct ConvertArgs {
     /// ONNX without config.json: layer_norm_eps (default: read from the graph).
     #[arg(long)]
     layer_norm_eps: Option<f64>,
+    /// Names for the labels, one per logit in logit order, comma separated (instead of
+    /// config.json's id2label); as many as the model has labels.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    labels: Option<Vec<String>>,
+    /// The label that means entailment (zero-shot classification reads its probability), or
+    /// `none`; stored in the file. Default: a label whose name starts with "entail".
+    #[arg(long, value_name = "NAME|none")]
+    entailment_label: Option<EntailmentLabel>,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -168,6 +231,10 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
             max_relative_positions: a.max_relative_positions,
             pos_att_type: a.pos_att_type,
             layer_norm_eps: a.layer_norm_eps,
+        },
+        labels: LabelNames {
+            labels: a.labels,
+            entailment: a.entailment_label,
         },
     };
     let bar = (!a.quiet).then(|| {
@@ -235,6 +302,8 @@ fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
     // Opening it as a model checks every tensor's shape against the config.
     let model = std::sync::Arc::new(dbrt::Model::open(&path).map_err(|e| e.to_string())?);
     let _ = writeln!(o, "labels: {:?}", model.labels());
+    let entailment = model.entailment_label().map(|i| &model.labels()[i]);
+    let _ = writeln!(o, "entailment label: {entailment:?}");
     if verify {
         // A session at the model's full length, one thread: what a default session asks of
         // this machine (its memory is reserved, not touched).
@@ -324,6 +393,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Some(Command::Inspect { model, verify }) => inspect(model, verify),
         Some(Command::CheckTokenizer(a)) => check_tokenizer(a),
+        Some(Command::Relabel(a)) => cli_labels::relabel(a),
         Some(Command::ExportOnnx(a)) => cli_export::export_onnx(a),
         Some(Command::RegisterOm(a)) => cli_export::register_om(a),
         Some(Command::EmbedOm(a)) => cli_export::embed_om(a),
