@@ -264,3 +264,41 @@ fn a_stored_entailment_label_out_of_range_is_refused_at_open() {
         "{e}"
     );
 }
+
+/// The default model relabelled as `scripts/fetch-model.sh` names it: the same probabilities
+/// for a real pair, the names and "no entailment label" stated.
+#[test]
+fn the_default_model_relabelled_answers_as_before() {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/aegis-nli-xsmall-int8.dbrt");
+    assert!(
+        real.is_file(),
+        "{} is missing: run scripts/fetch-model.sh",
+        real.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.dbrt");
+    std::fs::copy(&real, &path).unwrap();
+    let probs = |p: &Path| {
+        let m = Arc::new(Model::open(p).unwrap());
+        let mut s = Session::new(m, Default::default()).unwrap();
+        s.classify(
+            "A man is playing a guitar on stage.",
+            Some("A man is performing music."),
+        )
+        .unwrap()
+    };
+    let before = probs(&path);
+    ok(&convert_cli(&[
+        "relabel",
+        path.to_str().unwrap(),
+        "--labels",
+        "neutral,contradiction_or_entailment",
+        "--entailment-label",
+        "none",
+    ]));
+    assert_eq!(
+        labels_of(&path),
+        (names(&["neutral", "contradiction_or_entailment"]), None)
+    );
+    assert_eq!(probs(&path), before);
+}
