@@ -23,12 +23,16 @@ pub struct RelabelArgs {
 }
 
 pub fn relabel(a: RelabelArgs) -> Result<(), String> {
-    let out = a.output.as_ref().unwrap_or(&a.model);
+    // In place means the file itself: a symbolic link is followed, not replaced by a copy.
+    let out = match &a.output {
+        Some(o) => o.clone(),
+        None => std::fs::canonicalize(&a.model).unwrap_or_else(|_| a.model.clone()),
+    };
     let names = LabelNames {
         labels: a.labels,
         entailment: a.entailment_label,
     };
-    let r = dbrt_convert::labels::relabel(&a.model, out, &names).map_err(|e| e.to_string())?;
+    let r = dbrt_convert::labels::relabel(&a.model, &out, &names).map_err(|e| e.to_string())?;
     let entailment = r
         .entailment
         .map_or("none (zero-shot needs --entailment-label)".into(), |i| {

@@ -110,8 +110,10 @@ pub fn apply(
 ) -> Result<Vec<String>> {
     let labels = match &names.labels {
         Some(n) => {
-            check_names(n, current.len(), model)?;
-            n.clone()
+            // `--labels "a, b"` means `a` and `b`.
+            let n: Vec<String> = n.iter().map(|s| s.trim().to_string()).collect();
+            check_names(&n, current.len(), model)?;
+            n
         }
         None => current.to_vec(),
     };

@@ -172,6 +172,26 @@ fn relabel_in_place_changes_the_labels_and_nothing_else() {
     assert_eq!(others(&old), others(&new));
     // No temporary file is left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // A model open here is in use: it is not replaced under it.
+    let e = failed(&convert_cli(&[
+        "relabel",
+        path.to_str().unwrap(),
+        "--labels",
+        "p,q,r",
+    ]));
+    assert!(e.contains("is open in a dbrt process"), "{e}");
+    drop(new);
+    // Through a symbolic link, the file it names is relabelled and the link stays.
+    let link = dir.path().join("link.dbrt");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    ok(&convert_cli(&[
+        "relabel",
+        link.to_str().unwrap(),
+        "--labels",
+        "a, b ,c",
+    ]));
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(labels_of(&path).0, names(&["a", "b", "c"]));
 }
 
 #[test]
