@@ -258,6 +258,27 @@ impl Out<'_> {
     }
 }
 
+/// How many times [`build`] steps its progress for a model of config `c`: once per tensor it
+/// writes from the checkpoint or computes (a packed weight's scales and block sums are part
+/// of its step; the relative-position index and the tokenizer take none).
+pub fn step_count(c: &Config) -> usize {
+    let embeddings = 1
+        + c.position_biased_input as usize
+        + (c.type_vocab_size > 0) as usize
+        + (c.embedding_size != c.hidden_size) as usize
+        + 2;
+    // Six linear layers (weight and bias) and two LayerNorms (weight and bias), and the
+    // precomputed relative-position projections.
+    let relative = if c.relative_attention {
+        c.pos_att.c2p as usize + c.pos_att.p2c as usize
+    } else {
+        0
+    };
+    let per_layer = 6 * 2 + 2 * 2 + relative;
+    let head = if c.num_labels > 0 { 4 } else { 0 };
+    embeddings + c.num_hidden_layers * per_layer + head
+}
+
 /// Everything a `.dbrt` file holds, ready to be written.
 pub fn build(
     ck: &Checkpoint,
@@ -276,8 +297,7 @@ pub fn build(
         c.all_head_size(),
         c.intermediate_size,
     );
-    let per_layer = 14 + 2 * c.relative_attention as usize;
-    progress.start(8 + c.num_hidden_layers * per_layer);
+    progress.start(step_count(c));
     let mut out = Out {
         w: FileWriter::new(),
         input: &ck.input,

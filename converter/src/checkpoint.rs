@@ -126,6 +126,14 @@ pub fn labels_for(id2label: Option<&BTreeMap<usize, String>>, n: usize) -> Vec<S
         Some(m) if m.len() == n && (0..n).all(|i| m.contains_key(&i)) => {
             (0..n).map(|i| m[&i].clone()).collect()
         }
-        _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
+        Some(m) => {
+            log::warn!(
+                "id2label names {} labels, the classifier has {n}: the labels are LABEL_0.. \
+                 (name them with --labels)",
+                m.len()
+            );
+            (0..n).map(|i| format!("LABEL_{i}")).collect()
+        }
+        None => (0..n).map(|i| format!("LABEL_{i}")).collect(),
     }
 }

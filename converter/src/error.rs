@@ -16,6 +16,8 @@ pub enum ConvertError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} does not exist ({what})")]
+    NotFound { path: PathBuf, what: &'static str },
     #[error(
         "{path} is open in a dbrt process (a model in use); write elsewhere or close it first"
     )]

@@ -179,9 +179,55 @@ pub fn parse_config(j: &Value, path: &Path) -> Result<(Config, Option<BTreeMap<u
             }
             Some(out)
         }
-        _ => None,
+        // Only the inverse map: a hand-written config.json may give either.
+        _ => match j.get("label2id") {
+            Some(Value::Object(m)) => {
+                let mut out = BTreeMap::new();
+                for (name, i) in m {
+                    let i = i.as_u64().ok_or_else(|| {
+                        parse_err(path, format!("label2id '{name}' must map to an index"))
+                    })?;
+                    out.insert(i as usize, name.clone());
+                }
+                Some(out)
+            }
+            _ => None,
+        },
     };
     Ok((config, id2label))
+}
+
+/// `c` as the `config.json` keys [`parse_config`] reads back to it: what the graph says,
+/// under which a partial config.json beside an .onnx is laid.
+pub fn config_json(c: &Config) -> Value {
+    let act = |a: Activation| Value::from(a.name());
+    serde_json::json!({
+        "model_type": "deberta-v2",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "attention_head_size": c.attention_head_size,
+        "intermediate_size": c.intermediate_size,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size,
+        "embedding_size": c.embedding_size,
+        "layer_norm_eps": c.layer_norm_eps,
+        "hidden_act": act(c.hidden_act),
+        "position_biased_input": c.position_biased_input,
+        "relative_attention": c.relative_attention,
+        "pos_att_type": c.pos_att.names(),
+        "share_att_key": c.share_att_key,
+        "norm_rel_ebd": match c.norm_rel_ebd {
+            RelEmbeddingNorm::LayerNorm => "layer_norm",
+            RelEmbeddingNorm::None => "none",
+        },
+        "max_relative_positions": c.max_relative_positions,
+        "position_buckets": c.position_buckets,
+        "pooler_hidden_size": c.pooler_hidden_size,
+        "pooler_hidden_act": act(c.pooler_hidden_act),
+        "pad_token_id": c.pad_token_id,
+    })
 }
 
 type RawTensors = BTreeMap<String, (Tensor, SourceDType)>;

@@ -4,9 +4,11 @@
 mod archive;
 pub mod build;
 pub mod checkpoint;
+mod copy;
 pub mod error;
 pub mod export;
 pub mod hf;
+pub mod labels;
 pub mod onnx;
 mod pickle;
 pub mod tokenizer_compile;
@@ -19,6 +21,7 @@ use std::path::Path;
 pub use build::{Packing, Progress, StorageType};
 pub use checkpoint::Checkpoint;
 pub use error::{ConvertError, Result};
+pub use labels::{EntailmentLabel, LabelNames};
 pub use onnx::OnnxOverrides;
 
 /// What to convert and how.
@@ -32,12 +35,22 @@ pub struct ConvertOptions {
     /// A tokenizer.json, spm.model, or a directory holding one; found beside the input otherwise.
     pub tokenizer: Option<std::path::PathBuf>,
     pub onnx: OnnxOverrides,
+    /// Names for the labels (instead of config.json's `id2label`) and the entailment label.
+    pub labels: LabelNames,
 }
 
 /// Reads a checkpoint: a Hugging Face directory, or an `.onnx` file.
 pub fn read_checkpoint(input: &Path, opts: &ConvertOptions) -> Result<Checkpoint> {
     // What is not there is said so, not called the wrong kind of input.
-    std::fs::metadata(input).map_err(error::io_err(input))?;
+    match std::fs::metadata(input) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConvertError::NotFound {
+                path: input.to_path_buf(),
+                what: "the input: a Hugging Face model directory or an .onnx file",
+            })
+        }
+        r => r.map_err(error::io_err(input))?,
+    };
     if input.is_dir() {
         hf::read_dir(input, opts.tokenizer.as_deref())
     } else if input.extension().is_some_and(|e| e == "onnx") {
@@ -57,14 +70,22 @@ pub fn convert(
     opts: &ConvertOptions,
     progress: &mut dyn Progress,
 ) -> Result<u64> {
-    let ck = read_checkpoint(input, opts)?;
-    let writer = build::build(
+    check_output(output)?;
+    let mut ck = read_checkpoint(input, opts)?;
+    // The names are checked before the (long) build; the entailment label they imply goes
+    // into the file after it.
+    let mut named = dbrt::format::Metadata::new();
+    ck.labels = labels::apply(&mut named, &ck.labels, &opts.labels, input)?;
+    let mut writer = build::build(
         &ck,
         opts.storage,
         opts.int4_embeddings,
         opts.packing,
         progress,
     )?;
+    if let Some(v) = named.get(labels::ENTAILMENT_KEY) {
+        writer.metadata.set(labels::ENTAILMENT_KEY, v.clone());
+    }
     // The file is written to a temporary name, opened as the runtime opens a model, and renamed
     // over `output` only if that succeeds: a file that cannot be used is never left behind.
     writer.write_to_path_checked(output, |written| {
@@ -92,6 +113,22 @@ pub fn convert(
         }
         Ok(())
     })
+}
+
+/// Refuses an output path that names something other than a file (a directory, a device):
+/// the new file would be renamed over it.
+pub fn check_output(output: &Path) -> Result<()> {
+    match std::fs::metadata(output) {
+        Ok(m) if !m.is_file() => Err(ConvertError::Write {
+            path: output.to_path_buf(),
+            source: std::io::Error::other(if m.is_dir() {
+                "it is a directory; name the .dbrt file to write"
+            } else {
+                "it is not a regular file"
+            }),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The most memory a converted model's default session (its full length, one thread) may

@@ -5,15 +5,45 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_export::{EmbedOmArgs, ExportArgs, RegisterOmArgs};
-use dbrt_convert::{ConvertOptions, OnnxOverrides, Packing, Progress, StorageType};
+use cli_inspect::CheckTokenizerArgs;
+use cli_labels::RelabelArgs;
+use dbrt_convert::{
+    ConvertOptions, EntailmentLabel, LabelNames, OnnxOverrides, Packing, Progress, StorageType,
+};
 
 mod cli_export;
+mod cli_inspect;
+mod cli_labels;
+
+/// The environment variables, listed at the end of the main help.
+const ENVIRONMENT: &str = "\
+Environment:
+  RUST_LOG        what is logged to stderr (default warn, and info for the export
+                  subcommands); e.g. RUST_LOG=info shows what the converter inferred
+  DBRT_FORCE_ISA  the kernels `inspect --verify` sizes a session for (scalar, avx2,
+                  avx512, avx512vnni, neon, ...; default: the best this CPU runs)";
+
+const CONVERT_EXAMPLES: &str = "\
+Examples:
+  dbrt-convert path/to/hf-model -o model.dbrt
+  dbrt-convert model.onnx -o model-int8.dbrt --dtype int8 \\
+      --labels contradiction,neutral,entailment --entailment-label entailment
+  dbrt-convert relabel model.dbrt --labels negative,positive --entailment-label none
+  dbrt-convert inspect model.dbrt --verify
+
+Subcommands have their own help: dbrt-convert help relabel";
 
 #[derive(Parser)]
 #[command(
     name = "dbrt-convert",
     version,
-    about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files"
+    about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files",
+    long_about = "Convert DeBERTa-v2/v3 checkpoints to .dbrt files.\n\n\
+        INPUT is a Hugging Face model directory (config.json and model.safetensors or \
+        pytorch_model.bin, tokenizer.json or spm.model) or an .onnx file (a config.json \
+        beside it is read; one with only id2label/label2id names the labels, the rest is \
+        read from the graph).",
+    after_help = format!("{CONVERT_EXAMPLES}\n\n{ENVIRONMENT}")
 )]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
@@ -26,7 +56,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a .dbrt file's config, labels, tensors, sizes and provenance.
+    #[command(after_help = "Example:\n  dbrt-convert inspect model.dbrt --verify")]
     Inspect {
+        /// The .dbrt file to describe.
         model: PathBuf,
         /// Also check the CRC-32 of every tensor's data.
         #[arg(long)]
@@ -34,38 +66,47 @@ enum Command {
     },
     /// Compare a model's compiled tokenizer with the `tokenizers` crate on every text of a JSONL
     /// file: each text alone, and each pair in both orders.
+    #[command(
+        after_help = "Example:\n  dbrt-convert check-tokenizer --model model.dbrt \\
+      --tokenizer hf-model/tokenizer.json --data tests/fixtures/real/mnli.goldens.jsonl"
+    )]
     CheckTokenizer(CheckTokenizerArgs),
+    /// Name the labels of a .dbrt file (and which one means entailment), copying everything
+    /// else as stored; the new file is written beside it and renamed into place.
+    #[command(after_help = "Examples:\n  \
+        dbrt-convert relabel model.dbrt --labels neutral,contradiction_or_entailment \\
+      --entailment-label none\n  \
+        dbrt-convert relabel model.dbrt --entailment-label entailment -o named.dbrt")]
+    Relabel(RelabelArgs),
     /// Export the encoder stage (after the embedding LayerNorm, through the last layer) as one
     /// static-shape ONNX graph per sequence-length bucket, with the manifest that ties them to
     /// the model, for an accelerator backend (`--backend qnn`); with `--target ascend`, one
     /// graph with a dynamic sequence length for Huawei's ATC, and the `atc` command to run.
+    #[command(after_help = "Examples:\n  \
+        dbrt-convert export-onnx model.dbrt -o export --buckets 64,128\n  \
+        dbrt-convert export-onnx model.dbrt -o export-ascend --target ascend --gears 64,128")]
     ExportOnnx(ExportArgs),
     /// Record the offline model ATC compiled from an Ascend export in its manifest (length,
     /// CRC-32, SoC version).
+    #[command(
+        after_help = "Example:\n  dbrt-convert register-om export-ascend --soc-version Ascend310B1"
+    )]
     RegisterOm(RegisterOmArgs),
     /// Write a copy of a .dbrt model with an Ascend export's offline model inside (an optional
     /// part that readers which do not know it skip).
+    #[command(
+        after_help = "Example:\n  dbrt-convert embed-om model.dbrt export-ascend -o model-ascend.dbrt"
+    )]
     EmbedOm(EmbedOmArgs),
-}
-
-#[derive(Args)]
-struct CheckTokenizerArgs {
-    /// The .dbrt file whose compiled tokenizer is checked.
-    #[arg(long)]
-    model: PathBuf,
-    /// The tokenizer.json (or spm.model) it was compiled from: the `tokenizers` crate runs it as
-    /// the reference.
-    #[arg(long)]
-    tokenizer: PathBuf,
-    /// JSONL rows with `premise` and optional `hypothesis`.
-    #[arg(long)]
-    data: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Dtype {
+    /// As trained: the reference.
     F32,
+    /// Half the bytes.
     F16,
+    /// Linear weights int8 per output channel, the rest f16: a quarter of the bytes, fastest.
     Int8,
 }
 
@@ -79,7 +120,9 @@ enum PackingArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Embeddings {
+    /// As --dtype says.
     Same,
+    /// Row-wise int4, one scale per row.
     Int4,
 }
 
@@ -123,6 +166,14 @@ struct ConvertArgs {
     /// ONNX without config.json: layer_norm_eps (default: read from the graph).
     #[arg(long)]
     layer_norm_eps: Option<f64>,
+    /// Names for the labels, one per logit in logit order, comma separated (instead of
+    /// config.json's id2label); as many as the model has labels.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    labels: Option<Vec<String>>,
+    /// The label that means entailment (zero-shot classification reads its probability), or
+    /// `none`; stored in the file. Default: a label whose name starts with "entail".
+    #[arg(long, value_name = "NAME|none")]
+    entailment_label: Option<EntailmentLabel>,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -169,6 +220,10 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
             pos_att_type: a.pos_att_type,
             layer_norm_eps: a.layer_norm_eps,
         },
+        labels: LabelNames {
+            labels: a.labels,
+            entailment: a.entailment_label,
+        },
     };
     let bar = (!a.quiet).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -194,127 +249,6 @@ fn convert(a: ConvertArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(path: PathBuf, verify: bool) -> Result<(), String> {
-    use std::fmt::Write as _;
-    let file = dbrt::format::ModelFile::open(&path).map_err(|e| e.to_string())?;
-    let h = file.header();
-    // Built as one string: a closed pipe (`| head`) then ends the output, not the process.
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{}: .dbrt format {}.{}, {} bytes, {} tensors",
-        path.display(),
-        h.major,
-        h.minor,
-        h.file_len,
-        h.tensor_count
-    );
-    let _ = writeln!(o, "\nmetadata:");
-    for (k, v) in file.metadata().entries() {
-        let _ = writeln!(o, "  {k} = {v}");
-    }
-    let _ = writeln!(o, "\ntensors:");
-    let mut total = 0u64;
-    for r in file.records() {
-        total += r.nbytes;
-        let shape = format!("{:?}", r.shape);
-        let _ = writeln!(
-            o,
-            "  {:<64} {:>4} {:<18} {:>12} bytes",
-            r.name,
-            r.dtype.name(),
-            shape,
-            r.nbytes
-        );
-    }
-    let _ = writeln!(o, "\ntensor data: {:.2} MB", total as f64 / 1e6);
-    if verify {
-        file.verify_data().map_err(|e| e.to_string())?;
-        let _ = writeln!(o, "data checksums: ok");
-    }
-    // Opening it as a model checks every tensor's shape against the config.
-    let model = std::sync::Arc::new(dbrt::Model::open(&path).map_err(|e| e.to_string())?);
-    let _ = writeln!(o, "labels: {:?}", model.labels());
-    if verify {
-        // A session at the model's full length, one thread: what a default session asks of
-        // this machine (its memory is reserved, not touched).
-        let len = model.max_sequence_length();
-        let session = dbrt::Session::new(model, Default::default())
-            .map_err(|e| format!("a session of {len} tokens: {e}"))?;
-        let bytes = dbrt::Session::memory_bytes(
-            session.model(),
-            len,
-            session.threads(),
-            dbrt::DEFAULT_MAX_WORD_BYTES,
-        )
-        .map_err(|e| e.to_string())?;
-        let _ = writeln!(o, "session at {len} tokens: {:.1} MB", bytes as f64 / 1e6);
-    }
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.as_bytes());
-    Ok(())
-}
-
-fn check_tokenizer(a: CheckTokenizerArgs) -> Result<(), String> {
-    use std::io::BufRead;
-    let model = dbrt::Model::open(&a.model).map_err(|e| e.to_string())?;
-    let (json, _) = dbrt_convert::tokenizer_source::find(&a.tokenizer, Some(&a.tokenizer))
-        .map_err(|e| e.to_string())?;
-    let mut oracle = tokenizers::Tokenizer::from_bytes(json.ok_or("no tokenizer")?)
-        .map_err(|e| e.to_string())?;
-    oracle.with_padding(None);
-    oracle
-        .with_truncation(Some(tokenizers::TruncationParams {
-            max_length: model.max_sequence_length(),
-            strategy: tokenizers::TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: tokenizers::TruncationDirection::Right,
-        }))
-        .map_err(|e| e.to_string())?;
-    let file = std::fs::File::open(&a.data).map_err(|e| format!("{}: {e}", a.data.display()))?;
-    let (mut checked, mut differ) = (0usize, 0usize);
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| e.to_string())?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let p = row["premise"]
-            .as_str()
-            .ok_or(format!("line {}: no premise", n + 1))?;
-        let h = row["hypothesis"].as_str();
-        let mut cases = vec![(p, None), (p, h)];
-        if let Some(h) = h {
-            cases.extend([(h, None), (h, Some(p))]);
-        }
-        for (x, y) in cases {
-            let ours = model.encode(x, y).map_err(|e| e.to_string())?;
-            let theirs = match y {
-                Some(y) => oracle.encode((x, y), true),
-                None => oracle.encode(x, true),
-            }
-            .map_err(|e| e.to_string())?;
-            checked += 1;
-            if ours.ids != theirs.get_ids() || ours.type_ids != theirs.get_type_ids() {
-                differ += 1;
-                if differ <= 5 {
-                    eprintln!(
-                        "line {}: {x:?} / {y:?}\n  dbrt:       {:?}\n  tokenizers: {:?}",
-                        n + 1,
-                        ours.ids,
-                        theirs.get_ids()
-                    );
-                }
-            }
-        }
-    }
-    println!("{checked} encodings checked, {differ} differ");
-    if differ > 0 {
-        return Err(format!("{differ} of {checked} encodings differ"));
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,dbrt_convert::export=info"),
@@ -322,8 +256,9 @@ fn main() -> ExitCode {
     .init();
     let cli = Cli::parse();
     let r = match cli.command {
-        Some(Command::Inspect { model, verify }) => inspect(model, verify),
-        Some(Command::CheckTokenizer(a)) => check_tokenizer(a),
+        Some(Command::Inspect { model, verify }) => cli_inspect::inspect(model, verify),
+        Some(Command::CheckTokenizer(a)) => cli_inspect::check_tokenizer(a),
+        Some(Command::Relabel(a)) => cli_labels::relabel(a),
         Some(Command::ExportOnnx(a)) => cli_export::export_onnx(a),
         Some(Command::RegisterOm(a)) => cli_export::register_om(a),
         Some(Command::EmbedOm(a)) => cli_export::embed_om(a),

@@ -309,7 +309,8 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// Reads an ONNX export; `config.json` beside it, when present, supplies the config.
+/// Reads an ONNX export; `config.json` beside it, when present, supplies the config and labels
+/// (what it leaves out is read from the graph).
 pub fn read(path: &Path, tokenizer: Option<&Path>, ov: &OnnxOverrides) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let mut sources = vec![SourceFile::hash_bytes(path, &bytes)];
@@ -396,9 +397,10 @@ pub fn read(path: &Path, tokenizer: Option<&Path>, ov: &OnnxOverrides) -> Result
         sources.push(SourceFile::hash_bytes(&cfg_path, &b));
         let j: serde_json::Value =
             serde_json::from_slice(&b).map_err(|e| parse_err(&cfg_path, e))?;
-        let (mut c, l) = crate::hf::parse_config(&j, &cfg_path)?;
+        let merged = merged_config_json(&graph, &tensors, ov, &j)?;
+        let (mut c, id2label) = crate::hf::parse_config(&merged, &cfg_path)?;
         c.num_labels = tensors.get("classifier.bias").map_or(0, |t| t.data.len());
-        (c, l)
+        (c, id2label)
     } else {
         (infer_config(&graph, &tensors, ov)?, None)
     };
@@ -417,6 +419,34 @@ pub fn read(path: &Path, tokenizer: Option<&Path>, ov: &OnnxOverrides) -> Result
         input: path.to_path_buf(),
         config_source,
     })
+}
+
+/// config.json's keys laid over what the graph says: a partial config.json (only
+/// `id2label`/`label2id`, or a few keys) takes the rest from the graph, not from
+/// `DebertaV2Config`'s defaults, which describe another model size. When the graph does not
+/// tell (an activation other than exact GELU, ...), a config.json naming its `model_type` is
+/// the whole config, as Hugging Face reads it.
+fn merged_config_json(
+    g: &Graph<'_>,
+    t: &BTreeMap<String, Tensor>,
+    ov: &OnnxOverrides,
+    j: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let inferred = match infer_config(g, t, ov) {
+        Ok(c) => c,
+        Err(e) if j.get("model_type").is_some() => {
+            log::debug!("config.json alone: the graph does not tell ({e})");
+            return Ok(j.clone());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut merged = crate::hf::config_json(&inferred);
+    if let (Some(m), Some(given)) = (merged.as_object_mut(), j.as_object()) {
+        for (k, v) in given {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(merged)
 }
 
 /// A tensor whose shape the config is read from: it must be a matrix.

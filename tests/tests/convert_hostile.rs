@@ -313,7 +313,7 @@ fn a_missing_input_is_said_not_to_exist() {
     let dir = tempfile::tempdir().unwrap();
     let (e, _) = refused(&dir.path().join("no-such-model"));
     assert!(
-        e.contains("no-such-model") && e.contains("No such file or directory"),
+        e.contains("no-such-model does not exist") && !e.contains("cannot read"),
         "{e}"
     );
 }

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use dbrt::format::{DType, FileWriter, MetaValue, ModelFile};
+use dbrt::format::{DType, MetaValue, ModelFile};
 use dbrt::offload::manifest::{ModelIdentity, MAX_GRAPH_BYTES};
 
 use super::om::{read_bounded, read_manifest};
@@ -67,25 +67,7 @@ pub fn embed_om(model: &Path, dir: &Path, out: &Path) -> Result<u64> {
     // otherwise seal damage in.
     file.verify_data()
         .map_err(|e| ConvertError::Invalid(format!("{}: {e}", model.display())))?;
-    let mut w = FileWriter::new();
-    for (k, v) in file.metadata().entries() {
-        if !is_ascend_key(k) {
-            w.metadata.set(k, v.clone());
-        }
-    }
-    for rec in file.records() {
-        if rec.name == OM_TENSOR {
-            continue;
-        }
-        let view = file.tensor(&rec.name)?;
-        w.add_tensor_with_layout(
-            &rec.name,
-            rec.dtype,
-            rec.layout,
-            &rec.shape,
-            view.bytes.to_vec(),
-        )?;
-    }
+    let mut w = crate::copy::copy_of(&file, |t| t != OM_TENSOR, |k| !is_ascend_key(k))?;
     let n = om_bytes.len() as u64;
     w.add_tensor(OM_TENSOR, DType::U8, &[n], om_bytes)?;
     let gears = part.gears.iter().map(|&g| g as i64).collect();

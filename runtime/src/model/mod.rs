@@ -55,6 +55,8 @@ pub struct Model {
     file: ModelFile,
     config: Config,
     labels: Vec<String>,
+    /// Which label means entailment: [`ENTAILMENT_KEY`] when the file states it, else by name.
+    entailment: Option<usize>,
     tokenizer: Option<Tokenizer>,
     pub(crate) network: Network,
     /// The accelerators' device models attached for this model, shared by its sessions.
@@ -108,6 +110,8 @@ impl Model {
                 l.to_vec()
             }
         };
+        let entailment = stated_entailment_label(meta, labels.len())?
+            .unwrap_or_else(|| entailment_label(&labels));
         let network = Network::resolve(&file, &config)?;
         let tokenizer =
             Tokenizer::from_file(&file, config.max_position_embeddings, config.vocab_size)?;
@@ -122,6 +126,7 @@ impl Model {
             file,
             config,
             labels,
+            entailment,
             tokenizer,
             network,
             devices: Default::default(),
@@ -139,11 +144,12 @@ impl Model {
         &self.labels
     }
 
-    /// The label that means entailment, found by name as Hugging Face's zero-shot pipeline
-    /// finds it (the first whose lower-cased name starts with "entail"); `None` when the labels
-    /// are not named (`LABEL_0`, ...).
+    /// The label that means entailment: the one the file names ([`ENTAILMENT_KEY`], set by
+    /// `dbrt-convert --entailment-label`; `None` when it says there is none), else found by
+    /// name as Hugging Face's zero-shot pipeline finds it (the first whose lower-cased name
+    /// starts with "entail"); `None` when the labels are not named so (`LABEL_0`, ...).
     pub fn entailment_label(&self) -> Option<usize> {
-        entailment_label(&self.labels)
+        self.entailment
     }
 
     pub fn file(&self) -> &ModelFile {
@@ -251,6 +257,28 @@ impl Network {
     }
 }
 
+/// The metadata key naming the entailment label (i64): its index, or -1 for "none".
+pub const ENTAILMENT_KEY: &str = "labels.entailment";
+
+/// What [`ENTAILMENT_KEY`] says: `None` when the file does not state it, `Some(None)` when it
+/// states that no label means entailment.
+fn stated_entailment_label(
+    meta: &crate::format::Metadata,
+    labels: usize,
+) -> Result<Option<Option<usize>>> {
+    if meta.get(ENTAILMENT_KEY).is_none() {
+        return Ok(None);
+    }
+    match meta.i64(ENTAILMENT_KEY)? {
+        -1 => Ok(Some(None)),
+        i if (0..labels as i64).contains(&i) => Ok(Some(Some(i as usize))),
+        i => Err(Error::BadMetadata {
+            key: ENTAILMENT_KEY.into(),
+            reason: format!("{i}: expected -1 (none) or a label index below {labels}"),
+        }),
+    }
+}
+
 fn entailment_label(labels: &[String]) -> Option<usize> {
     labels
         .iter()
@@ -268,5 +296,24 @@ mod tests {
         assert_eq!(find(&["not_entailment", "entails"]), Some(1));
         assert_eq!(find(&["LABEL_0", "LABEL_1"]), None);
         assert_eq!(find(&[]), None);
+    }
+
+    #[test]
+    fn a_stated_entailment_label_is_read_and_checked() {
+        use crate::format::{MetaValue, Metadata};
+        let stated = |v: Option<MetaValue>| {
+            let mut m = Metadata::new();
+            if let Some(v) = v {
+                m.set(super::ENTAILMENT_KEY, v);
+            }
+            super::stated_entailment_label(&m, 2)
+        };
+        assert_eq!(stated(None).unwrap(), None);
+        assert_eq!(stated(Some(MetaValue::I64(1))).unwrap(), Some(Some(1)));
+        assert_eq!(stated(Some(MetaValue::I64(-1))).unwrap(), Some(None));
+        for bad in [MetaValue::I64(2), MetaValue::I64(-2), MetaValue::U64(0)] {
+            let e = stated(Some(bad.clone())).unwrap_err().to_string();
+            assert!(e.contains(super::ENTAILMENT_KEY), "{bad:?}: {e}");
+        }
     }
 }
