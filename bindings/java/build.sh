@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the JNI glue (libdbrt_jni.so, with libdbrt.a linked in) and the org.dbrt classes with
 # the JDK on this machine, then runs ClassifyPairsTest on the host JVM against the C test's
-# output. Run tests/c/run.sh first (it writes target/c-tests/host/{pairs.tsv,c_logits.txt}).
+# output, and LogTest (Dbrt.setLogger). Run tests/c/run.sh first (it writes target/c-tests/host/{pairs.tsv,c_logits.txt}).
 # Android: see README.md beside this script.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,3 +21,4 @@ ${CC:-cc} -shared -fPIC -O2 -Wall -Wextra -Werror -I "$java_home/include" -I "$j
 javac -Werror -d "$out/classes" "$here"/src/main/java/org/dbrt/*.java "$here"/src/test/java/org/dbrt/*.java
 java -Xcheck:jni -Djava.library.path="$out" -cp "$out/classes" org.dbrt.ClassifyPairsTest \
   "$model" "$ctests/pairs.tsv" "$ctests/c_logits.txt"
+java -Xcheck:jni -Djava.library.path="$out" -cp "$out/classes" org.dbrt.LogTest "$model"
