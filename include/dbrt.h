@@ -540,10 +540,11 @@ enum dbrt_status dbrt_session_run_hidden(struct dbrt_session *session,
 //
 // Threads: the callback may be called from any thread that calls dbrt and from dbrt's worker
 // threads, several at once; it must be thread safe. It must not call `dbrt_set_log_callback`
-// (a deadlock: that waits for running callbacks to return); what it makes dbrt log is dropped. When this call
-// returns, the previous callback is not running and is not called again, so its `user` may be
-// freed. The message is valid only during the call: copy it to keep it.
-// A callback that unwinds (a Rust panic) loses its message; the caller is not affected.
+// (a deadlock: that waits for running callbacks to return); what it makes dbrt log is
+// dropped. When this call returns, the previous callback is not running and is not called
+// again, so its `user` may be freed. The message is valid only during the call: copy it to
+// keep it. A Rust callback that panics loses its message and the caller goes on; a C++
+// callback must not throw (an exception cannot cross C).
 // Errors: DBRT_INTERNAL_ERROR if another Rust logger is installed in the process.
 DBRT_API
 enum dbrt_status dbrt_set_log_callback(dbrt_log_callback callback,

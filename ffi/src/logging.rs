@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Once, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::status::dbrt_status::{self, *};
 use crate::status::{guard, Failure, Outcome};
@@ -58,6 +58,10 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// Whether SINK holds a callback, read without the lock (by `dbrt_set_log_level`).
 static HAS_SINK: AtomicBool = AtomicBool::new(false);
 static THRESHOLD: AtomicI32 = AtomicI32::new(dbrt_log_level::DBRT_LOG_INFO as i32);
+/// Held while `log`'s global level is computed from HAS_SINK and THRESHOLD and set, so that
+/// two threads setting them at once leave the level of the last. Not SINK's lock: a callback
+/// may set the level.
+static LEVELS: Mutex<()> = Mutex::new(());
 
 thread_local! {
     /// Set while this thread runs the callback: what it logs through dbrt is dropped, instead
@@ -137,17 +141,16 @@ impl log::Log for Forwarder {
 
 static FORWARDER: Forwarder = Forwarder;
 
-/// Installs the forwarder as `log`'s logger, once per process.
+/// Installs the forwarder as `log`'s logger, once per process (the answer is kept).
 fn install() -> Outcome {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| result = log::set_logger(&FORWARDER));
-    result.map_err(|_| {
-        Failure::new(
-            DBRT_INTERNAL_ERROR,
-            "another logger is installed in this process; dbrt's messages go to it",
-        )
-    })
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    if *INSTALLED.get_or_init(|| log::set_logger(&FORWARDER).is_ok()) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        DBRT_INTERNAL_ERROR,
+        "another logger is installed in this process; dbrt's messages go to it",
+    ))
 }
 
 /// Replaces the sink, returning what `guard` should.
@@ -158,9 +161,9 @@ fn set_sink(sink: Option<Sink>) -> Outcome {
     let has_sink = sink.is_some();
     let mut slot = SINK.write().unwrap_or_else(|e| e.into_inner());
     *slot = sink;
+    let _levels = LEVELS.lock().unwrap_or_else(|e| e.into_inner());
     HAS_SINK.store(has_sink, Ordering::Relaxed);
     update_max_level(has_sink);
-    drop(slot);
     Ok(())
 }
 
@@ -170,10 +173,11 @@ fn set_sink(sink: Option<Sink>) -> Outcome {
 ///
 /// Threads: the callback may be called from any thread that calls dbrt and from dbrt's worker
 /// threads, several at once; it must be thread safe. It must not call `dbrt_set_log_callback`
-/// (a deadlock: that waits for running callbacks to return); what it makes dbrt log is dropped. When this call
-/// returns, the previous callback is not running and is not called again, so its `user` may be
-/// freed. The message is valid only during the call: copy it to keep it.
-/// A callback that unwinds (a Rust panic) loses its message; the caller is not affected.
+/// (a deadlock: that waits for running callbacks to return); what it makes dbrt log is
+/// dropped. When this call returns, the previous callback is not running and is not called
+/// again, so its `user` may be freed. The message is valid only during the call: copy it to
+/// keep it. A Rust callback that panics loses its message and the caller goes on; a C++
+/// callback must not throw (an exception cannot cross C).
 /// Errors: DBRT_INTERNAL_ERROR if another Rust logger is installed in the process.
 #[no_mangle]
 pub extern "C" fn dbrt_set_log_callback(
@@ -195,6 +199,7 @@ pub extern "C" fn dbrt_set_log_level(level: i32) -> dbrt_status {
                 format!("log level {level}: expected 0 (off) to 5 (trace)"),
             ));
         }
+        let _levels = LEVELS.lock().unwrap_or_else(|e| e.into_inner());
         THRESHOLD.store(level, Ordering::Relaxed);
         update_max_level(HAS_SINK.load(Ordering::Relaxed));
         Ok(())

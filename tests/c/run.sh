@@ -6,7 +6,7 @@
 #   misuse          every misuse returns its status
 #   lifecycle       everything created and freed, under AddressSanitizer and valgrind
 #   log_callback    dbrt's log messages through the host's callback: level, text, threshold,
-#                   unset
+#                   unset (also under AddressSanitizer)
 #   offload         backend options, statuses and a recorded fallback; with onnxruntime
 #                   (DBRT_ONNXRUNTIME_LIB) the ort-cpu backend, with its QNN provider
 #                   (DBRT_QNN_EP_LIB) the qnn backend on Qualcomm's HTP emulator, on graphs
@@ -102,7 +102,7 @@ if [ -z "$target" ]; then
 fi
 
 if [ "$sanitize" = 1 ]; then
-  for t in misuse lifecycle; do
+  for t in misuse lifecycle log_callback; do
     "$cc" "${cflags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer "tests/c/$t.c" \
       "$libdir/libdbrt.a" "${libs[@]}" -o "$out/${t}_asan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/${t}_asan" "$model"
