@@ -6,8 +6,9 @@ import java.util.List;
 
 /**
  * Dbrt.setLogger: libdbrt's warning for a backend that cannot attach reaches the Java logger
- * with its level and text, also from a thread other than the one that set it; a throwing logger
- * does not take the caller down; the threshold filters; null stops the messages.
+ * with its level and text, also from another Java thread and from a native thread the JVM did
+ * not know (attached for the message); a throwing logger does not take the caller down; the
+ * threshold filters; null stops the messages.
  *
  * <p>usage: LogTest MODEL.dbrt
  */
@@ -18,6 +19,9 @@ public final class LogTest {
     if (!cond) throw new AssertionError(what);
     checks++;
   }
+
+  /** The same on a thread made by C (src/test/c/native_thread.c); returns its dbrt_status. */
+  private static native int warnOnNativeThread(long model);
 
   /** A session on an accelerator whose library is absent: it warns and runs on the CPU. */
   private static void sessionThatWarns(Model model) {
@@ -51,7 +55,9 @@ public final class LogTest {
       Thread other = new Thread(() -> sessionThatWarns(model));
       other.start();
       other.join();
-      check(warnings(seen).size() == 2, "a warning from another thread: " + seen);
+      check(warnings(seen).size() == 2, "a warning from another Java thread: " + seen);
+      check(warnOnNativeThread(model.live()) == 0, "a session on a native thread");
+      check(warnings(seen).size() == 3, "a warning from a thread the JVM did not know: " + seen);
       int count = seen.size();
 
       Dbrt.setLogger((level, message) -> {
