@@ -143,6 +143,24 @@ typedef enum dbrt_fallback_kind {
   DBRT_FALLBACK_DEVICE_ERROR = 4,
 } dbrt_fallback_kind;
 
+// The severity of a log message; a smaller value is more severe. The values are those of
+// Rust's `log::Level`. Passed as `int32_t`.
+typedef enum dbrt_log_level {
+  // Nothing is logged (only as a threshold).
+  DBRT_LOG_OFF = 0,
+  // A failure dbrt recovered from, e.g. a caught bug (`DBRT_INTERNAL_ERROR`).
+  DBRT_LOG_ERROR = 1,
+  // Something the host should know: e.g. the backend asked for did not attach and the
+  // session runs on the CPU.
+  DBRT_LOG_WARN = 2,
+  // What dbrt chose: e.g. `auto` found no accelerator.
+  DBRT_LOG_INFO = 3,
+  // Details for debugging dbrt.
+  DBRT_LOG_DEBUG = 4,
+  // Everything, including onnxruntime's verbose messages.
+  DBRT_LOG_TRACE = 5,
+} dbrt_log_level;
+
 // An opened model: immutable, shareable by any number of threads and sessions.
 typedef struct dbrt_model dbrt_model;
 
@@ -161,6 +179,13 @@ typedef struct dbrt_str {
   // Length in bytes.
   size_t len;
 } dbrt_str;
+
+// Receives one log message: `level` is a `dbrt_log_level` (1 error .. 5 trace), `message` a
+// NUL-terminated UTF-8 string valid only during the call, `user` the pointer given to
+// `dbrt_set_log_callback`.
+typedef void (*dbrt_log_callback)(int32_t level,
+                                  const char *message,
+                                  void *user);
 
 #ifdef __cplusplus
 extern "C" {
@@ -508,6 +533,28 @@ enum dbrt_status dbrt_session_run_hidden(struct dbrt_session *session,
                                          size_t len,
                                          float *hidden,
                                          size_t capacity);
+
+// Routes dbrt's log messages to `callback` (process wide), replacing the previous callback;
+// NULL drops them again (the default). Messages at `dbrt_set_log_level`'s threshold or more
+// severe are passed (default `DBRT_LOG_INFO`).
+//
+// Threads: the callback may be called from any thread that calls dbrt and from dbrt's worker
+// threads, several at once; it must be thread safe. It must not call `dbrt_set_log_callback`
+// (a deadlock: that waits for running callbacks to return); what it makes dbrt log is
+// dropped. When this call returns, the previous callback is not running and is not called
+// again, so its `user` may be freed. The message is valid only during the call: copy it to
+// keep it. A Rust callback that panics loses its message and the caller goes on; a C++
+// callback must not throw (an exception cannot cross C).
+// Errors: DBRT_INTERNAL_ERROR if another Rust logger is installed in the process.
+DBRT_API
+enum dbrt_status dbrt_set_log_callback(dbrt_log_callback callback,
+                                       void *user);
+
+// Sets the threshold: messages with a level at most `level` (`DBRT_LOG_ERROR` = 1 ..
+// `DBRT_LOG_TRACE` = 5) reach the log callback; `DBRT_LOG_OFF` passes none. Process wide.
+// Errors: DBRT_INVALID_ARGUMENT for a value outside 0..=5.
+DBRT_API
+enum dbrt_status dbrt_set_log_level(int32_t level);
 
 // The encoder's backend by name: "cpu" (the default: dbrt's own kernels), "auto" (an
 // accelerator that attaches, else the CPU), "qnn" (Qualcomm's NPU through onnxruntime's QNN

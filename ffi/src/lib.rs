@@ -18,6 +18,7 @@
 #![allow(non_camel_case_types)]
 
 mod args;
+mod logging;
 mod offload;
 mod status;
 
@@ -34,6 +35,7 @@ use dbrt_runtime::{
 };
 
 pub use args::dbrt_str;
+pub use logging::{dbrt_log_callback, dbrt_log_level};
 pub use offload::{dbrt_fallback_kind, dbrt_fallback_policy};
 pub use status::dbrt_status;
 use status::dbrt_status::*;

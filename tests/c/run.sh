@@ -5,11 +5,15 @@
 #   threads         one model, four threads with a session each; identical results
 #   misuse          every misuse returns its status
 #   lifecycle       everything created and freed, under AddressSanitizer and valgrind
+#   log_callback    dbrt's log messages through the host's callback: level, text, threshold,
+#                   unset (also under AddressSanitizer)
 #   offload         backend options, statuses and a recorded fallback; with onnxruntime
 #                   (DBRT_ONNXRUNTIME_LIB) the ort-cpu backend, with its QNN provider
 #                   (DBRT_QNN_EP_LIB) the qnn backend on Qualcomm's HTP emulator, on graphs
 #                   exported from the real f32 model, a few pairs each, and the ascend
 #                   backend on the stand-in AscendCL (DBRT_ASCENDCL_STANDIN) (host only)
+# The shared library is installed with scripts/install.sh into a prefix under target/c-tests and
+# linked through its dbrt.pc (pkg-config), which checks its SONAME (libdbrt.so.N) on the way.
 # With DBRT_C_TARGET=aarch64-unknown-linux-gnu it cross-builds with aarch64-linux-gnu-gcc and
 # runs them (and the CLI they are compared with) under qemu-aarch64-static, on fewer pairs.
 set -euo pipefail
@@ -38,11 +42,22 @@ mkdir -p "$out"
 cargo build --quiet --release -p dbrt-ffi -p dbrt-cli ${target:+--target "$target"}
 cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror -I include -I tests/c)
 libs=(-lpthread -ldl -lm)
-for t in classify_pairs threads misuse lifecycle offload; do
+for t in classify_pairs threads misuse lifecycle log_callback offload; do
   "$cc" "${cflags[@]}" "tests/c/$t.c" "$libdir/libdbrt.a" "${libs[@]}" -o "$out/$t"
 done
-# The shared library too: the threads test linked against libdbrt.so.
-"$cc" "${cflags[@]}" tests/c/threads.c -L"$libdir" -ldbrt "${libs[@]}" -Wl,-rpath,"$libdir" -o "$out/threads_shared"
+# The shared library too: installed, and the threads test linked against libdbrt.so through
+# pkg-config; it must load libdbrt.so.N by its SONAME.
+prefix=$out/prefix
+rm -rf "$prefix"
+DBRT_TARGET=$target scripts/install.sh "$prefix" >/dev/null
+pc=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs dbrt)
+# shellcheck disable=SC2086 # pkg-config's flags are words
+"$cc" "${cflags[@]}" tests/c/threads.c $pc "${libs[@]}" -Wl,-rpath,"$prefix/lib" -o "$out/threads_shared"
+abi=$(sed -n 's/^#define DBRT_API_VERSION \([0-9][0-9]*\)$/\1/p' include/dbrt.h)
+readelf -d "$out/threads_shared" | grep -q "(NEEDED).*\[libdbrt.so.$abi\]" || {
+  echo "tests/c/run.sh: threads_shared does not need libdbrt.so.$abi" >&2
+  exit 1
+}
 
 python3 tests/c/pairs.py "$out/pairs" "$limit" tests/fixtures/real/mnli_dev_matched.goldens.jsonl tests/fixtures/real/rte_dev.goldens.jsonl
 "${run[@]}" "$libdir/dbrt" eval --model "$model" --data "$out/pairs.jsonl" --out "$out/cli.jsonl" --retokenize >/dev/null
@@ -54,6 +69,7 @@ head -n 48 "$out/pairs.tsv" >"$out/pairs48.tsv"
 "${run[@]}" "$out/threads_shared" "$model" "$out/pairs48.tsv"
 "${run[@]}" "$out/misuse" "$model"
 "${run[@]}" "$out/lifecycle" "$model"
+"${run[@]}" "$out/log_callback" "$model"
 "${run[@]}" "$out/offload" "$model" "$out/pairs48.tsv"
 if [ -z "$target" ]; then
   # The accelerator routes, on the f32 model (what the NPU's numbers are compared with).
@@ -86,7 +102,7 @@ if [ -z "$target" ]; then
 fi
 
 if [ "$sanitize" = 1 ]; then
-  for t in misuse lifecycle; do
+  for t in misuse lifecycle log_callback; do
     "$cc" "${cflags[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer "tests/c/$t.c" \
       "$libdir/libdbrt.a" "${libs[@]}" -o "$out/${t}_asan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 "$out/${t}_asan" "$model"

@@ -3,7 +3,7 @@
 //! `last_hidden [1, seq, H]`), for Huawei's ATC to compile into an offline model with one
 //! gear per sequence length (`--dynamic_dims`); the manifest says `target ascend` and lists
 //! the gears. The graph computes what the static graphs compute, with the constants made for
-//! the longest gear and cut at run time (see [`super::encoder::Length::Dynamic`]).
+//! the longest gear and cut at run time (see `encoder::Length::Dynamic`).
 //!
 //! Opset 13 and the ops of [`ASCEND_OPS`], because ATC's ONNX parser maps each op per opset
 //! version (`ai.onnx::<opset>::<Op>`), and older CANN releases register some ops only up to

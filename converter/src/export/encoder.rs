@@ -82,7 +82,7 @@ pub enum Length {
     Dynamic { max: usize },
 }
 
-/// The symbolic sequence dim of a [`Length::Dynamic`] graph.
+/// The symbolic sequence dim of a `Length::Dynamic` graph.
 pub const SEQ_DIM: &str = "seq";
 
 /// How a graph is written.

@@ -7,7 +7,7 @@
 //! Text is processed as a stream of words, each segmented as soon as it is complete, so memory
 //! is bounded by the longest word, not by the text: a megabyte of text needs no more scratch
 //! than a sentence. As in tokenizers, a text is tokenized only up to the word that brings it to
-//! the maximum length, and truncation works from that capped length (see [`Sink`]).
+//! the maximum length, and truncation works from that capped length (see `Sink`).
 
 mod charsmap;
 mod trie;

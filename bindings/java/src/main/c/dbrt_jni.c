@@ -5,6 +5,7 @@
  * org.dbrt.DbrtException(status, name, message) and returns a zero value the Java side
  * ignores. Handles cross as jlong. */
 #include <jni.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,78 @@ static const char *chars(const utf8_t *u) {
 JNIEXPORT jstring JNICALL Java_org_dbrt_Native_version(JNIEnv *env, jclass cls) {
   (void)cls;
   return (*env)->NewStringUTF(env, dbrt_version());
+}
+
+/* The log callback. dbrt calls it on the calling Java thread and on its own worker threads.
+ * Choice: forward from every thread, attaching a native thread to the JVM (as a daemon, so it
+ * never holds the JVM open) on its first message and detaching it when the thread exits, through
+ * a pthread key's destructor (Android's JNI tips; a thread that exits attached aborts ART). The
+ * alternative, forwarding only from Java threads, would drop what worker threads report, e.g. a
+ * caught bug. The statics change only in setLogger (serialized by Dbrt.setLogger's lock) and
+ * only while no callback is set: dbrt_set_log_callback(NULL) returns once none is running. */
+static JavaVM *log_vm;
+static jclass log_dbrt_class;   /* org.dbrt.Dbrt, found on a Java thread (the class loader) */
+static jmethodID log_deliver;   /* Dbrt.deliver(Logger, int, byte[]) */
+static jobject log_target;      /* the Java Logger */
+static pthread_key_t log_detach_key;
+static pthread_once_t log_key_once = PTHREAD_ONCE_INIT;
+
+static void detach_on_exit(void *value) {
+  (void)value;
+  (*log_vm)->DetachCurrentThread(log_vm);
+}
+
+static void make_detach_key(void) { pthread_key_create(&log_detach_key, detach_on_exit); }
+
+static void forward_log(int32_t level, const char *message, void *user) {
+  (void)user;
+  JNIEnv *env = NULL;
+  jint got = (*log_vm)->GetEnv(log_vm, (void **)&env, JNI_VERSION_1_6);
+  if (got == JNI_EDETACHED) {
+    if ((*log_vm)->AttachCurrentThreadAsDaemon(log_vm, (void **)&env, NULL) != JNI_OK) return;
+    pthread_setspecific(log_detach_key, env); /* non-NULL: the destructor runs at exit */
+  } else if (got != JNI_OK) {
+    return;
+  }
+  /* No Java call is allowed while an exception is pending on this thread: drop the message. */
+  if ((*env)->ExceptionCheck(env)) return;
+  jsize len = (jsize)strlen(message);
+  jbyteArray bytes = (*env)->NewByteArray(env, len);
+  if (bytes) {
+    (*env)->SetByteArrayRegion(env, bytes, 0, len, (const jbyte *)message);
+    (*env)->CallStaticVoidMethod(env, log_dbrt_class, log_deliver, log_target, (jint)level, bytes);
+    (*env)->DeleteLocalRef(env, bytes);
+  }
+  /* Dbrt.deliver catches the logger's throwables; this catches an OutOfMemoryError on the way. */
+  if ((*env)->ExceptionCheck(env)) (*env)->ExceptionClear(env);
+}
+
+JNIEXPORT void JNICALL Java_org_dbrt_Native_setLogger(JNIEnv *env, jclass cls, jobject logger, jint max_level) {
+  (void)cls;
+  if (!ok(env, dbrt_set_log_level(max_level))) return;
+  /* First no callback: when this returns, none is running and the old logger can go. */
+  if (!ok(env, dbrt_set_log_callback(NULL, NULL))) return;
+  if (log_target) {
+    (*env)->DeleteGlobalRef(env, log_target);
+    log_target = NULL;
+  }
+  if (!logger) return;
+  if (!log_vm && (*env)->GetJavaVM(env, &log_vm) != JNI_OK) {
+    throw_java(env, "java/lang/IllegalStateException", "GetJavaVM failed");
+    return;
+  }
+  pthread_once(&log_key_once, make_detach_key);
+  if (!log_dbrt_class) {
+    jclass dbrt = (*env)->FindClass(env, "org/dbrt/Dbrt");
+    if (!dbrt) return; /* NoClassDefFoundError is pending */
+    log_deliver = (*env)->GetStaticMethodID(env, dbrt, "deliver", "(Lorg/dbrt/Dbrt$Logger;I[B)V");
+    if (!log_deliver) return;
+    log_dbrt_class = (*env)->NewGlobalRef(env, dbrt);
+    if (!log_dbrt_class) return;
+  }
+  log_target = (*env)->NewGlobalRef(env, logger);
+  if (!log_target) return;
+  ok(env, dbrt_set_log_callback(forward_log, NULL));
 }
 
 JNIEXPORT jlong JNICALL Java_org_dbrt_Native_modelOpen(JNIEnv *env, jclass cls, jbyteArray path) {

@@ -14,6 +14,9 @@ final class Native {
 
   static native String version();
 
+  /** logger null: messages are dropped. Calls are serialized by Dbrt.setLogger. */
+  static native void setLogger(Dbrt.Logger logger, int maxLevel);
+
   static native long modelOpen(byte[] path);
 
   static native long modelOpenBytes(byte[] data);
