@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod common;
 mod eval;
+mod zero_shot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ use clap::{Parser, Subcommand};
 use bench::{bench, BenchArgs};
 use classify::{classify, tokenize};
 use common::OffloadArgs;
-use eval::eval;
+use eval::{eval, EvalArgs};
+use zero_shot::{zero_shot, ZeroShotArgs};
 
 #[derive(Parser)]
 #[command(
@@ -58,22 +60,15 @@ enum Command {
     /// for every combination of sequence length, batch size and thread count, with one session
     /// or several running at once.
     Bench(BenchArgs),
-    /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids` with optional
-    /// `token_type_ids`) and write it back with `input_ids` (and `token_type_ids` where the model
-    /// has token types) and `logits` added; prints agreement with `logits_fp32` where present.
-    Eval {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Tokenize the text even when the row carries `input_ids`.
-        #[arg(long)]
-        retokenize: bool,
-        #[command(flatten)]
-        offload: OffloadArgs,
-    },
+    /// Run every row of a JSONL file (text or `input_ids`) on one or more sessions and write it
+    /// back with logits, probabilities and the predicted label; prints agreement with
+    /// `logits_fp32`, and accuracy and a confusion matrix against gold labels, where present.
+    #[command(after_help = eval::EXAMPLES)]
+    Eval(EvalArgs),
+    /// Zero-shot classification as Hugging Face's pipeline does it: the text against each
+    /// candidate label put into a hypothesis template, labels sorted by score.
+    #[command(after_help = zero_shot::EXAMPLES)]
+    ZeroShot(ZeroShotArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,15 +83,8 @@ fn main() -> ExitCode {
         } => offload
             .options()
             .and_then(|o| classify(model, premise, hypothesis, json, o)),
-        Command::Eval {
-            model,
-            data,
-            out,
-            retokenize,
-            offload,
-        } => offload
-            .options()
-            .and_then(|o| eval(model, data, out, retokenize, o)),
+        Command::Eval(args) => eval(args),
+        Command::ZeroShot(args) => zero_shot(args),
         Command::Tokenize { model, data, out } => tokenize(model, data, out),
         Command::Bench(args) => bench(args),
     };
