@@ -101,7 +101,7 @@ fn progress_bar(rows: usize) -> Option<indicatif::ProgressBar> {
     );
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} rows, {per_sec}, {elapsed} elapsed, ETA {eta}",
+            "{bar:40} {pos}/{len} rows, {msg}, {elapsed} elapsed, ETA {eta}",
         )
         .expect("valid template"),
     );
@@ -177,6 +177,8 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
                         Err(e) => return Err(format!("{source}: line {line}: {e}")),
                     }
                     if let Some(b) = &bar {
+                        let rate = want as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                        b.set_message(format!("{rate:.1} rows/s"));
                         b.inc(1);
                     }
                 }
