@@ -5,16 +5,16 @@ mod bench;
 mod classify;
 mod common;
 mod eval;
+mod zero_shot;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use bench::{bench, BenchArgs};
 use classify::{classify, tokenize, ClassifyArgs, TokenizeArgs};
-use common::OffloadArgs;
-use eval::eval;
+use eval::{eval, EvalArgs};
+use zero_shot::{zero_shot, ZeroShotArgs};
 
 const ENVIRONMENT: &str = "\
 Environment variables:
@@ -56,37 +56,23 @@ enum Command {
     /// first result and peak RSS for every combination of model, kernel tier, sequence length,
     /// batch size and thread count; a table, Markdown, CSV or JSON.
     Bench(BenchArgs),
-    /// Run every row of a JSONL file (`premise`/`hypothesis`, or `input_ids` with optional
-    /// `token_type_ids`) and write it back with `input_ids` (and `token_type_ids` where the model
-    /// has token types) and `logits` added; prints agreement with `logits_fp32` where present.
-    Eval {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Tokenize the text even when the row carries `input_ids`.
-        #[arg(long)]
-        retokenize: bool,
-        #[command(flatten)]
-        offload: OffloadArgs,
-    },
+    /// Run every row of a JSONL file (text or `input_ids`) on one or more sessions and write it
+    /// back with logits, probabilities and the predicted label; prints agreement with
+    /// `logits_fp32`, and accuracy and a confusion matrix against gold labels, where present.
+    #[command(after_help = eval::EXAMPLES)]
+    Eval(EvalArgs),
+    /// Zero-shot classification as Hugging Face's pipeline does it: the text against each
+    /// candidate label put into a hypothesis template, labels sorted by score.
+    #[command(after_help = zero_shot::EXAMPLES)]
+    ZeroShot(ZeroShotArgs),
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let r = match Cli::parse().command {
         Command::Classify(args) => classify(args),
-        Command::Eval {
-            model,
-            data,
-            out,
-            retokenize,
-            offload,
-        } => offload
-            .options()
-            .and_then(|o| eval(model, data, out, retokenize, o)),
+        Command::Eval(args) => eval(args),
+        Command::ZeroShot(args) => zero_shot(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Bench(args) => bench(args),
     };
