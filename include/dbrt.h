@@ -295,10 +295,11 @@ enum dbrt_status dbrt_model_label(const struct dbrt_model *model,
                                   const char **out_name,
                                   size_t *out_len);
 
-// The label the model names entailment (the first whose lower-cased name starts with
-// "entail", as Hugging Face's zero-shot pipeline looks it up) into `*out_index`.
-// Errors: DBRT_NULL_POINTER, DBRT_NO_ENTAILMENT_LABEL when the labels are not named (the
-// real DeBERTa-v3 package's are LABEL_0 / LABEL_1).
+// The label the model names entailment into `*out_index`: the one its file stores
+// (`dbrt-convert --entailment-label`), else the first whose lower-cased name starts with
+// "entail", as Hugging Face's zero-shot pipeline looks it up.
+// Errors: DBRT_NULL_POINTER, DBRT_NO_ENTAILMENT_LABEL when there is none (the default
+// model's labels are "neutral" and "contradiction_or_entailment").
 DBRT_API
 enum dbrt_status dbrt_model_entailment_label(const struct dbrt_model *model,
                                              size_t *out_index);

