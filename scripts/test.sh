@@ -49,6 +49,8 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --release
 # The benchmarks stay outside the default build; they must still build.
 cargo bench --quiet -p dbrt-benches --no-run
+# The API documentation builds, without a warning.
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
 tests/c/run.sh
 bindings/java/build.sh
 if [ -n "${DBRT_ONNXRUNTIME_LIB:-}" ]; then
