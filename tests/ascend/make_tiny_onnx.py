@@ -1,8 +1,10 @@
-"""Writes tests/ascend/tiny-encoder.onnx, the self-test's stand-in for dbrt's Ascend graph:
+"""Writes tests/ascend/tiny-encoder.onnx.b64 (the graph as base64 text: no model file is
+committed; run.sh decodes it), the self-test's stand-in for dbrt's Ascend graph:
 inputs hidden [1,S,8] and mask [1,S] (S symbolic), output last_hidden [1,S,8] =
     2 * hidden + mask[..., None] * sum over s of (mask[s] * hidden[s])
 so every real row depends on every other real row and on the mask, and padding rows (mask 0)
 leave the real rows alone. Run with a Python that has `onnx` (e.g. .venv-qnn/bin/python)."""
+import base64
 import os
 import onnx
 from onnx import TensorProto, helper
@@ -29,6 +31,7 @@ model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
                           producer_name="dbrt-tests")
 model.ir_version = 8
 onnx.checker.check_model(model)
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny-encoder.onnx")
-onnx.save(model, out)
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny-encoder.onnx.b64")
+with open(out, "w") as f:
+    f.write(base64.encodebytes(model.SerializeToString()).decode())
 print(out)

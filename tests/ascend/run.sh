@@ -51,9 +51,12 @@ fi
   "$here"/selftest.c "$here"/selftest_misuse.c "$here"/selftest_inject.c \
   -L"$out" -lascendcl -Wl,-rpath,'$ORIGIN' -lpthread -lm -o "$out/selftest"
 
+# The tiny graph, kept as base64 text (no model file is committed).
+base64 -d "$here/tiny-encoder.onnx.b64" >"$out/tiny-encoder.onnx"
+
 # The fake ATC: the tiny graph with three gears; then what ATC refuses is refused, by reason.
 atc_args() { # the good arguments, with any NAME=VALUE given replacing its own
-  local -A a=([framework]=5 [model]=$here/tiny-encoder.onnx [output]=$out/tiny [input_format]=ND
+  local -A a=([framework]=5 [model]=$out/tiny-encoder.onnx [output]=$out/tiny [input_format]=ND
     [input_shape]="hidden:1,-1,8;mask:1,-1" [dynamic_dims]="4,4;8,8;16,16" [soc_version]=Ascend310B1)
   local kv; for kv in "$@"; do a[${kv%%=*}]=${kv#*=}; done
   for k in "${!a[@]}"; do [ -n "${a[$k]}" ] && printf -- '--%s=%s\n' "$k" "${a[$k]}"; done
