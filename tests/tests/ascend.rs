@@ -243,6 +243,53 @@ fn sessions_run_at_once_on_their_own_threads_and_move_between_threads() {
 }
 
 #[test]
+fn the_host_apps_current_context_is_left_as_it_was() {
+    let Some(s) = standin("ascend host context") else {
+        return;
+    };
+    let _one = serial();
+    let (_d, path) = tiny("v3-style");
+    let artifacts = compiled(&path, &[8, 16]);
+    let model = open(&path);
+    let acl = &s.acl;
+    // The host app's own device and context, current on this thread. (aclInit is dbrt's
+    // first call on this process's stand-in, made by the session below, so the host's calls
+    // come after a session exists: a first session makes sure of it.)
+    drop(on_ascend(s, &model, Some(artifacts.path())));
+    s.reset();
+    let mut host = std::ptr::null_mut();
+    // SAFETY: the stand-in's AscendCL entries, CANN's signatures.
+    unsafe {
+        assert_eq!((acl.set_device)(0), 0);
+        assert_eq!((acl.create_context)(&mut host, 0), 0);
+    }
+    assert_eq!(acl.current(), host);
+    {
+        let mut dev = on_ascend(s, &model, Some(artifacts.path()));
+        assert_eq!(acl.current(), host, "after the session was made");
+        let ids = ids_of_length(&model, 5, 2);
+        dev.run_logits(Sequence {
+            ids: &ids,
+            type_ids: None,
+        })
+        .unwrap();
+        assert_eq!(dev.last_backend(), Some("ascend"));
+        assert_eq!(acl.current(), host, "after a run");
+    }
+    assert_eq!(
+        acl.current(),
+        host,
+        "after the session and its device model were dropped"
+    );
+    // SAFETY: as above; the host's context and device, released by the host.
+    unsafe {
+        assert_eq!((acl.destroy_context)(host), 0);
+        assert_eq!((acl.reset_device)(0), 0);
+    }
+    s.assert_clean();
+}
+
+#[test]
 fn an_offline_model_inside_the_dbrt_file_runs_without_artifacts() {
     let Some(s) = standin("embedded om") else {
         return;

@@ -46,6 +46,29 @@ pub struct Standin {
     get_stats: unsafe extern "C" fn(*mut Stats),
     calls: unsafe extern "C" fn(*const c_char) -> u64,
     last_violation: unsafe extern "C" fn() -> *const c_char,
+    /// AscendCL's own entries, for a test that plays the host app.
+    pub acl: HostAcl,
+}
+
+/// The AscendCL entries a host app calls around dbrt (CANN's signatures).
+pub struct HostAcl {
+    pub set_device: unsafe extern "C" fn(i32) -> i32,
+    pub reset_device: unsafe extern "C" fn(i32) -> i32,
+    pub create_context: unsafe extern "C" fn(*mut *mut c_void, i32) -> i32,
+    pub destroy_context: unsafe extern "C" fn(*mut c_void) -> i32,
+    pub get_current_context: unsafe extern "C" fn(*mut *mut c_void) -> i32,
+}
+
+impl HostAcl {
+    /// The context current on this thread (NULL if none).
+    pub fn current(&self) -> *mut c_void {
+        let mut c = std::ptr::null_mut();
+        // SAFETY: writes one pointer.
+        match unsafe { (self.get_current_context)(&mut c) } {
+            0 => c,
+            _ => std::ptr::null_mut(),
+        }
+    }
 }
 
 fn symbol(handle: *mut c_void, name: &CStr) -> *mut c_void {
@@ -84,8 +107,19 @@ impl Standin {
         let calls = unsafe { entry(h, c"standin_calls") };
         // SAFETY: as above.
         let last_violation = unsafe { entry(h, c"standin_last_violation") };
+        // SAFETY: CANN's documented signatures (acl_rt.h), as the stand-in exports them.
+        let acl = unsafe {
+            HostAcl {
+                set_device: entry(h, c"aclrtSetDevice"),
+                reset_device: entry(h, c"aclrtResetDevice"),
+                create_context: entry(h, c"aclrtCreateContext"),
+                destroy_context: entry(h, c"aclrtDestroyContext"),
+                get_current_context: entry(h, c"aclrtGetCurrentContext"),
+            }
+        };
         Standin {
             path,
+            acl,
             reset,
             fail,
             set_run_mode,

@@ -34,6 +34,16 @@ pub(super) fn load_failure(acl: &Acl, f: Failure) -> AttachError {
     }
 }
 
+/// The context current on this thread, NULL if none.
+pub(super) fn current_context(acl: &Acl) -> Context {
+    let mut c: Context = std::ptr::null_mut();
+    // SAFETY: writes one pointer; a thread without a current context fails, leaving it unread.
+    match unsafe { (acl.get_current_context)(&mut c) } {
+        0 => c,
+        _ => std::ptr::null_mut(),
+    }
+}
+
 /// Makes `context` current on this thread until dropped, then restores the thread's previous
 /// one (the host app may use AscendCL on the same thread).
 pub(super) struct Current<'a> {
@@ -44,11 +54,7 @@ pub(super) struct Current<'a> {
 
 impl<'a> Current<'a> {
     pub(super) fn enter(acl: &'a Acl, context: Context) -> Result<Current<'a>, Failure> {
-        let mut previous: Context = std::ptr::null_mut();
-        // SAFETY: writes one pointer; a thread without a current context fails, leaving NULL.
-        if unsafe { (acl.get_current_context)(&mut previous) } != 0 {
-            previous = std::ptr::null_mut();
-        }
+        let previous = current_context(acl);
         // SAFETY: a live context made by this backend.
         acl.check("aclrtSetCurrentContext", unsafe {
             (acl.set_current_context)(context)
@@ -114,26 +120,31 @@ impl AscendModel {
             hidden_size,
             loading: Mutex::new(()),
         };
-        // SAFETY: a device id; AscendCL checks it.
-        acl.check("aclrtSetDevice", unsafe { (acl.set_device)(device) })
-            .map_err(|f| unavailable(acl, f))?;
-        m.device_set = true;
-        let mut previous: Context = std::ptr::null_mut();
-        // SAFETY: writes one pointer (NULL kept when the thread has no context).
-        if unsafe { (acl.get_current_context)(&mut previous) } != 0 {
-            previous = std::ptr::null_mut();
-        }
-        // SAFETY: writes the new context; it becomes current on this thread.
-        acl.check("aclrtCreateContext", unsafe {
-            (acl.create_context)(&mut m.context, device)
-        })
-        .map_err(|f| unavailable(acl, f))?;
-        let made = m.size_and_allocate(om);
+        // Read before aclrtSetDevice, which makes the device's default context current: the
+        // context the host app had on this thread is the one given back, on every path.
+        let previous = current_context(acl);
+        let made = m.open(om);
         if !previous.is_null() {
             // SAFETY: the context current on this thread before.
             unsafe { (acl.set_current_context)(previous) };
         }
         made.map(|()| m)
+    }
+
+    /// Sets the device, makes the model's context (current on this thread) and its weight
+    /// memory; whatever was made is released by Drop if a step fails.
+    fn open(&mut self, om: &[u8]) -> Result<(), AttachError> {
+        let acl = &self.lib.acl;
+        // SAFETY: a device id; AscendCL checks it.
+        acl.check("aclrtSetDevice", unsafe { (acl.set_device)(self.device) })
+            .map_err(|f| unavailable(acl, f))?;
+        self.device_set = true;
+        // SAFETY: writes the new context; it becomes current on this thread.
+        acl.check("aclrtCreateContext", unsafe {
+            (acl.create_context)(&mut self.context, self.device)
+        })
+        .map_err(|f| unavailable(acl, f))?;
+        self.size_and_allocate(om)
     }
 
     fn size_and_allocate(&mut self, om: &[u8]) -> Result<(), AttachError> {

@@ -8,7 +8,9 @@ use super::api::{
     MALLOC_HUGE_FIRST, MEMCPY_DEVICE_TO_DEVICE, MEMCPY_DEVICE_TO_HOST, MEMCPY_HOST_TO_DEVICE,
     RUN_MODE_DEVICE, RUN_MODE_HOST,
 };
-use super::backend::{load_failure, unavailable, AscendModel, AttachError, Current};
+use super::backend::{
+    current_context, load_failure, unavailable, AscendModel, AttachError, Current,
+};
 use super::library::Library;
 use crate::offload::device::Message;
 use crate::offload::manifest::MAX_GEARS;
@@ -69,11 +71,7 @@ impl AscendState {
             copy_in: MEMCPY_HOST_TO_DEVICE,
             copy_out: MEMCPY_DEVICE_TO_HOST,
         };
-        let mut previous: Context = std::ptr::null_mut();
-        // SAFETY: writes one pointer (NULL kept when the thread has no context).
-        if unsafe { (acl.get_current_context)(&mut previous) } != 0 {
-            previous = std::ptr::null_mut();
-        }
+        let previous = current_context(acl);
         // SAFETY: writes the new context; it becomes current on this thread.
         let made = acl
             .check("aclrtCreateContext", unsafe {
