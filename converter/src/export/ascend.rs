@@ -27,12 +27,11 @@ use std::time::Instant;
 
 use dbrt::offload::manifest::{
     AscendPart, Graph, Manifest, ModelIdentity, Precision, MANIFEST_FILE, MAX_GEARS,
-    MAX_GRAPH_BYTES,
 };
 use onnx_protobuf::Message;
 
 use super::encoder::{self, Form, Length};
-use super::{weight_bytes, Pending, DEFAULT_BUCKETS};
+use super::{Pending, DEFAULT_BUCKETS};
 use crate::error::{io_err, ConvertError, Result};
 
 /// The one graph's file name in an Ascend export.
@@ -160,27 +159,10 @@ fn check_gears(m: &dbrt::Model, options: &AscendOptions) -> Result<Vec<usize>> {
             gears.len()
         )));
     }
-    let max_len = m.max_sequence_length();
-    let long: Vec<String> = (gears.iter().filter(|&&s| s > max_len))
-        .map(|s| s.to_string())
-        .collect();
-    if !long.is_empty() {
-        return Err(ConvertError::Invalid(format!(
-            "export-onnx --target ascend: gear(s) {} exceed the model's maximum sequence \
-             length {max_len}",
-            long.join(", ")
-        )));
-    }
+    const WHO: &str = "export-onnx --target ascend";
+    super::fits_model(m, WHO, "gear", &gears)?;
     let max = gears[gears.len() - 1];
-    let total =
-        weight_bytes(m.config(), options.precision).saturating_add(encoder::extra_bytes(m, max));
-    if total > MAX_GRAPH_BYTES {
-        return Err(ConvertError::Invalid(format!(
-            "export-onnx --target ascend: a graph for up to {max} tokens would hold about \
-             {:.2} GB (more than {MAX_GRAPH_BYTES} bytes): use a shorter longest gear",
-            total as f64 / 1e9
-        )));
-    }
+    super::fits_file(m, options.precision, max, WHO, "a shorter longest gear")?;
     Ok(gears)
 }
 

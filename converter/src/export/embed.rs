@@ -17,10 +17,9 @@ use dbrt::offload::manifest::{ModelIdentity, MAX_GRAPH_BYTES};
 use super::om::{read_bounded, read_manifest};
 use crate::error::{ConvertError, Result};
 
-/// The offline model's bytes: u8 `[n]`.
-pub const OM_TENSOR: &str = "ascend.om";
-/// The gears it was compiled for (i64 list, ascending).
-pub const META_GEARS: &str = "ascend.gears";
+/// The offline model's bytes (u8 `[n]`) and the gears it was compiled for (i64 list,
+/// ascending): the names the runtime reads.
+pub use dbrt::offload::manifest::{OM_GEARS as META_GEARS, OM_TENSOR};
 /// The `--soc_version` it was compiled for (string).
 pub const META_SOC_VERSION: &str = "ascend.soc_version";
 /// `"<file_len> <data_crc32 hex8> <tables_crc32 hex8>"` of the model the export was made from

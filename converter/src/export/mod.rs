@@ -147,33 +147,51 @@ fn check_buckets(m: &dbrt::Model, options: &ExportOptions) -> Result<Vec<usize>>
             buckets.len()
         )));
     }
-    let max = m.max_sequence_length();
-    let long: Vec<String> = (buckets.iter().filter(|&&s| s > max))
-        .map(|s| s.to_string())
-        .collect();
-    if !long.is_empty() {
-        return Err(ConvertError::Invalid(format!(
-            "export-onnx: bucket(s) {} exceed the model's maximum sequence length {max}",
-            long.join(", ")
-        )));
-    }
-    // Protobuf's limit is 2 GiB a file: refuse before building what cannot be written.
-    let weights = weight_bytes(m.config(), options.precision);
+    fits_model(m, "export-onnx", "bucket", &buckets)?;
     for &s in &buckets {
-        let total = weights.saturating_add(encoder::extra_bytes(m, s));
-        if total > MAX_GRAPH_BYTES {
-            return Err(ConvertError::Invalid(format!(
-                "export-onnx: the graph of {s} tokens would hold about {:.2} GB (more than \
-                 {MAX_GRAPH_BYTES} bytes): use smaller buckets",
-                total as f64 / 1e9
-            )));
-        }
+        fits_file(m, options.precision, s, "export-onnx", "smaller buckets")?;
     }
     Ok(buckets)
 }
 
+/// Refuses `lengths` (`noun`s of the export `who`) longer than the model's maximum sequence
+/// length, naming them.
+pub(crate) fn fits_model(m: &dbrt::Model, who: &str, noun: &str, lengths: &[usize]) -> Result<()> {
+    let max = m.max_sequence_length();
+    let long: Vec<String> = (lengths.iter().filter(|&&s| s > max))
+        .map(|s| s.to_string())
+        .collect();
+    if long.is_empty() {
+        return Ok(());
+    }
+    Err(ConvertError::Invalid(format!(
+        "{who}: {noun}(s) {} exceed the model's maximum sequence length {max}",
+        long.join(", ")
+    )))
+}
+
+/// Refuses a graph for up to `s` tokens that protobuf could not write (2 GiB a file), before
+/// it is built; `hint` says what to export instead.
+pub(crate) fn fits_file(
+    m: &dbrt::Model,
+    precision: Precision,
+    s: usize,
+    who: &str,
+    hint: &str,
+) -> Result<()> {
+    let total = weight_bytes(m.config(), precision).saturating_add(encoder::extra_bytes(m, s));
+    if total <= MAX_GRAPH_BYTES {
+        return Ok(());
+    }
+    Err(ConvertError::Invalid(format!(
+        "{who}: a graph for up to {s} tokens would hold about {:.2} GB (more than \
+         {MAX_GRAPH_BYTES} bytes): use {hint}",
+        total as f64 / 1e9
+    )))
+}
+
 /// Bytes of the layers' weights in a graph (excluding the relative projections).
-pub(crate) fn weight_bytes(c: &dbrt::Config, precision: Precision) -> u64 {
+fn weight_bytes(c: &dbrt::Config, precision: Precision) -> u64 {
     let (h, ah, i) = (
         c.hidden_size as u64,
         c.all_head_size() as u64,

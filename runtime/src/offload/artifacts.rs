@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use super::manifest::{Manifest, MANIFEST_FILE, MAX_GEARS, MAX_MANIFEST_BYTES};
+use super::manifest::{
+    Manifest, MANIFEST_FILE, MAX_GEARS, MAX_MANIFEST_BYTES, OM_GEARS, OM_TENSOR,
+};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -35,11 +37,6 @@ pub(super) fn read_offline_model(model: &Model, dir: &Path) -> Result<(Vec<usize
     );
     Ok((part.gears, bytes))
 }
-
-/// The tensor and metadata keys of an offline model embedded in a `.dbrt` file
-/// (`dbrt-convert embed-om`; docs/FORMAT.md).
-const OM_TENSOR: &str = "ascend.om";
-const OM_GEARS: &str = "ascend.gears";
 
 /// The gears and bytes of the offline model inside `model`'s file, its CRC checked (AscendCL's
 /// parser is not to be trusted with damaged bytes).

@@ -9,6 +9,7 @@ use super::artifacts::{embedded_offline_model, read_graphs, read_manifest, read_
 use super::ascend::backend::{AscendModel, AttachError};
 use super::ascend::library as ascend_library;
 use super::device::{Accelerator, DeviceModel, Engine, Message, RunFailure};
+use super::manifest::OM_TENSOR;
 use super::ort::backend::{attach_runtime, CompileError, Libraries, OrtModel, Provider};
 use super::{BackendChoice, Fallback, FallbackKind, FallbackPolicy, OffloadOptions};
 use crate::error::{Error, Result};
@@ -171,20 +172,20 @@ fn ascend_device_model(
         device: options.ascend_device,
     };
     cached(model, key, || {
+        // Read (and its CRC checked) once per device model.
+        let mut embedded: &[u8] = &[];
         let (gears, owned) = match options.artifacts.as_deref() {
             Some(dir) => {
                 let (gears, om) = read_offline_model(model, dir).map_err(invalid)?;
                 (gears, Some(om))
             }
             None => {
-                let (gears, _) = embedded_offline_model(model).map_err(invalid)?;
+                let (gears, om) = embedded_offline_model(model).map_err(invalid)?;
+                embedded = om;
                 (gears, None)
             }
         };
-        let om = match &owned {
-            Some(om) => om.as_slice(),
-            None => embedded_offline_model(model).map_err(invalid)?.1,
-        };
+        let om = owned.as_deref().unwrap_or(embedded);
         let h = model.config().hidden_size;
         let m = AscendModel::new(lib, options.ascend_device, om, gears.clone(), h).map_err(
             |e| match e {
@@ -211,12 +212,10 @@ fn attach(
     threads: usize,
 ) -> std::result::Result<Accelerator, AttachFailure> {
     let m = device_model(model, backend, options, threads)?;
+    // The device model checked the embedded offline model when it was built; the mapped file
+    // does not change under it.
     let om = match (&m.engine, options.artifacts.is_none()) {
-        (Engine::Ascend(..), true) => Some(
-            embedded_offline_model(model)
-                .map_err(|e| (FallbackKind::InvalidArtifacts, e))?
-                .1,
-        ),
+        (Engine::Ascend(..), true) => model.file().get(OM_TENSOR).map(|t| t.bytes),
         _ => None,
     };
     Accelerator::new(m, om)

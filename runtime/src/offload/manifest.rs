@@ -127,6 +127,11 @@ pub struct AscendPart {
     pub om: Option<OfflineModel>,
 }
 
+/// The tensor holding an offline model embedded in a `.dbrt` file (`dbrt-convert embed-om`;
+/// docs/FORMAT.md, "Optional parts"), and the metadata key of its gears.
+pub const OM_TENSOR: &str = "ascend.om";
+pub const OM_GEARS: &str = "ascend.gears";
+
 /// The most gears ATC takes.
 pub const MAX_GEARS: usize = 100;
 
