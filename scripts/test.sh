@@ -21,7 +21,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# Both real models: the f32 reference and the int8 file (the CLI's, C API's and tier tests').
 scripts/fetch-model.sh
+DBRT_DTYPE=int8 scripts/fetch-model.sh models/aegis-nli-xsmall-int8.dbrt
 # The stand-in AscendCL (tests/ascend) for the Ascend backend's tests.
 DBRT_ASCENDCL_STANDIN=$(tests/ascend/build.sh)
 export DBRT_ASCENDCL_STANDIN
