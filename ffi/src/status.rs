@@ -6,6 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 use dbrt_runtime::Error;
+#[cfg(test)]
+use dbrt_runtime::error::Status;
 
 /// What a call returned. `DBRT_OK` is 0; every other value is a failure whose message
 /// `dbrt_last_error()` gives on the same thread.
@@ -146,44 +148,14 @@ impl dbrt_status {
     }
 }
 
-/// The one status each runtime error kind maps to. Exhaustive on purpose: a new error kind
-/// does not compile until it has a status.
+/// The C status of a runtime error: the enumerator with [`Error::status`]'s number.
 pub(crate) fn status_of(e: &Error) -> dbrt_status {
-    match e {
-        Error::Io { .. } => DBRT_IO_ERROR,
-        Error::BadMagic => DBRT_NOT_A_MODEL,
-        Error::Truncated { .. } => DBRT_TRUNCATED_FILE,
-        Error::ChecksumMismatch { .. }
-        | Error::DataChecksumMismatch { .. }
-        | Error::CorruptHeader(_)
-        | Error::CorruptMetadata(_)
-        | Error::CorruptTensorRecord { .. }
-        | Error::TensorOutOfBounds { .. }
-        | Error::MisalignedTensor { .. } => DBRT_CORRUPT_FILE,
-        Error::UnsupportedVersion { .. } | Error::ByteOrder => DBRT_UNSUPPORTED_FORMAT,
-        Error::MissingTensor { .. }
-        | Error::TensorShape { .. }
-        | Error::TensorDtype { .. }
-        | Error::MissingMetadata { .. }
-        | Error::BadMetadata { .. }
-        | Error::NonFinite { .. } => DBRT_INVALID_MODEL,
-        Error::Unsupported(_) => DBRT_UNSUPPORTED_MODEL,
-        Error::MisalignedBuffer { .. } => DBRT_MISALIGNED_BUFFER,
-        Error::Tokenizer(_) => DBRT_TOKENIZER_ERROR,
-        Error::InvalidUtf8 => DBRT_INVALID_UTF8,
-        Error::InputTooLong { .. } | Error::WordTooLong { .. } => DBRT_INPUT_TOO_LONG,
-        Error::EmptyInput => DBRT_EMPTY_INPUT,
-        Error::InvalidTokenId { .. } | Error::InvalidTokenType { .. } => DBRT_INVALID_TOKEN,
-        Error::BatchTooLarge { .. } => DBRT_BATCH_TOO_LARGE,
-        Error::UnsupportedIsa { .. } => DBRT_UNSUPPORTED_ISA,
-        Error::NoEntailmentLabel => DBRT_NO_ENTAILMENT_LABEL,
-        Error::InvalidArgument(_) => DBRT_INVALID_ARGUMENT,
-        Error::OutOfMemory { .. } => DBRT_OUT_OF_MEMORY,
-        Error::UnknownBackend(_) => DBRT_UNKNOWN_BACKEND,
-        Error::BackendUnavailable { .. } => DBRT_BACKEND_UNAVAILABLE,
-        Error::InvalidArtifacts(_) => DBRT_INVALID_ARTIFACTS,
-        Error::Device { .. } => DBRT_DEVICE_ERROR,
-    }
+    let code = e.status().code();
+    // Every runtime status is a C status (tested below), so the fallback never runs.
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| dbrt_status::ALL.get(i).copied())
+        .unwrap_or(DBRT_INTERNAL_ERROR)
 }
 
 /// A failure on its way to C: a status and its message.
@@ -312,6 +284,16 @@ pub(crate) mod tests {
             let name = s.name();
             assert_eq!(name.last(), Some(&0));
             assert!(format!("{s:?}").as_bytes() == &name[..name.len() - 1]);
+        }
+    }
+
+    /// The runtime's statuses (what Python's exceptions carry) are the C enumerators of the
+    /// same number and name.
+    #[test]
+    fn runtime_statuses_are_c_statuses() {
+        for s in Status::ALL {
+            let c = dbrt_status::ALL[s.code() as usize];
+            assert_eq!(format!("{c:?}"), format!("DBRT_{}", s.name()));
         }
     }
 

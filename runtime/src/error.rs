@@ -1,4 +1,5 @@
-//! The one error type of the runtime crate. Each variant maps to one C status in `dbrt-ffi`.
+//! The one error type of the runtime crate, and the status each error reports in every
+//! language dbrt is bound to (C's `dbrt_status`, Java's and Python's exceptions).
 
 use std::path::PathBuf;
 
@@ -110,3 +111,137 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kind of failure an [`Error`] reports across a language boundary. Each value is the
+/// number of the C enumerator `DBRT_<name>` (include/dbrt.h), which also has the statuses
+/// only the C boundary produces (NULL pointers, small buffers, closed or busy sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[repr(i32)]
+pub enum Status {
+    InvalidArgument = 1,
+    InvalidUtf8 = 3,
+    InputTooLong = 5,
+    EmptyInput = 6,
+    InvalidToken = 7,
+    BatchTooLarge = 8,
+    IoError = 9,
+    NotAModel = 10,
+    TruncatedFile = 11,
+    CorruptFile = 12,
+    UnsupportedFormat = 13,
+    InvalidModel = 14,
+    UnsupportedModel = 15,
+    MisalignedBuffer = 16,
+    TokenizerError = 17,
+    UnsupportedIsa = 18,
+    NoEntailmentLabel = 19,
+    OutOfMemory = 23,
+    UnknownBackend = 24,
+    BackendUnavailable = 25,
+    InvalidArtifacts = 26,
+    DeviceError = 27,
+}
+
+impl Status {
+    /// Every status an [`Error`] reports.
+    pub const ALL: [Status; 22] = [
+        Status::InvalidArgument,
+        Status::InvalidUtf8,
+        Status::InputTooLong,
+        Status::EmptyInput,
+        Status::InvalidToken,
+        Status::BatchTooLarge,
+        Status::IoError,
+        Status::NotAModel,
+        Status::TruncatedFile,
+        Status::CorruptFile,
+        Status::UnsupportedFormat,
+        Status::InvalidModel,
+        Status::UnsupportedModel,
+        Status::MisalignedBuffer,
+        Status::TokenizerError,
+        Status::UnsupportedIsa,
+        Status::NoEntailmentLabel,
+        Status::OutOfMemory,
+        Status::UnknownBackend,
+        Status::BackendUnavailable,
+        Status::InvalidArtifacts,
+        Status::DeviceError,
+    ];
+
+    /// The C enumerator's name without its `DBRT_` prefix: `INPUT_TOO_LONG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::InvalidUtf8 => "INVALID_UTF8",
+            Status::InputTooLong => "INPUT_TOO_LONG",
+            Status::EmptyInput => "EMPTY_INPUT",
+            Status::InvalidToken => "INVALID_TOKEN",
+            Status::BatchTooLarge => "BATCH_TOO_LARGE",
+            Status::IoError => "IO_ERROR",
+            Status::NotAModel => "NOT_A_MODEL",
+            Status::TruncatedFile => "TRUNCATED_FILE",
+            Status::CorruptFile => "CORRUPT_FILE",
+            Status::UnsupportedFormat => "UNSUPPORTED_FORMAT",
+            Status::InvalidModel => "INVALID_MODEL",
+            Status::UnsupportedModel => "UNSUPPORTED_MODEL",
+            Status::MisalignedBuffer => "MISALIGNED_BUFFER",
+            Status::TokenizerError => "TOKENIZER_ERROR",
+            Status::UnsupportedIsa => "UNSUPPORTED_ISA",
+            Status::NoEntailmentLabel => "NO_ENTAILMENT_LABEL",
+            Status::OutOfMemory => "OUT_OF_MEMORY",
+            Status::UnknownBackend => "UNKNOWN_BACKEND",
+            Status::BackendUnavailable => "BACKEND_UNAVAILABLE",
+            Status::InvalidArtifacts => "INVALID_ARTIFACTS",
+            Status::DeviceError => "DEVICE_ERROR",
+        }
+    }
+
+    /// The C enumerator's number.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl Error {
+    /// The one status this kind of error reports. Exhaustive on purpose: a new error kind does
+    /// not compile until it has a status.
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Io { .. } => Status::IoError,
+            Error::BadMagic => Status::NotAModel,
+            Error::Truncated { .. } => Status::TruncatedFile,
+            Error::ChecksumMismatch { .. }
+            | Error::DataChecksumMismatch { .. }
+            | Error::CorruptHeader(_)
+            | Error::CorruptMetadata(_)
+            | Error::CorruptTensorRecord { .. }
+            | Error::TensorOutOfBounds { .. }
+            | Error::MisalignedTensor { .. } => Status::CorruptFile,
+            Error::UnsupportedVersion { .. } | Error::ByteOrder => Status::UnsupportedFormat,
+            Error::MissingTensor { .. }
+            | Error::TensorShape { .. }
+            | Error::TensorDtype { .. }
+            | Error::MissingMetadata { .. }
+            | Error::BadMetadata { .. }
+            | Error::NonFinite { .. } => Status::InvalidModel,
+            Error::Unsupported(_) => Status::UnsupportedModel,
+            Error::MisalignedBuffer { .. } => Status::MisalignedBuffer,
+            Error::Tokenizer(_) => Status::TokenizerError,
+            Error::InvalidUtf8 => Status::InvalidUtf8,
+            Error::InputTooLong { .. } | Error::WordTooLong { .. } => Status::InputTooLong,
+            Error::EmptyInput => Status::EmptyInput,
+            Error::InvalidTokenId { .. } | Error::InvalidTokenType { .. } => Status::InvalidToken,
+            Error::BatchTooLarge { .. } => Status::BatchTooLarge,
+            Error::UnsupportedIsa { .. } => Status::UnsupportedIsa,
+            Error::NoEntailmentLabel => Status::NoEntailmentLabel,
+            Error::InvalidArgument(_) => Status::InvalidArgument,
+            Error::OutOfMemory { .. } => Status::OutOfMemory,
+            Error::UnknownBackend(_) => Status::UnknownBackend,
+            Error::BackendUnavailable { .. } => Status::BackendUnavailable,
+            Error::InvalidArtifacts(_) => Status::InvalidArtifacts,
+            Error::Device { .. } => Status::DeviceError,
+        }
+    }
+}

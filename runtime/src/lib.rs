@@ -24,7 +24,7 @@ mod pool;
 pub mod session;
 pub mod tokenizer;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Status};
 pub use model::config::Config;
 pub use model::{Model, WeightType};
 pub use session::{
