@@ -150,7 +150,7 @@ pub fn bench(a: BenchArgs) -> Result<(), String> {
                 |n| n.to_string_lossy().into_owned(),
             ),
             model_mb: std::fs::metadata(path).map_or(f64::NAN, |m| m.len() as f64 / 1e6),
-            weights: format!("{:?}", model.weight_type()).to_lowercase(),
+            weights: model.weight_type().name().to_string(),
         })
         .collect();
     // Each configuration opens its model anew (open time is measured): these are closed.

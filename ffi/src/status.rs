@@ -5,9 +5,9 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-use dbrt_runtime::Error;
 #[cfg(test)]
 use dbrt_runtime::error::Status;
+use dbrt_runtime::Error;
 
 /// What a call returned. `DBRT_OK` is 0; every other value is a failure whose message
 /// `dbrt_last_error()` gives on the same thread.

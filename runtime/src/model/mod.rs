@@ -50,6 +50,18 @@ pub enum WeightType {
     Int8,
 }
 
+impl WeightType {
+    /// `f32`, `f16`, `bf16` or `int8`: as the CLI and the bindings print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightType::F32 => "f32",
+            WeightType::F16 => "f16",
+            WeightType::BF16 => "bf16",
+            WeightType::Int8 => "int8",
+        }
+    }
+}
+
 /// An opened model. Immutable: share it between threads and sessions with `Arc`.
 pub struct Model {
     file: ModelFile,

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the Python package's abi3 wheel with maturin, installs it into a fresh virtual
+# environment, and runs its tests (pytest, bindings/python/tests) against the real int8 model,
+# the CLI and the C library (run scripts/fetch-model.sh first).
+#   bindings/python/build.sh                 wheel + tests (what scripts/test.sh runs)
+#   bindings/python/build.sh --wheel-only    the wheel alone, into target/python/wheels
+#   bindings/python/build.sh --target aarch64-unknown-linux-gnu
+#                                            the aarch64 wheel (cross-built) and, under
+#                                            qemu-aarch64-static, its import and a
+#                                            classification (tests/qemu_import.sh)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+here=bindings/python
+out=$root/target/python
+target=""
+wheel_only=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --wheel-only) wheel_only=1 ;;
+    --target) target=$2; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# The tools, pinned, in a virtual environment of their own (pip's cache makes later runs fast).
+tools=$out/tools
+if [ ! -x "$tools/bin/maturin" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0
+fi
+
+wheels=$out/wheels${target:+-$target}
+rm -rf "$wheels"
+cargo build --quiet --release -p dbrt-cli -p dbrt-ffi
+"$tools/bin/maturin" build --quiet --release --manifest-path "$here/Cargo.toml" -o "$wheels" \
+  ${target:+--target "$target"} >&2
+wheel=$(ls "$wheels"/dbrt-*.whl)
+case $wheel in
+  *-cp39-abi3-*) ;;
+  *) echo "build.sh: $wheel is not an abi3 (cp39-abi3) wheel" >&2; exit 1 ;;
+esac
+echo "build.sh: built $wheel" >&2
+[ "$wheel_only" = 1 ] && exit 0
+if [ -n "$target" ]; then
+  exec "$here/tests/qemu_import.sh" "$wheel" "$target"
+fi
+
+# A fresh environment: the wheel and what its tests need, nothing from the source tree.
+venv=$out/venv
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" pytest==8.4.2
+DBRT_MODEL=${DBRT_MODEL:-$root/models/aegis-nli-xsmall-int8.dbrt} \
+DBRT_F32_MODEL=${DBRT_F32_MODEL:-$root/models/aegis-nli-xsmall.dbrt} \
+DBRT_CLI=$root/target/release/dbrt DBRT_C_LIBRARY=$root/target/release/libdbrt.so \
+DBRT_FIXTURES=$root/tests/fixtures \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$here/tests" "$here/tests" "$@"

@@ -1,0 +1,31 @@
+"""dbrt: on-device DeBERTa-v3 inference from a .dbrt file (NLI, zero-shot classification).
+
+    import dbrt
+    model = dbrt.Model("models/aegis-nli-xsmall-int8.dbrt")
+    session = model.session(threads=2)
+    session.classify("A man plays a guitar.", "A person makes music.")
+
+Calls that take token ids are named run_*, calls that take text classify_* (as in the Rust,
+C and Java APIs). The engine runs with the GIL released; a session serves one call at a time,
+so give each Python thread its own session (they share the model).
+"""
+
+from ._dbrt import (
+    DEFAULT_HYPOTHESIS_TEMPLATE,
+    DbrtError,
+    Model,
+    Session,
+    __version__,
+    available_isas,
+)
+from .cross_encoder import CrossEncoder
+
+__all__ = [
+    "CrossEncoder",
+    "DEFAULT_HYPOTHESIS_TEMPLATE",
+    "DbrtError",
+    "Model",
+    "Session",
+    "__version__",
+    "available_isas",
+]
