@@ -3,7 +3,8 @@
 # errors), then runs every test with optimizations
 # (the real-model tests run the scalar reference over 1,277 pairs); then the C library's tests
 # (tests/c/run.sh: the real pairs through the C API, four threads, misuse, AddressSanitizer and
-# valgrind), the Java binding on the host JVM, the C example's documented build, and every fuzz
+# valgrind), the Java binding on the host JVM, the Python package (bindings/python/build.sh: the
+# wheel in a fresh virtual environment, pytest), the C example's documented build, and every fuzz
 # target for a bounded time from the committed corpus (scripts/fuzz.sh: DBRT_FUZZ_SECONDS each;
 # DBRT_FUZZ_SECONDS=0 skips it). The offload tests (tests/tests/npu.rs, offload*.rs, the C
 # offload test) need onnxruntime (DBRT_ONNXRUNTIME_LIB) and its QNN provider (DBRT_QNN_EP_LIB;
@@ -55,6 +56,9 @@ cargo bench --quiet -p dbrt-benches --no-run
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
 tests/c/run.sh
 bindings/java/build.sh
+# The Python package: its abi3 wheel (maturin), installed into a fresh virtual environment and
+# tested there with pytest, against the CLI and the C library on the real pairs.
+bindings/python/build.sh
 if [ -n "${DBRT_ONNXRUNTIME_LIB:-}" ]; then
   # The stand-in's own checks, under valgrind when there is one.
   tests/ascend/run.sh $(command -v valgrind >/dev/null && echo --valgrind)

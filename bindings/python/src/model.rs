@@ -58,8 +58,8 @@ impl PyModel {
 
     /// The file the model was opened from; None for `from_bytes`.
     #[getter]
-    fn path(&self) -> Option<PathBuf> {
-        self.path.clone()
+    fn path(&self) -> Option<String> {
+        self.path.as_ref().map(|p| p.display().to_string())
     }
 
     /// The label names, by index.

@@ -259,7 +259,7 @@ impl PySession {
                 .map(|(i, t)| (i.to_vec(), t.to_vec()))
         })?;
         let d = PyDict::new(py);
-        d.set_item("attention_mask", vec![1u8; ids.len()])?;
+        d.set_item("attention_mask", vec![1u32; ids.len()])?;
         d.set_item("input_ids", ids)?;
         d.set_item("token_type_ids", types)?;
         Ok(d)
