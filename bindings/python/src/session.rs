@@ -80,6 +80,24 @@ impl PySession {
         Ok((ids, types))
     }
 
+    /// Runs `f` (`run_logits`, `run_hidden`) on token ids given as Python integers.
+    fn run_ids(
+        &self,
+        py: Python<'_>,
+        input_ids: &Bound<'_, PyAny>,
+        token_type_ids: Option<&Bound<'_, PyAny>>,
+        f: for<'s> fn(&'s mut Session, Sequence<'_>) -> dbrt::Result<&'s [f32]>,
+    ) -> PyResult<Vec<f32>> {
+        let (ids, types) = self.sequence_ids(py, input_ids, token_type_ids)?;
+        self.run(py, |s| {
+            let seq = Sequence {
+                ids: &ids,
+                type_ids: types.as_deref(),
+            };
+            f(s, seq).map(<[f32]>::to_vec)
+        })
+    }
+
     /// One zero-shot result, as Hugging Face's pipeline gives it: labels sorted by score,
     /// highest first (ties keep the candidates' order).
     fn zero_shot_one<'py>(
@@ -274,14 +292,7 @@ impl PySession {
         input_ids: &Bound<'py, PyAny>,
         token_type_ids: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (ids, types) = self.sequence_ids(py, input_ids, token_type_ids)?;
-        let logits = self.run(py, |s| {
-            s.run_logits(Sequence {
-                ids: &ids,
-                type_ids: types.as_deref(),
-            })
-            .map(<[f32]>::to_vec)
-        })?;
+        let logits = self.run_ids(py, input_ids, token_type_ids, Session::run_logits)?;
         f32_array(py, &logits, &[logits.len()])
     }
 
@@ -293,14 +304,7 @@ impl PySession {
         input_ids: &Bound<'py, PyAny>,
         token_type_ids: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (ids, types) = self.sequence_ids(py, input_ids, token_type_ids)?;
-        let hidden = self.run(py, |s| {
-            s.run_hidden(Sequence {
-                ids: &ids,
-                type_ids: types.as_deref(),
-            })
-            .map(<[f32]>::to_vec)
-        })?;
+        let hidden = self.run_ids(py, input_ids, token_type_ids, Session::run_hidden)?;
         let width = self.shared.config().hidden_size;
         f32_array(py, &hidden, &[hidden.len() / width.max(1), width])
     }
