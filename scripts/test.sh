@@ -15,7 +15,8 @@
 # With DBRT_TEST_AARCH64=1 it also cross-builds for aarch64-unknown-linux-gnu and runs the
 # runtime, kernel, packing, tiny-model, encoder-stage and malformed-file tests, every tier
 # against scalar on DBRT_REAL_TIER_ROWS (24) real pairs, and the C tests under
-# qemu-aarch64-static (see .ci/run for the packages that needs). DBRT_CHECK_TARGETS lists
+# qemu-aarch64-static (see .ci/run for the packages that needs), and the Python package's
+# aarch64 wheel in an aarch64 CPython under qemu. DBRT_CHECK_TARGETS lists
 # phone targets whose static library must build. DBRT_EXPECT_ISA (x86_64) and
 # DBRT_EXPECT_ISA_AARCH64 name kernel tiers that must be available, so that a tier that never
 # ran fails the run.
@@ -103,6 +104,10 @@ if [ "${DBRT_TEST_AARCH64:-0}" = 1 ]; then
     DBRT_ONNXRUNTIME_LIB=$ort_arm DBRT_REQUIRE_ONNXRUNTIME=1 \
     cargo test --release --target aarch64-unknown-linux-gnu -p dbrt-tests --test ascend \
     --test ascend_failures -- --skip real_pairs
+  # The Python package's aarch64 abi3 wheel, cross-built by maturin, then imported by Debian's
+  # arm64 CPython under qemu and run on 8 real pairs against this machine's CLI, bit for bit
+  # (bindings/python/tests/qemu_import.sh).
+  bindings/python/build.sh --target aarch64-unknown-linux-gnu
 fi
 # libdbrt must build for the phones too (a static library needs no SDK).
 for t in ${DBRT_CHECK_TARGETS:-}; do
