@@ -46,9 +46,9 @@ impl PyModel {
 
     /// A model from the bytes of a .dbrt file (copied into an aligned buffer of its own).
     #[staticmethod]
-    fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<PyModel> {
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyModel> {
         let model = py
-            .detach(|| ModelFile::from_bytes_copied(&data).and_then(Model::from_file))
+            .detach(|| ModelFile::from_bytes_copied(data).and_then(Model::from_file))
             .or_raise(py)?;
         Ok(PyModel {
             model: Arc::new(model),
