@@ -2,7 +2,7 @@
 # Builds the Python package's abi3 wheel with maturin, installs it into a fresh virtual
 # environment, and runs its tests (pytest, bindings/python/tests) against the real int8 model,
 # the CLI and the C library (run scripts/fetch-model.sh first).
-#   bindings/python/build.sh                 wheel + tests (what scripts/test.sh runs)
+#   bindings/python/build.sh [-- PYTEST-ARGS] wheel + tests (what scripts/test.sh runs)
 #   bindings/python/build.sh --wheel-only    the wheel alone, into target/python/wheels
 #   bindings/python/build.sh --target aarch64-unknown-linux-gnu
 #                                            the aarch64 wheel (cross-built) and, under
@@ -19,6 +19,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --wheel-only) wheel_only=1 ;;
     --target) target=$2; shift ;;
+    --) shift; break ;;
     -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -26,10 +27,12 @@ while [ $# -gt 0 ]; do
 done
 
 # The tools, pinned, in a virtual environment of their own (pip's cache makes later runs fast).
+maturin_version=1.16.0
 tools=$out/tools
-if [ ! -x "$tools/bin/maturin" ]; then
+if [ "$("$tools/bin/maturin" --version 2>/dev/null)" != "maturin $maturin_version" ]; then
+  rm -rf "$tools"
   python3 -m venv "$tools"
-  "$tools/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "maturin==$maturin_version"
 fi
 
 wheels=$out/wheels${target:+-$target}
@@ -52,7 +55,7 @@ fi
 venv=$out/venv
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" pytest==8.4.2
+"$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" numpy==2.2.6 pytest==8.4.2
 DBRT_MODEL=${DBRT_MODEL:-$root/models/aegis-nli-xsmall-int8.dbrt} \
 DBRT_F32_MODEL=${DBRT_F32_MODEL:-$root/models/aegis-nli-xsmall.dbrt} \
 DBRT_CLI=$root/target/release/dbrt DBRT_C_LIBRARY=$root/target/release/libdbrt.so \

@@ -1,10 +1,9 @@
 //! Status codes, the thread-local last error, and the guard every exported function runs in.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{c_char, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
 
+use dbrt_runtime::boundary::catch_panic;
 #[cfg(test)]
 use dbrt_runtime::error::Status;
 use dbrt_runtime::Error;
@@ -223,50 +222,17 @@ pub(crate) fn last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-thread_local! {
-    /// Whether this thread is inside an exported function (or is one of dbrt's workers).
-    static IN_DBRT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Routes the panics of dbrt's code to `log` instead of the host's stderr (a library writes
-/// nothing there): installed once, it passes every other panic to the hook it replaced.
-fn route_panics_to_log() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let worker = std::thread::current()
-                .name()
-                .is_some_and(|n| n.starts_with("dbrt-worker"));
-            if IN_DBRT.with(Cell::get) || worker {
-                log::error!("internal error (a bug in dbrt), caught: {info}");
-            } else {
-                previous(info);
-            }
-        }));
-    });
-}
-
 /// Runs the body of an exported function: its failure becomes a status and this thread's last
 /// error, and a panic (a bug) becomes `DBRT_INTERNAL_ERROR` instead of unwinding into C, logged
 /// through `log` (error level) and never printed.
 pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> dbrt_status {
-    route_panics_to_log();
-    let outer = IN_DBRT.with(|f| f.replace(true));
-    let result = catch_unwind(AssertUnwindSafe(body));
-    IN_DBRT.with(|f| f.set(outer));
-    match result {
+    match catch_panic(body) {
         Ok(Ok(())) => DBRT_OK,
         Ok(Err(f)) => {
             set_last_error(&f.message);
             f.status
         }
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+        Err(what) => {
             set_last_error(&format!("internal error (a bug in dbrt): {what}"));
             DBRT_INTERNAL_ERROR
         }
@@ -337,7 +303,7 @@ pub(crate) mod tests {
     /// A host's logger and panic hook, set before dbrt's first call in this process: every
     /// test that calls an exported function runs this first.
     pub(crate) fn host_setup() {
-        static ONCE: Once = Once::new();
+        static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             log::set_logger(&CAPTURE).unwrap();
             log::set_max_level(log::LevelFilter::Trace);

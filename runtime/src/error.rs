@@ -136,6 +136,8 @@ pub enum Status {
     TokenizerError = 17,
     UnsupportedIsa = 18,
     NoEntailmentLabel = 19,
+    /// Not an [`Error`]'s: a bug (a panic) caught at a language boundary.
+    InternalError = 22,
     OutOfMemory = 23,
     UnknownBackend = 24,
     BackendUnavailable = 25,
@@ -144,8 +146,8 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status an [`Error`] reports.
-    pub const ALL: [Status; 22] = [
+    /// Every status: those an [`Error`] reports, and `InternalError`.
+    pub const ALL: [Status; 23] = [
         Status::InvalidArgument,
         Status::InvalidUtf8,
         Status::InputTooLong,
@@ -163,6 +165,7 @@ impl Status {
         Status::TokenizerError,
         Status::UnsupportedIsa,
         Status::NoEntailmentLabel,
+        Status::InternalError,
         Status::OutOfMemory,
         Status::UnknownBackend,
         Status::BackendUnavailable,
@@ -190,6 +193,7 @@ impl Status {
             Status::TokenizerError => "TOKENIZER_ERROR",
             Status::UnsupportedIsa => "UNSUPPORTED_ISA",
             Status::NoEntailmentLabel => "NO_ENTAILMENT_LABEL",
+            Status::InternalError => "INTERNAL_ERROR",
             Status::OutOfMemory => "OUT_OF_MEMORY",
             Status::UnknownBackend => "UNKNOWN_BACKEND",
             Status::BackendUnavailable => "BACKEND_UNAVAILABLE",

@@ -14,6 +14,7 @@
 //! # Ok::<(), dbrt::Error>(())
 //! ```
 
+pub mod boundary;
 pub mod error;
 pub mod format;
 pub mod kernels;

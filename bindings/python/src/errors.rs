@@ -13,11 +13,25 @@ pyo3::create_exception!(
 
 /// `e` as a `DbrtError`; `context` (an argument and index, `pairs[3]`) goes before the message.
 pub fn to_py(py: Python<'_>, e: &dbrt::Error, context: Option<&str>) -> PyErr {
-    let status = e.status();
     let message = match context {
         Some(c) => format!("{c}: {e}"),
         None => e.to_string(),
     };
+    with_status(py, e.status(), message)
+}
+
+/// A bug in dbrt (a panic) caught before it reached Python: a `DbrtError` with status
+/// INTERNAL_ERROR, as the C library reports it, rather than pyo3's PanicException (a
+/// BaseException that `except Exception` does not catch).
+pub fn internal(py: Python<'_>, what: &str) -> PyErr {
+    with_status(
+        py,
+        dbrt::Status::InternalError,
+        format!("internal error (a bug in dbrt): {what}"),
+    )
+}
+
+fn with_status(py: Python<'_>, status: dbrt::Status, message: String) -> PyErr {
     let err = DbrtError::new_err(message);
     let value = err.value(py);
     // Setting attributes on a fresh exception instance only fails without memory; the

@@ -23,9 +23,13 @@ fn available_isas() -> Vec<&'static str> {
 
 #[pymodule]
 fn _dbrt(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // The runtime's log records go to Python's logging (logger "dbrt"). Another extension may
-    // have installed the process's logger first; then records go where it sends them.
-    if pyo3_log::try_init().is_err() {
+    // The runtime's log records go to Python's logging (loggers "dbrt.*"), looked up at each
+    // record (no caching: a logging configuration made after import applies; dbrt logs
+    // rarely). Another extension may have installed the process's logger first; then
+    // records go where it sends them.
+    let installed = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Nothing)
+        .map(|l| l.filter(log::LevelFilter::Trace).install());
+    if !matches!(installed, Ok(Ok(_))) {
         log::debug!("a logger was installed before dbrt's; records go to it");
     }
     m.add("__version__", dbrt::VERSION)?;

@@ -1,5 +1,6 @@
 //! `dbrt.Model`: an opened `.dbrt` file, shared by its sessions.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,11 +45,12 @@ impl PyModel {
         })
     }
 
-    /// A model from the bytes of a .dbrt file (copied into an aligned buffer of its own).
+    /// A model from the bytes of a .dbrt file (bytes, bytearray; copied into an aligned
+    /// buffer of its own).
     #[staticmethod]
-    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyModel> {
+    fn from_bytes(py: Python<'_>, data: Cow<'_, [u8]>) -> PyResult<PyModel> {
         let model = py
-            .detach(|| ModelFile::from_bytes_copied(data).and_then(Model::from_file))
+            .detach(|| ModelFile::from_bytes_copied(&data).and_then(Model::from_file))
             .or_raise(py)?;
         Ok(PyModel {
             model: Arc::new(model),

@@ -2,12 +2,14 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use dbrt::boundary::catch_panic;
+use dbrt::session::PanicPoint;
 use dbrt::{Model, Sequence, Session, SessionOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::arrays::{f32_array, token_ids};
-use crate::errors::{invalid_argument, to_py, OrRaise};
+use crate::arrays::{f32_array, token_ids, Ids};
+use crate::errors::{internal, invalid_argument, to_py, OrRaise};
 use crate::model::PyModel;
 
 /// A session of a Model: its scratch memory, kernels and threads, set up once; calls allocate
@@ -15,7 +17,8 @@ use crate::model::PyModel;
 /// running one. Create one session per Python thread to use several cores.
 #[pyclass(name = "Session", module = "dbrt", frozen)]
 pub struct PySession {
-    session: Mutex<Session>,
+    /// `None` only while dropped (see `Drop`).
+    session: Option<Mutex<Session>>,
     model: Py<PyModel>,
     shared: Arc<Model>,
 }
@@ -33,7 +36,7 @@ impl PySession {
         let m = shared.clone();
         let session = py.detach(move || Session::new(m, options)).or_raise(py)?;
         Ok(PySession {
-            session: Mutex::new(session),
+            session: Some(Mutex::new(session)),
             model,
             shared,
         })
@@ -42,20 +45,28 @@ impl PySession {
     /// The session, for a call. A call that panicked (a bug, raised as PanicException) left
     /// nothing half-done that the next call reads: the runtime's sessions survive panics.
     fn lock(&self) -> MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+        let session = self
+            .session
+            .as_ref()
+            .expect("a session is only taken out when it is dropped");
+        session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn labels(&self) -> &[String] {
         self.shared.labels()
     }
 
-    /// Runs `f` on the session with the GIL released.
+    /// Runs `f` on the session with the GIL released; a panic (a bug) is a `DbrtError` with
+    /// status INTERNAL_ERROR.
     fn run<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut Session) -> dbrt::Result<T> + Send,
     ) -> PyResult<T> {
-        py.detach(|| f(&mut self.lock())).or_raise(py)
+        match py.detach(|| catch_panic(|| f(&mut self.lock()))) {
+            Ok(r) => r.or_raise(py),
+            Err(what) => Err(internal(py, &what)),
+        }
     }
 
     fn sequence_ids(
@@ -64,10 +75,19 @@ impl PySession {
         input_ids: &Bound<'_, PyAny>,
         token_type_ids: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(Vec<u32>, Option<Vec<u32>>)> {
-        let vocab = self.shared.config().vocab_size;
-        let ids = token_ids(py, input_ids, vocab)?;
+        let config = self.shared.config();
+        let ids = token_ids(
+            py,
+            input_ids,
+            Ids::Tokens {
+                vocab: config.vocab_size,
+            },
+        )?;
         let types = token_type_ids
-            .map(|t| token_ids(py, t, self.shared.config().type_vocab_size))
+            .map(|t| {
+                let types = config.type_vocab_size;
+                token_ids(py, t, Ids::Types { types })
+            })
             .transpose()?;
         if let Some(t) = &types {
             if t.len() != ids.len() {
@@ -99,21 +119,25 @@ impl PySession {
     }
 
     /// One zero-shot result, as Hugging Face's pipeline gives it: labels sorted by score,
-    /// highest first (ties keep the candidates' order).
+    /// highest first; of tied scores the later candidate first (numpy's ascending argsort,
+    /// reversed, as the pipeline sorts). `hypotheses[i]` is candidate `i`'s formatted
+    /// hypothesis.
     fn zero_shot_one<'py>(
         &self,
         py: Python<'py>,
         text: String,
         labels: &[String],
-        template: &str,
+        hypotheses: &[String],
         multi_label: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        // The hypotheses are already formatted: the runtime's template is just the slot.
         let scores = self.run(py, |s| {
-            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-            s.classify_zero_shot(&text, &refs, template, multi_label)
+            let refs: Vec<&str> = hypotheses.iter().map(String::as_str).collect();
+            s.classify_zero_shot(&text, &refs, "{}", multi_label)
         })?;
         let mut order: Vec<usize> = (0..labels.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        order.reverse();
         let d = PyDict::new(py);
         d.set_item("sequence", text)?;
         d.set_item(
@@ -131,6 +155,17 @@ impl PySession {
                 .collect::<Vec<_>>(),
         )?;
         Ok(d)
+    }
+}
+
+impl Drop for PySession {
+    /// The session (its threads, and an accelerator's session whose library may log from
+    /// threads of its own) is torn down with the GIL released: a log record sent to Python's
+    /// logging from another thread during the teardown then cannot wait on this one.
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            Python::attach(|py| py.detach(move || drop(session)));
+        }
     }
 }
 
@@ -183,13 +218,14 @@ impl PySession {
         let inputs = pairs_of(pairs)?;
         let n = self.shared.config().num_labels;
         let mut out = vec![0f32; inputs.len() * n];
+        // Chunks of at most all the inputs: batch_size * n then cannot overflow.
+        let batch_size = batch_size.min(inputs.len().max(1));
         for (c, (chunk, rows)) in inputs
             .chunks(batch_size)
             .zip(out.chunks_mut(batch_size * n.max(1)))
             .enumerate()
         {
-            let failed = py.detach(|| {
-                let mut s = self.lock();
+            let failed = self.run(py, |s| {
                 for (i, ((p, h), row)) in chunk.iter().zip(rows.chunks_exact_mut(n)).enumerate() {
                     let r = if logits {
                         s.classify_logits_into(p, h.as_deref(), row)
@@ -197,11 +233,11 @@ impl PySession {
                         s.classify_into(p, h.as_deref(), row)
                     };
                     if let Err(e) = r {
-                        return Some((c * batch_size + i, e));
+                        return Ok(Some((c * batch_size + i, e)));
                     }
                 }
-                None
-            });
+                Ok(None)
+            })?;
             if let Some((i, e)) = failed {
                 return Err(to_py(py, &e, Some(&format!("pairs[{i}]"))));
             }
@@ -242,21 +278,31 @@ impl PySession {
         if labels.is_empty() {
             return Err(invalid_argument(py, "no candidate labels".into()));
         }
+        // Formatted by Python's str.format, as the pipeline does (`{}`, `{0}`; a template
+        // with two slots raises IndexError there and here).
+        let template = PyString::new(py, hypothesis_template);
+        let mut hypotheses = Vec::with_capacity(labels.len());
+        for label in &labels {
+            let h: String = template.call_method1("format", (label,))?.extract()?;
+            if h == hypothesis_template {
+                return Err(invalid_argument(
+                    py,
+                    format!(
+                        "hypothesis_template '{hypothesis_template}' has no {{}} where the label goes"
+                    ),
+                ));
+            }
+            hypotheses.push(h);
+        }
         if let Ok(text) = sequences.extract::<String>() {
             return Ok(self
-                .zero_shot_one(py, text, &labels, hypothesis_template, multi_label)?
+                .zero_shot_one(py, text, &labels, &hypotheses, multi_label)?
                 .into_any());
         }
         let texts: Vec<String> = sequences.extract()?;
         let results = PyList::empty(py);
         for text in texts {
-            results.append(self.zero_shot_one(
-                py,
-                text,
-                &labels,
-                hypothesis_template,
-                multi_label,
-            )?)?;
+            results.append(self.zero_shot_one(py, text, &labels, &hypotheses, multi_label)?)?;
             py.check_signals()?;
         }
         Ok(results.into_any())
@@ -365,6 +411,18 @@ impl PySession {
             None => d.set_item("fallback", py.None())?,
         }
         Ok(Some(d))
+    }
+
+    /// Makes the next call panic, at "tokenizer" (after tokenizing) or "worker" (in the
+    /// encoder's last thread): for the tests of the INTERNAL_ERROR path. Not API.
+    fn _inject_panic(&self, py: Python<'_>, point: &str) -> PyResult<()> {
+        let point = match point {
+            "tokenizer" => PanicPoint::AfterTokenizing,
+            "worker" => PanicPoint::InWorker,
+            p => return Err(invalid_argument(py, format!("panic point '{p}'"))),
+        };
+        py.detach(|| self.lock().inject_panic(point));
+        Ok(())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

@@ -76,3 +76,13 @@ def test_cross_encoder_shapes(model, model_path):
     assert ce.predict([PAIR], convert_to_numpy=False) == [one.tolist()]
     assert ce.predict([]).shape == (0, 2)
     assert ce.labels == model.labels
+    np.testing.assert_array_equal(ce.predict(np.array(PAIR)), one)
+    np.testing.assert_array_equal(ce.predict([PAIR], activation_fn=lambda x: x * 2)[0], one * 2)
+    import pytest
+
+    with pytest.raises(TypeError, match=r"sentences\[0\]"):
+        ce.predict(["ab", "cd", "ef"])
+    with pytest.raises(TypeError, match=r"sentences\[1\]"):
+        ce.predict([PAIR, ("a", "b", "c")])
+    with pytest.raises(ValueError):
+        ce.predict([PAIR], batch_size=0)

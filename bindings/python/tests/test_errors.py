@@ -1,6 +1,7 @@
 """Every error path raises: DbrtError with the C library's status for what the engine refuses,
 TypeError for arguments of the wrong Python type. A failed call leaves the session usable."""
 
+import numpy as np
 import pytest
 
 import dbrt
@@ -37,6 +38,7 @@ def test_bad_files(tmp_path, model_path):
         dbrt.Model(f, read=True)
     with pytest.raises(TypeError):
         dbrt.Model.from_bytes("not bytes")
+    assert dbrt.Model.from_bytes(bytearray(good)).labels == dbrt.Model(model_path).labels
 
 
 def test_session_options(model):
@@ -77,9 +79,18 @@ def test_run_errors(session, model):
     raises("INVALID_TOKEN", session.run_logits, [1, model.config["vocab_size"], 2])
     raises("INVALID_TOKEN", session.run_logits, [1, -1, 2])
     raises("INVALID_TOKEN", session.run_hidden, [1, 2**40])
+    raises("INVALID_TOKEN", session.run_logits, [1, 2**70])
+    raises("INVALID_TOKEN", session.run_logits, np.array([1, 2**63 + 5], dtype=np.uint64))
+    e = raises("INVALID_TOKEN", session.run_logits, [1, 5, 2], [0, -1, 0])
+    assert "token type" in str(e)
+    with pytest.raises(TypeError, match="booleans"):
+        session.run_logits([True, False])
     raises("INVALID_ARGUMENT", session.run_logits, [1, 5, 2], [0, 0])
     with pytest.raises(TypeError):
         session.run_logits("1 2 3")
+    # Hugging Face's return_tensors="np" shape (1, n) is one sequence.
+    ids = session.tokenize(*PAIR)["input_ids"]
+    np.testing.assert_array_equal(session.run_logits(np.array([ids])), session.run_logits(ids))
     short = model.session(max_length=8)
     with pytest.raises(dbrt.DbrtError):
         short.run_logits(list(range(1, 12)))
@@ -100,6 +111,10 @@ def test_batch_errors_name_the_pair(session):
     e = raises("INPUT_TOO_LONG", session.classify_batch, pairs, batch_size=2)
     assert str(e).startswith("pairs[2]: ")
     raises("INVALID_ARGUMENT", session.classify_batch, [PAIR], batch_size=0)
+    # A batch size beyond the pairs is all of them at once (no overflow, no lost rows).
+    for huge in (2**63, 2**63 + 1, 2**64 - 1):
+        got = session.classify_batch([PAIR, PAIR, PAIR], batch_size=huge)
+        np.testing.assert_array_equal(got, session.classify_batch([PAIR] * 3))
     with pytest.raises(TypeError, match="one string"):
         session.classify_batch("premise")
     with pytest.raises(TypeError, match=r"pairs\[1\]"):
@@ -113,10 +128,27 @@ def test_zero_shot_errors(model, session):
     raises("NO_ENTAILMENT_LABEL", session.zero_shot, "text", ["a", "b"])
     zs = model.session(entailment_label=1)
     raises("INVALID_ARGUMENT", zs.zero_shot, "text", ["a", "b"], hypothesis_template="no slot")
+    # Formatted by str.format, as Hugging Face's pipeline does.
+    assert zs.zero_shot("text", ["a", "b"], hypothesis_template="About {0}.") == zs.zero_shot(
+        "text", ["a", "b"], hypothesis_template="About {}."
+    )
+    with pytest.raises(IndexError):
+        zs.zero_shot("text", ["a", "b"], hypothesis_template="{} and {}")
     raises("INVALID_ARGUMENT", zs.zero_shot, "text", [])
     raises("INVALID_ARGUMENT", zs.zero_shot, "text", " , ")
     with pytest.raises(TypeError):
         zs.zero_shot(["text", 3], ["a"])
+
+
+@pytest.mark.parametrize("point", ["tokenizer", "worker"])
+def test_a_bug_is_internal_error_not_a_crash(model, point):
+    s = model.session(threads=2)
+    before = s.classify(*PAIR)
+    s._inject_panic(point)
+    e = raises("INTERNAL_ERROR", s.classify, *PAIR, match="a bug in dbrt")
+    assert e.code == 22
+    assert isinstance(e, Exception)
+    assert s.classify(*PAIR) == before
 
 
 def test_a_failed_call_leaves_the_session_usable(session):

@@ -20,6 +20,12 @@ from ._dbrt import (
 )
 from .cross_encoder import CrossEncoder
 
+# A library's convention: its records reach the application's handlers, and nothing is
+# printed when the application configured none (the session's last_run() records fallbacks).
+import logging as _logging
+
+_logging.getLogger("dbrt").addHandler(_logging.NullHandler())
+
 __all__ = [
     "CrossEncoder",
     "DEFAULT_HYPOTHESIS_TEMPLATE",

@@ -1,7 +1,7 @@
 """Type hints of dbrt's native module (bindings/python/src)."""
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +23,12 @@ _Path = Union[str, "os.PathLike[str]"]
 _Ids = Union[Sequence[int], npt.NDArray[np.integer[Any]]]
 _Input = Union[str, Tuple[str, str], Sequence[str]]
 
-class ZeroShotResult(Dict[str, Any]):
-    """{"sequence": str, "labels": list[str], "scores": list[float]}, sorted by score."""
+class _ZeroShotResult(TypedDict):
+    """Hugging Face's zero-shot pipeline result, labels sorted by score (stub only)."""
+
+    sequence: str
+    labels: List[str]
+    scores: List[float]
 
 class Model:
     def __init__(self, path: _Path, *, read: bool = False) -> None: ...
@@ -90,7 +94,7 @@ class Session:
         candidate_labels: Union[str, Sequence[str]],
         hypothesis_template: str = ...,
         multi_label: bool = False,
-    ) -> ZeroShotResult: ...
+    ) -> _ZeroShotResult: ...
     @overload
     def zero_shot(
         self,
@@ -98,7 +102,7 @@ class Session:
         candidate_labels: Union[str, Sequence[str]],
         hypothesis_template: str = ...,
         multi_label: bool = False,
-    ) -> List[ZeroShotResult]: ...
+    ) -> List[_ZeroShotResult]: ...
     def tokenize(self, text: str, pair: Optional[str] = None) -> Dict[str, List[int]]: ...
     def run_logits(
         self, input_ids: _Ids, token_type_ids: Optional[_Ids] = None

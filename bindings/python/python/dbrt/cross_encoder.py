@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+import sys
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from ._dbrt import Model
 
-Pair = Union[Tuple[str, str], Sequence[str]]
+Pair = Sequence[str]
 
 
 class CrossEncoder:
@@ -40,47 +41,54 @@ class CrossEncoder:
         sentences: Union[Pair, Sequence[Pair]],
         batch_size: int = 32,
         show_progress_bar: Optional[bool] = None,
+        activation_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         apply_softmax: bool = False,
         convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        num_workers: int = 0,
     ) -> Union[np.ndarray, list]:
-        """Scores pairs: an array [len(sentences), num_labels]; for one pair (a tuple of two
-        strings) the row of that pair alone. batch_size pairs run per release of the GIL;
-        show_progress_bar (None: on a terminal) prints progress to stderr, as
-        sentence-transformers does."""
-        single = (
-            isinstance(sentences, (tuple, list))
-            and len(sentences) == 2
-            and all(isinstance(s, str) for s in sentences)
-        )
-        pairs = [tuple(sentences)] if single else [tuple(p) for p in sentences]
+        """Scores pairs: an array [len(sentences), num_labels]; for one pair (its first item a
+        string, as sentence-transformers decides) that pair's row alone. activation_fn is
+        applied to the logits; apply_softmax then takes the softmax over the labels.
+        batch_size pairs run per release of the GIL; show_progress_bar (None: on a terminal)
+        prints progress to stderr. convert_to_tensor needs torch; num_workers is accepted
+        and unused (the engine's threads are the session's)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+        single = len(sentences) > 0 and isinstance(sentences[0], str)
+        pairs = [sentences] if single else list(sentences)
         for i, p in enumerate(pairs):
-            if len(p) != 2:
-                raise TypeError(f"sentences[{i}] is not a (premise, hypothesis) pair")
+            if isinstance(p, str) or len(p) != 2 or not all(isinstance(s, str) for s in p):
+                raise TypeError(f"sentences[{i}] is not a (premise, hypothesis) pair of strings")
+        pairs = [(str(p[0]), str(p[1])) for p in pairs]
         if show_progress_bar is None:
             show_progress_bar = os.isatty(2) and len(pairs) > batch_size
         rows = []
         for start in range(0, len(pairs), batch_size):
             rows.append(
                 self.session.classify_batch(
-                    pairs[start : start + batch_size],
-                    batch_size=batch_size,
-                    logits=not apply_softmax,
+                    pairs[start : start + batch_size], batch_size=batch_size, logits=True
                 )
             )
             if show_progress_bar:
-                import sys
-
                 done = min(start + batch_size, len(pairs))
                 print(f"\rdbrt: {done}/{len(pairs)} pairs", end="", file=sys.stderr)
         if show_progress_bar:
-            import sys
-
             print(file=sys.stderr)
         scores = (
             np.concatenate(rows)
             if rows
             else np.zeros((0, self.model.num_labels), dtype=np.float32)
         )
+        if activation_fn is not None:
+            scores = np.asarray(activation_fn(scores), dtype=np.float32)
+        if apply_softmax:
+            e = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
         if single:
             scores = scores[0]
+        if convert_to_tensor:
+            import torch
+
+            return torch.from_numpy(scores)
         return scores if convert_to_numpy else scores.tolist()
