@@ -95,24 +95,32 @@ pub fn check_json(path: &Path, json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Checks every `precompiled_charsmap` under the normalizer, whatever the `type` tags around it
+/// say: `tokenizers` also reads a normalizer without a tag (serde's untagged fallback), so a
+/// Sequence whose `type` is missing still reaches its Precompiled members.
 fn check_normalizer(path: &Path, n: &Value, at: &str) -> Result<()> {
-    match n.get("type").and_then(Value::as_str) {
-        Some("Precompiled") => {
-            let field = format!("{at}.precompiled_charsmap");
-            let b64 = n
-                .get("precompiled_charsmap")
-                .and_then(Value::as_str)
-                .ok_or_else(|| parse_err(path, format!("{field} is not a string")))?;
-            let blob = base64::decode(b64).map_err(|e| parse_err(path, format!("{field}: {e}")))?;
-            // An empty one is refused by `tokenizers` itself, with an error.
-            if !blob.is_empty() {
-                check_charsmap(&blob).map_err(|m| parse_err(path, format!("{field}: {m}")))?;
+    match n {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let field = format!("{at}.{k}");
+                if k != "precompiled_charsmap" {
+                    check_normalizer(path, v, &field)?;
+                    continue;
+                }
+                let b64 = v
+                    .as_str()
+                    .ok_or_else(|| parse_err(path, format!("{field} is not a string")))?;
+                let blob =
+                    base64::decode(b64).map_err(|e| parse_err(path, format!("{field}: {e}")))?;
+                // An empty one is refused by `tokenizers` itself, with an error.
+                if !blob.is_empty() {
+                    check_charsmap(&blob).map_err(|m| parse_err(path, format!("{field}: {m}")))?;
+                }
             }
         }
-        Some("Sequence") => {
-            let list = n.get("normalizers").and_then(Value::as_array);
-            for (i, x) in list.into_iter().flatten().enumerate() {
-                check_normalizer(path, x, &format!("{at}.normalizers[{i}]"))?;
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                check_normalizer(path, x, &format!("{at}[{i}]"))?;
             }
         }
         _ => {}
