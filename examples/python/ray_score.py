@@ -40,10 +40,9 @@ class DbrtScorer:
 
     def __call__(self, batch):
         premises = batch[self.premise]
-        if self.hypothesis is None:
-            pairs = [str(p) for p in premises]
-        else:
-            pairs = [(str(p), str(h)) for p, h in zip(premises, batch[self.hypothesis])]
+        hypotheses = batch[self.hypothesis] if self.hypothesis else [None] * len(premises)
+        # A row without a hypothesis (null, or NaN as pandas gives it) is one text.
+        pairs = [str(p) if missing(h) else (str(p), str(h)) for p, h in zip(premises, hypotheses)]
         probs = self.session.classify_batch(pairs, batch_size=self.chunk)
         out = dict(batch)
         for j, name in enumerate(self.labels):
@@ -73,6 +72,10 @@ class DbrtScorer:
                 elif inside and head[0] == "Rss:":
                     rss += int(head[1]) * 1024
         return os.getpid(), size, rss
+
+
+def missing(value):
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def find_columns(names, given=None):
@@ -123,7 +126,8 @@ def score(
     fmt = input_format(input_path, fmt)
     cpus = ray.cluster_resources().get("CPU", 0)
     if workers * threads >= cpus:
-        # The actors would hold every CPU and the read and write tasks would wait for ever.
+        # The actors would hold every CPU, and Ray Data's listing, read and write tasks (one CPU
+        # each, whatever their num_cpus says for listing) would wait for ever.
         raise SystemExit(
             f"{workers} workers x {threads} threads need {workers * threads} CPUs, and reading "
             f"and writing need more: the cluster has {cpus:g}; lower --workers or --threads"
@@ -144,7 +148,8 @@ def score(
         num_cpus=threads,
     )
     if (out_fmt or fmt) == "json":
-        scored.write_json(output, double_precision=15)  # keeps float32 probabilities
+        # 15 decimals: float32 probabilities above 1e-8 come back to the same float32.
+        scored.write_json(output, double_precision=15)
     else:
         scored.write_parquet(output)
     return rows
