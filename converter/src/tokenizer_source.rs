@@ -101,6 +101,15 @@ pub fn check_json(path: &Path, json: &[u8]) -> Result<()> {
 fn check_normalizer(path: &Path, n: &Value, at: &str) -> Result<()> {
     match n {
         Value::Object(m) => {
+            // A tagged Precompiled without its charsmap makes `tokenizers` panic (an `expect`).
+            if m.get("type").and_then(Value::as_str) == Some("Precompiled")
+                && !m.contains_key("precompiled_charsmap")
+            {
+                return Err(parse_err(
+                    path,
+                    format!("{at} is a Precompiled normalizer without precompiled_charsmap"),
+                ));
+            }
             for (k, v) in m {
                 let field = format!("{at}.{k}");
                 if k != "precompiled_charsmap" {
