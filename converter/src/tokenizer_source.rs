@@ -75,6 +75,9 @@ fn load(path: &Path, json: &[u8]) -> Result<Tokenizer> {
 /// (see [`crate::validate`]): vocabulary pieces longer than [`crate::validate::MAX_PIECE_BYTES`], and
 /// precompiled charsmaps that do not pass [`check_charsmap`].
 pub fn check_json(path: &Path, json: &[u8]) -> Result<()> {
+    // The checks below read a `Value`, where the last of two equal keys wins, while `tokenizers`
+    // builds every "normalizer" or "model" entry it meets: a repeated key would hide one.
+    serde_json::from_slice::<NoRepeatedKeys>(json).map_err(|e| parse_err(path, e))?;
     let t: Value = serde_json::from_slice(json).map_err(|e| parse_err(path, e))?;
     let pieces: Vec<&str> = match t.pointer("/model/vocab") {
         // Unigram: [piece, score] pairs.
@@ -93,6 +96,63 @@ pub fn check_json(path: &Path, json: &[u8]) -> Result<()> {
         check_normalizer(path, n, "normalizer")?;
     }
     Ok(())
+}
+
+/// Any JSON document in which no object repeats a key (anything else is refused, naming the key).
+struct NoRepeatedKeys;
+
+impl<'de> serde::Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoRepeatedKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatedKeys {
+    type Value = NoRepeatedKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> std::result::Result<Self, A::Error> {
+        while a.next_element::<NoRepeatedKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> std::result::Result<Self, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            a.next_value::<NoRepeatedKeys>()?;
+            if !keys.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key \"{k}\" appears twice in one object"
+                )));
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// Checks every `precompiled_charsmap` under the normalizer, whatever the `type` tags around it
@@ -121,10 +181,8 @@ fn check_normalizer(path: &Path, n: &Value, at: &str) -> Result<()> {
                     .ok_or_else(|| parse_err(path, format!("{field} is not a string")))?;
                 let blob =
                     base64::decode(b64).map_err(|e| parse_err(path, format!("{field}: {e}")))?;
-                // An empty one is refused by `tokenizers` itself, with an error.
-                if !blob.is_empty() {
-                    check_charsmap(&blob).map_err(|m| parse_err(path, format!("{field}: {m}")))?;
-                }
+                // An empty one too: tagged, `tokenizers` panics on it.
+                check_charsmap(&blob).map_err(|m| parse_err(path, format!("{field}: {m}")))?;
             }
         }
         Value::Array(a) => {

@@ -36,3 +36,35 @@ fn a_precompiled_normalizer_without_its_charsmap_is_refused() {
         "{e}"
     );
 }
+
+fn check_text(json: &str) -> String {
+    let path = Path::new("crafted/tokenizer.json");
+    match dbrt_convert::tokenizer_source::check_json(path, json.as_bytes()) {
+        Ok(()) => panic!("accepted: {json}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_repeated_key_cannot_hide_a_normalizer() {
+    // serde_json's Value keeps the last "normalizer", tokenizers builds both: the first one's
+    // forged trie size (8 GiB) would abort the process.
+    let e = check_text(
+        r#"{"normalizer": {"type": "Precompiled", "precompiled_charsmap": "8P///wAAAAA="},
+            "normalizer": null}"#,
+    );
+    assert!(e.contains(r#"key "normalizer" appears twice"#), "{e}");
+}
+
+#[test]
+fn an_empty_tagged_charsmap_is_refused() {
+    // tokenizers panics on it ("Cannot parse precompiled_charsmap").
+    let e = check_text(
+        r#"{"normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled", "precompiled_charsmap": ""}]}}"#,
+    );
+    assert!(
+        e.contains("normalizer.normalizers[0].precompiled_charsmap") && e.contains("shorter"),
+        "{e}"
+    );
+}
