@@ -62,7 +62,7 @@ python3 -m venv "$venv"
 extra=()
 [ "$ray" = 1 ] && extra+=("ray[data]==2.60.0")   # takes 25 s and 630 MB
 "$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" numpy==2.2.6 pytest==8.4.2 \
-  "${extra[@]}"
+  ${extra[@]+"${extra[@]}"}
 DBRT_MODEL=${DBRT_MODEL:-$root/models/aegis-nli-xsmall-int8.dbrt} \
 DBRT_F32_MODEL=${DBRT_F32_MODEL:-$root/models/aegis-nli-xsmall.dbrt} \
 DBRT_CLI=$root/target/release/dbrt DBRT_C_LIBRARY=$root/target/release/libdbrt.so \

@@ -8,8 +8,10 @@
 Input: JSONL (one object per line) or Parquet (a file or a directory; `--format` when the
 name does not say), with a premise column and an optional hypothesis column, found by name
 (premise/hypothesis, sentence1/sentence2, text/text_pair) or given with --columns. Every
-input column is kept; the output adds one probability column per label (`prob_<label>`),
-the predicted `label` and its `score`, written as JSONL or Parquet files into --output.
+input column is kept (an input that already has a column the output adds, such as a gold
+`label`, is refused: rename it); the output adds one probability column per label
+(`prob_<label>`), the predicted `label` and its `score`, written as JSONL or Parquet files
+into --output. Batches go through numpy: a nullable integer column comes back as floats.
 
 Each Ray worker (an actor) opens the model once and keeps one dbrt session; the model file
 is memory-mapped, so the workers of a node share its pages through the page cache (one copy
@@ -41,8 +43,12 @@ class DbrtScorer:
     def __call__(self, batch):
         premises = batch[self.premise]
         hypotheses = batch[self.hypothesis] if self.hypothesis else [None] * len(premises)
-        # A row without a hypothesis (null, or NaN as pandas gives it) is one text.
-        pairs = [str(p) if missing(h) else (str(p), str(h)) for p, h in zip(premises, hypotheses)]
+        pairs = []
+        for p, h in zip(premises, hypotheses):
+            if missing(p):
+                raise ValueError(f"a row without a premise (column {self.premise!r})")
+            # A row without a hypothesis (null, or NaN as pandas gives it) is one text.
+            pairs.append(text(p) if missing(h) else (text(p), text(h)))
         probs = self.session.classify_batch(pairs, batch_size=self.chunk)
         out = dict(batch)
         for j, name in enumerate(self.labels):
@@ -75,7 +81,18 @@ class DbrtScorer:
 
 
 def missing(value):
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or (isinstance(value, (float, np.floating)) and value != value)
+
+
+def text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def output_columns(model_path):
+    import dbrt
+
+    labels = dbrt.Model(str(model_path)).labels  # mapped, not read: cheap
+    return [f"prob_{name}" for name in labels] + ["label", "score"]
 
 
 def find_columns(names, given=None):
@@ -133,10 +150,15 @@ def score(
             f"and writing need more: the cluster has {cpus:g}; lower --workers or --threads"
         )
     ds = ray_data.read_json(input_path) if fmt == "json" else ray_data.read_parquet(input_path)
-    premise, hypothesis = find_columns(ds.schema().names, columns)
+    names = ds.schema().names
+    premise, hypothesis = find_columns(names, columns)
+    clash = [c for c in output_columns(model) if c in names]
+    if clash:
+        # A gold "label" column would be overwritten by the prediction.
+        raise SystemExit(
+            f"the input has columns the output adds ({', '.join(clash)}): rename them first"
+        )
     rows = ds.count()
-    if preserve_order:
-        ray_data.DataContext.get_current().execution_options.preserve_order = True
     scored = ds.map_batches(
         DbrtScorer,
         fn_constructor_kwargs=dict(
@@ -147,12 +169,22 @@ def score(
         concurrency=workers,
         num_cpus=threads,
     )
-    if (out_fmt or fmt) == "json":
+    options = ray_data.DataContext.get_current().execution_options
+    ordered = options.preserve_order  # restored after: the context is the process's
+    options.preserve_order = preserve_order or ordered
+    try:
+        write(scored, output, out_fmt or fmt)
+    finally:
+        options.preserve_order = ordered
+    return rows
+
+
+def write(scored, output, fmt):
+    if fmt == "json":
         # 15 decimals: float32 probabilities above 1e-8 come back to the same float32.
         scored.write_json(output, double_precision=15)
     else:
         scored.write_parquet(output)
-    return rows
 
 
 def main(argv=None):

@@ -178,6 +178,18 @@ def test_bad_columns_are_named(example, local_ray, model_path, tmp_path):
     src.write_text(json.dumps({"question": "a", "answer": "b"}) + "\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="no premise column among"):
         example.score(model_path, str(src), str(tmp_path / "out"))
+    # A gold "label" column would be overwritten by the prediction.
+    src.write_text(json.dumps({"premise": "a", "hypothesis": "b", "label": 1}) + "\n")
+    with pytest.raises(SystemExit, match=r"the output adds \(label\): rename them"):
+        example.score(model_path, str(src), str(tmp_path / "out"))
+
+
+def test_a_row_without_a_premise_fails_the_job(example, local_ray, model_path, tmp_path):
+    src = tmp_path / "pairs.jsonl"
+    rows = [{"premise": "A man plays.", "hypothesis": "Music."}, {"premise": None, "hypothesis": "x"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(Exception, match="a row without a premise"):
+        example.score(model_path, str(src), str(tmp_path / "out"), workers=1)
 
 
 def test_workers_that_would_hold_every_cpu_are_refused(example, local_ray, model_path, tmp_path):
