@@ -37,7 +37,7 @@ class DbrtScorer:
         self.model_path = str(model_path)
         self.model = dbrt.Model(self.model_path)  # memory-mapped, not read
         self.session = self.model.session(threads=threads)
-        self.labels = self.model.labels
+        self.labels = np.array(self.model.labels, dtype=object)
         self.premise, self.hypothesis, self.chunk = premise, hypothesis, chunk
 
     def __call__(self, batch):
@@ -53,8 +53,8 @@ class DbrtScorer:
         out = dict(batch)
         for j, name in enumerate(self.labels):
             out[f"prob_{name}"] = probs[:, j]
-        best = probs.argmax(axis=1) if len(pairs) else np.zeros(0, dtype=np.int64)
-        out["label"] = np.array([self.labels[i] for i in best], dtype=object)
+        best = probs.argmax(axis=1)  # an empty batch gives an empty index
+        out["label"] = self.labels[best]
         out["score"] = probs[np.arange(len(pairs)), best]
         return out
 
